@@ -1,0 +1,54 @@
+"""The Typer application object whose commands turn user errors into one sentence and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import typer
+
+from gancli.cli.ui import err_console
+from gancli.errors import GancliError
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
+def report_errors(fn):
+    """Run a command; a GancliError becomes 'Error: ...' on stderr and a non-zero exit, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GancliError as exc:
+            err_console.print(f"[bold red]Error:[/] {exc}", soft_wrap=True)
+            code = EXIT_INTERRUPTED if exc.__class__.__name__ == "TrainingInterrupted" else EXIT_ERROR
+            raise typer.Exit(code) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold red]Interrupted.[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except MemoryError:
+            err_console.print("[bold red]Error:[/] out of memory; try a smaller --batch-size.")
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return wrapper
+
+
+class App(typer.Typer):
+    """A Typer whose every command reports GancliError as one sentence."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("pretty_exceptions_enable", False)
+        kwargs.setdefault("add_completion", False)
+        kwargs.setdefault("no_args_is_help", True)
+        kwargs.setdefault("rich_markup_mode", "rich")
+        super().__init__(**kwargs)
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda fn: register(report_errors(fn))
+
+
+def exit_with(message: str) -> None:
+    err_console.print(f"[bold red]Error:[/] {message}")
+    sys.exit(EXIT_ERROR)

@@ -1,0 +1,13 @@
+"""Shared network pieces for every recipe: critic normalization, layers."""
+
+from gancli.nn.norms import (
+    CRITIC_NORMS,
+    ExactSpectralNorm,
+    SparsityAwareNorm,
+    apply_critic_norm,
+    count_critic_updates,
+    exact_conv_sigma,
+    mark_critic_updated,
+    san_compensation,
+    sparsity_aware_sigma,
+)

@@ -1,0 +1,239 @@
+"""Critic normalizations, applied by name to every weight layer of any critic.
+
+`sn` is Miyato's spectral norm, `san` the sparsity aware normalization of the SAN paper
+(eq. 6-9, Alg. 1), `sn-exact` the true operator norm of each circular convolution
+(Sedghi et al. 2018; a diagnostic: SAN Fig. 4 shows training fails with it), `wn` weight norm.
+"""
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+from gancli.errors import ConfigError
+
+CRITIC_NORMS = ("none", "sn", "san", "sn-exact", "wn")
+
+# Spectrum entries handled per chunk (~128 MB of complex64), so that large layers
+# (512x512 kernels at 64x64) never hold their whole spectrum at once.
+_CHUNK = 1 << 24
+
+
+def san_compensation(n_pairs: int, ratio: float) -> float:
+    """Eq. 9: g = H(m·n) / H(round(m·n·r)), H the harmonic number (exponential max-statistics)."""
+    return _harmonic(n_pairs) / _harmonic(_n_sampled(n_pairs, ratio))
+
+
+def sparsity_aware_sigma(
+    weight: Tensor, input_size: tuple[int, int], ratio: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
+    """||W||_{0,inf} of eq. 6 by Lemma 1 (eq. 8): the largest |DFT| of any kernel w_ij zero-padded to H×W.
+
+    With ratio < 1 the maximum runs over round(m·n·r) kernels drawn uniformly (Alg. 1, line 2).
+    """
+    h, w = input_size
+    kernels = _fold(weight, h, w).flatten(0, 1)
+    n_sampled = _n_sampled(len(kernels), ratio)
+    if n_sampled < len(kernels):
+        device = weight.device if generator is None else generator.device
+        picked = torch.randperm(len(kernels), generator=generator, device=device)[:n_sampled]
+        kernels = kernels[picked.to(weight.device)]
+    per_chunk = max(1, _CHUNK // (h * (w // 2 + 1)))
+    # rfft2 keeps half the spectrum; for real kernels the other half holds conjugates of equal |.|.
+    tops = [torch.fft.rfft2(chunk, s=(h, w)).abs().amax() for chunk in kernels.split(per_chunk)]
+    return torch.stack(tops).amax()
+
+
+def exact_conv_sigma(weight: Tensor, input_size: tuple[int, int]) -> Tensor:
+    """Operator norm of the stride-1 circular multi-channel convolution on an H×W input.
+
+    Sedghi et al. 2018: its singular values are those of the out×in matrices holding the
+    kernels' 2-D DFT (zero-padded to H×W) at each frequency; σ is the largest over frequencies.
+    """
+    h, w = input_size
+    kh, kw = weight.shape[-2:]  # taps past the input size wrap around, as circular padding does
+    spectra_dtype = torch.promote_types(weight.dtype, torch.complex64)
+    kernels = weight.to(spectra_dtype)
+    # Half the frequencies suffice: the other half are complex conjugates, with equal singular values.
+    freqs = torch.cartesian_prod(torch.arange(h), torch.arange(w // 2 + 1))
+    tops = []
+    for f in freqs.split(max(1, _CHUNK // kernels[:, :, 0, 0].numel())):
+        turns_h = torch.outer(f[:, 0], torch.arange(kh)).remainder(h).double() / h
+        turns_w = torch.outer(f[:, 1], torch.arange(kw)).remainder(w).double() / w
+        angle = -2 * math.pi * (turns_h[:, :, None] + turns_w[:, None, :])
+        basis = torch.polar(torch.ones_like(angle), angle).to(spectra_dtype).to(weight.device)
+        spectra = torch.einsum("oiab,fab->foi", kernels, basis)
+        # σ_max(A)² is the top eigenvalue of the smaller Gram matrix; batched eigvalsh is far faster than svdvals.
+        gram = spectra.mH @ spectra if spectra.shape[-1] <= spectra.shape[-2] else spectra @ spectra.mH
+        tops.append(torch.linalg.eigvalsh(gram)[..., -1].amax())
+    return torch.stack(tops).amax().clamp(min=0).sqrt().to(weight.dtype)
+
+
+class _CachedConvNorm(nn.Module):
+    """Parametrization W -> W / (g·σ) of a conv weight, σ cached in a buffer.
+
+    σ depends on the conv's input size, which a parametrization cannot see, so a forward
+    pre-hook on the conv (`_refresh_sigma`) recomputes it: in training after every `every`-th
+    critic update that the trainer reports through `mark_critic_updated` (or, when nothing
+    reports updates, every `every`-th forward of the layer); in eval only if never computed.
+    (The weights' `_version` is no signal of an update: fused Adam leaves it alone.)
+    σ is a constant for autograd (Alg. 1 normalizes by it as a projection step). A strided conv
+    is a subsampled stride-1 one, and a conv whose padding is smaller than circular "same"
+    padding crops it; both only shrink the norm, so σ of the stride-1 circular conv is an upper
+    bound for them.
+    """
+
+    def __init__(self, conv: nn.Conv2d, gain: float, every: int):
+        super().__init__()
+        self.dilation, self.groups, self.gain, self.every = conv.dilation, conv.groups, gain, every
+        self.register_buffer("sigma", torch.zeros(()))
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        # Python mirrors of the buffers, so that a forward never waits on the GPU to read them.
+        self._steps, self._has_sigma, self._update_driven, self._pending = 0, False, False, False
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return weight / (self.gain * self.sigma)
+
+    def sigma_of(self, weight: Tensor, input_size: tuple[int, int]) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def refresh(self, weight: Tensor, input_size: tuple[int, int]) -> None:
+        if not self.training:
+            due = not self._has_sigma
+        elif self._update_driven:  # the trainer marks critic updates (Alg. 1: normalize after each)
+            due, self._pending = self._pending or not self._has_sigma, False
+        else:  # standalone use: count forwards of this layer
+            due = self._steps % self.every == 0
+            self._steps += 1
+            self.step.fill_(self._steps)
+        if due:
+            self.sigma.copy_(self.sigma_of(_dilated(weight, self.dilation), input_size))
+            self._has_sigma = True
+
+    def mark_updated(self) -> None:
+        """One critic update happened: σ is recomputed at the next forward every `every` updates."""
+        self._pending = self._pending or self._steps % self.every == 0
+        self._steps += 1
+        self.step.fill_(self._steps)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._steps, self._has_sigma = int(self.step), bool(self.sigma > 0)
+
+
+class SparsityAwareNorm(_CachedConvNorm):
+    """SAN (Alg. 1): W / (g·σ), σ = ||W||_{0,inf} of eq. 6 over a ratio r of the kernels, g from eq. 9 unless given."""
+
+    def __init__(self, conv: nn.Conv2d, ratio: float = 1.0, gain: float | None = None, every: int = 1):
+        n_pairs = conv.out_channels * conv.in_channels // conv.groups
+        super().__init__(conv, san_compensation(n_pairs, ratio) if gain is None else gain, every)
+        self.ratio = ratio
+
+    def sigma_of(self, weight: Tensor, input_size: tuple[int, int]) -> Tensor:
+        return sparsity_aware_sigma(weight, input_size, self.ratio)
+
+
+class ExactSpectralNorm(_CachedConvNorm):
+    """W / σ, σ the true operator norm of the circular convolution at the input size (Sedghi et al. 2018)."""
+
+    def __init__(self, conv: nn.Conv2d, every: int = 1):
+        super().__init__(conv, 1.0, every)
+
+    def sigma_of(self, weight: Tensor, input_size: tuple[int, int]) -> Tensor:
+        # A grouped conv is block diagonal: its norm is the largest of the groups' norms.
+        return torch.stack([exact_conv_sigma(w, input_size) for w in weight.chunk(self.groups)]).amax()
+
+
+def apply_critic_norm(
+    module: nn.Module,
+    name: str,
+    *,
+    ratio: float = 1.0,
+    gain: float | None = None,
+    every: int = 1,
+    n_power_iterations: int = 1,
+) -> nn.Module:
+    """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme.
+
+    `ratio`, `gain` apply to san; `every` (in forwards of each layer) to san and sn-exact; `n_power_iterations` to sn and to
+    the fully-connected layers under san and sn-exact, which use the spectral norm (SAN §3.1).
+    san and sn-exact switch padded convs to circular padding, which Lemma 1 assumes.
+    """
+    if name not in CRITIC_NORMS:
+        raise ConfigError(f"Unknown critic normalization {name!r}; choose one of: {', '.join(CRITIC_NORMS)}.")
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"The SAN ratio of kernels must be in (0, 1], got {ratio}.")
+    if gain is not None and gain <= 0:
+        raise ConfigError(f"The SAN compensation gain must be positive, got {gain}.")
+    if every < 1 or n_power_iterations < 1:
+        raise ConfigError(f"every and n_power_iterations must be at least 1, got {every} and {n_power_iterations}.")
+    if name == "none":
+        return module
+    for layer in list(module.modules()):
+        if not isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)):
+            continue
+        if name == "wn":
+            weight_norm(layer)
+        elif name == "sn" or not isinstance(layer, nn.Conv2d):
+            spectral_norm(layer, n_power_iterations=n_power_iterations)
+        else:
+            norm = SparsityAwareNorm(layer, ratio, gain, every) if name == "san" else ExactSpectralNorm(layer, every)
+            if layer.padding not in ((0, 0), "valid"):
+                layer.padding_mode = "circular"
+            parametrize.register_parametrization(layer, "weight", norm)
+            layer.register_forward_pre_hook(_refresh_sigma)
+    return module
+
+
+def count_critic_updates(module: nn.Module) -> None:
+    """Make SAN / sn-exact layers recompute σ per critic update (reported by mark_critic_updated), not per forward."""
+    for layer in module.modules():
+        if isinstance(layer, _CachedConvNorm):
+            layer._update_driven = True
+
+
+def mark_critic_updated(module: nn.Module) -> None:
+    """Tell every SAN / sn-exact layer of a critic that its optimizer stepped (called by the trainer)."""
+    for layer in module.modules():
+        if isinstance(layer, _CachedConvNorm):
+            layer.mark_updated()
+
+
+def _refresh_sigma(conv: nn.Conv2d, args: tuple[Tensor, ...]) -> None:
+    """Forward pre-hook: let the conv's cached-σ parametrization see the input's spatial size."""
+    weights = conv.parametrizations.weight
+    weights[0].refresh(weights.original, tuple(args[0].shape[-2:]))
+
+
+def _dilated(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
+    """The kernel a dilated conv applies: taps spread `dilation` apart, zeros between."""
+    if tuple(dilation) == (1, 1):
+        return weight
+    dh, dw = dilation
+    kh, kw = weight.shape[-2:]
+    spread = weight.new_zeros(*weight.shape[:2], (kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    spread[..., ::dh, ::dw] = weight
+    return spread
+
+
+def _fold(weight: Tensor, h: int, w: int) -> Tensor:
+    """A kernel larger than the H×W input, folded onto it: circular convolution wraps its taps around."""
+    kh, kw = weight.shape[-2:]
+    if kh <= h and kw <= w:
+        return weight
+    nh, nw = -(-kh // h), -(-kw // w)
+    padded = nn.functional.pad(weight, (0, nw * w - kw, 0, nh * h - kh))
+    return padded.unflatten(-1, (nw, w)).unflatten(-3, (nh, h)).sum(dim=(-4, -2))
+
+
+def _n_sampled(n_pairs: int, ratio: float) -> int:
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"The SAN ratio of kernels must be in (0, 1], got {ratio}.")
+    return max(1, round(n_pairs * ratio))
+
+
+def _harmonic(k: int) -> float:
+    return math.fsum(1 / j for j in range(1, k + 1))

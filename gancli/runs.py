@@ -1,0 +1,68 @@
+"""Run folders: the saved config, checkpoints and metrics of one training run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gancli.config import TrainConfig, apply_overrides, load_toml
+from gancli.errors import CheckpointError, ConfigError
+from gancli.train import checkpoint as ckpt
+from gancli.train.recipe import Recipe
+
+
+@dataclass
+class Run:
+    path: Path
+    cfg: TrainConfig
+    recipe: Recipe
+
+    def checkpoint(self, checkpoint: str | None = None) -> Path:
+        return ckpt.resolve_checkpoint(self.path, checkpoint)
+
+    def load_generator(self, checkpoint: str | None = None, device: str | torch.device = "cpu",
+                       ema: bool = True) -> nn.Module:
+        """The run's generator (EMA weights when present and asked for), ready for inference."""
+        path = self.checkpoint(checkpoint)
+        weights, meta = ckpt.load_weights(path)
+        if meta.get("recipe") != self.recipe.name:
+            raise CheckpointError(f"Checkpoint '{path}' is from recipe '{meta.get('recipe')}', "
+                                  f"not '{self.recipe.name}'.")
+        self.recipe.device = torch.device(device)
+        G = self.recipe.build_models()["G"]
+        key = "G_ema" if ema and "G_ema" in weights else "G"
+        try:
+            G.load_state_dict(weights[key])
+        except RuntimeError as exc:
+            raise CheckpointError(f"Checkpoint '{path}' does not fit the run's generator ({exc}).") from None
+        G.to(device)
+        self.recipe.finalize_generator(G)
+        return G
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.path / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def open_run(path: str | Path) -> Run:
+    """Open a run folder written by `gancli train`."""
+    from recipes import get_recipe
+
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"Run folder '{path}' does not exist.")
+    config_file = path / "config.toml"
+    if not config_file.is_file():
+        raise CheckpointError(f"'{path}' is not a gancli run folder (it has no config.toml).")
+    data = load_toml(config_file)
+    recipe_cls = get_recipe(str(data.get("recipe", "")))
+    try:
+        cfg = apply_overrides(recipe_cls.Config(), data, str(config_file))
+    except ConfigError as exc:
+        raise CheckpointError(f"Run config '{config_file}' does not match this gancli version: {exc}") from None
+    return Run(path, cfg, recipe_cls(cfg))

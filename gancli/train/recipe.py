@@ -1,0 +1,78 @@
+"""The small interface through which a recipe plugs into the trainer, sampler and evaluators."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from gancli.config import TrainConfig
+
+Logs = dict[str, float]
+Models = dict[str, nn.Module]
+
+
+class Recipe:
+    """Base class of a pipeline; subclasses live in the top-level `recipes` package.
+
+    Contract with the core:
+    - `build_models()` returns plain networks: "G" is required, "D" optional (no critic means
+      the trainer runs generator steps only, e.g. SR's L1 pretraining). The core applies
+      `cfg.norm` to "D" itself, so the recipe never does.
+    - `build_dataset()` returns a map-style dataset whose keys are `(index, seed)` pairs:
+      any randomness in loading (crops, flips, noise) must come from
+      `torch.Generator().manual_seed(seed)`, which makes resume exact with any worker count.
+      `len(dataset)` is the number of distinct indices. Items are dicts of tensors.
+    - `d_step` / `g_step` take the models and a collated batch (already on the device) and
+      return `(loss, logs)`; the trainer does backward, accumulation, optimizer steps and EMA.
+    - `sample(G, n, generator)` returns n images in [-1, 1] (N, 3, H, W) for grids and
+      `gancli sample`; `evaluate(G)` returns named scores for metrics.jsonl.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Config: ClassVar[type[TrainConfig]] = TrainConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    offline_preset: ClassVar[str] = "quick"  # used when no --data and no --preset is given
+    best_metric: ClassVar[tuple[str, str] | None] = None  # e.g. ("fid", "min") keeps checkpoints/best
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.step = 0  # the trainer sets this before each iteration
+
+    def critic_active(self, step: int) -> bool:
+        """Whether this iteration trains the critic (False e.g. in an L1 pretraining phase)."""
+        return True
+
+    @property
+    def device(self) -> torch.device:
+        return getattr(self, "_device", torch.device("cpu"))
+
+    @device.setter
+    def device(self, value: torch.device) -> None:
+        self._device = value
+
+    def build_models(self) -> Models:
+        raise NotImplementedError
+
+    def build_dataset(self) -> Dataset:
+        raise NotImplementedError
+
+    def d_step(self, models: Models, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Logs]:
+        raise NotImplementedError
+
+    def g_step(self, models: Models, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Logs]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, G: nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self, G: nn.Module) -> dict[str, Any]:
+        return {}
+
+    def finalize_generator(self, G: nn.Module) -> None:
+        """Prepare a loaded generator for inference (e.g. BigGAN standing statistics)."""
+        G.eval()

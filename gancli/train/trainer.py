@@ -1,0 +1,307 @@
+"""The training loop every recipe shares: n_dis critic steps per generator step, EMA, checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gancli import __version__
+from gancli.config import TrainConfig, save_toml
+from gancli.data.stream import batch_stream
+from gancli.errors import CheckpointError, ConfigError, GancliError
+from gancli.nn import apply_critic_norm, count_critic_updates, mark_critic_updated
+from gancli.train import checkpoint as ckpt
+from gancli.train.ema import EMA
+from gancli.train.plots import plot_metrics, save_grid
+from gancli.train.recipe import Recipe
+from gancli.train.schedules import lr_factor
+
+
+class TrainingInterrupted(GancliError):
+    """Ctrl-C or SIGTERM: the last step was checkpointed and the run can be resumed."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA GPU is available.")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class StopSignal:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Owns models, optimizers, EMA and the run folder of one training run."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path):
+        self.recipe, self.cfg, self.run_dir = recipe, recipe.cfg, Path(run_dir)
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        recipe.device = self.device
+        seed_everything(cfg.seed, cfg.deterministic)
+        self.models: dict[str, nn.Module] = recipe.build_models()
+        if "D" in self.models:
+            apply_critic_norm(self.models["D"], cfg.norm, ratio=cfg.norm_ratio,
+                              gain=cfg.norm_gain or None, every=cfg.norm_every)
+            count_critic_updates(self.models["D"])
+        for model in self.models.values():
+            model.to(self.device).train()
+        self.G = self.models["G"]
+        self.ema = EMA(self.G, cfg.ema_decay, cfg.ema_start) if cfg.ema else None
+        self.optimizers = {"G": torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=tuple(cfg.betas_g))}
+        if "D" in self.models:
+            self.optimizers["D"] = torch.optim.Adam(self.models["D"].parameters(), cfg.lr_d,
+                                                    betas=tuple(cfg.betas_d))
+        factor = lr_factor(cfg)
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
+        self.step = 0
+        self.best: float | None = None
+        self.last_eval: dict[str, Any] = {}
+        self.dataset = recipe.build_dataset()
+        self.sample_generator_seed = cfg.seed + 2**20
+
+    # ---- state -------------------------------------------------------------------------
+    def weights(self) -> dict[str, dict[str, torch.Tensor]]:
+        out = {name: m.state_dict() for name, m in self.models.items()}
+        if self.ema is not None:
+            out["G_ema"] = self.ema.module.state_dict()
+        return out
+
+    def meta(self) -> dict[str, Any]:
+        return {"recipe": self.recipe.name, "step": self.step, "gancli": __version__}
+
+    def save(self) -> Path:
+        state = {"step": self.step, "best": self.best, "rng": rng_state(),
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}}
+        return ckpt.save_step(self.run_dir, self.step, self.weights(), self.meta(), state, self.cfg.keep_ckpts)
+
+    def restore(self, path: Path) -> None:
+        weights, meta = ckpt.load_weights(path)
+        if meta.get("recipe") != self.recipe.name:
+            raise CheckpointError(f"Checkpoint '{path}' is from recipe '{meta.get('recipe')}', "
+                                  f"not '{self.recipe.name}'.")
+        state = ckpt.load_state(path)
+        try:
+            for name, model in self.models.items():
+                model.load_state_dict(weights[name])
+            if self.ema is not None:
+                self.ema.module.load_state_dict(weights["G_ema"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"Checkpoint '{path}' does not fit this run's networks ({exc}).") from None
+        self.step, self.best = state["step"], state.get("best")
+        set_rng_state(state["rng"])
+
+    # ---- one iteration -----------------------------------------------------------------
+    def autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def optimize(self, name: str, step_fn, batches) -> dict[str, float]:
+        """One optimizer step of network `name`, accumulating gradients over the micro-batches."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        logs: dict[str, float] = {}
+        for batch in batches:
+            with self.autocast():
+                loss, parts = step_fn(self.models, batch)
+            (loss / len(batches)).backward()
+            for k, v in parts.items():
+                logs[k] = logs.get(k, 0.0) + float(v) / len(batches)
+        optimizer.step()
+        return logs
+
+    def iteration(self, stream) -> dict[str, float]:
+        cfg, logs = self.cfg, {}
+        self.recipe.step = self.step
+        critic = "D" in self.models and self.recipe.critic_active(self.step) and cfg.n_dis > 0
+        rounds = cfg.n_dis if critic else 1
+        batches = [[self._to_device(next(stream)) for _ in range(cfg.grad_accum)] for _ in range(rounds)]
+        if critic:
+            D = self.models["D"].requires_grad_(True)
+            for micro in batches:
+                logs = self.optimize("D", self.recipe.d_step, micro)
+                mark_critic_updated(D)
+            D.requires_grad_(False)
+        logs.update(self.optimize("G", self.recipe.g_step, batches[-1]))
+        if "D" in self.models:
+            self.models["D"].requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update(self.G, self.step)
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        self.step += 1
+        return logs
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    # ---- outputs -----------------------------------------------------------------------
+    def inference_generator(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.G
+
+    def write_samples(self) -> None:
+        G = self.inference_generator()
+        was_training = G.training
+        G.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            images = self.recipe.sample(G, self.cfg.n_samples, torch.Generator(self.device).manual_seed(
+                self.sample_generator_seed))
+        G.train(was_training)
+        save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png")
+
+    def evaluate(self) -> dict[str, Any]:
+        G = self.inference_generator()
+        was_training = G.training
+        G.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            scores = self.recipe.evaluate(G)
+        G.train(was_training)
+        if scores:
+            self.last_eval = scores
+            self.log({"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}})
+            self._keep_best(scores)
+        return scores
+
+    def _keep_best(self, scores: dict[str, Any]) -> None:
+        if self.recipe.best_metric is None:
+            return
+        key, mode = self.recipe.best_metric
+        value = scores.get(key)
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return
+        better = self.best is None or (value < self.best if mode == "min" else value > self.best)
+        if better:
+            self.best = float(value)
+            ckpt.write_checkpoint(self.run_dir / "checkpoints" / "best", self.weights(),
+                                  {**self.meta(), key: value})
+
+    def log(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    # ---- the loop ----------------------------------------------------------------------
+    def fit(self, on_progress=None) -> dict[str, Any]:
+        """Train up to cfg.steps; returns the last evaluation scores."""
+        cfg = self.cfg
+        per_step = (cfg.n_dis if "D" in self.models and cfg.n_dis > 0 else 1) * cfg.grad_accum
+        stream = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self._batches_consumed(per_step),
+                              self.workers())
+        sums: dict[str, float] = {}
+        count, t0 = 0, time.perf_counter()
+        with StopSignal() as stop:
+            while self.step < cfg.steps:
+                logs = self.iteration(stream)
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                if on_progress:
+                    on_progress(self.step, logs)
+                if cfg.log_every and self.step % cfg.log_every == 0:
+                    elapsed = time.perf_counter() - t0
+                    lrs = {f"lr_{k}": s.get_last_lr()[0] for k, s in self.schedulers.items()}
+                    self.log({"step": self.step, "it_s": count / elapsed,
+                              **{k: v / count for k, v in sums.items()}, **lrs})
+                    sums, count, t0 = {}, 0, time.perf_counter()
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self.write_samples()
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self.evaluate()
+                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                    self.save()
+                if stop.signum is not None:
+                    path = self.save()
+                    raise TrainingInterrupted(
+                        f"Stopped by {signal.Signals(stop.signum).name} at step {self.step}; checkpoint saved to "
+                        f"'{path}', continue with: gancli train {self.recipe.name} --resume {self.run_dir}")
+        self.save()
+        self.write_samples()
+        if not self.last_eval or (cfg.eval_every and self.step % cfg.eval_every):
+            self.evaluate()
+        plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
+        return self.last_eval
+
+    def workers(self) -> int:
+        if self.cfg.workers >= 0:
+            return self.cfg.workers
+        return min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
+
+    def _batches_consumed(self, per_step: int) -> int:
+        # critic_active may vary by step (e.g. a pretraining phase): count exactly
+        if "D" not in self.models or self.cfg.n_dis == 0:
+            return self.step * self.cfg.grad_accum
+        active = sum(self.recipe.critic_active(s) for s in range(self.step))
+        return active * per_step + (self.step - active) * self.cfg.grad_accum
+
+
+def prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
+    """The run folder; a new run never writes into a folder that already holds a run."""
+    run_dir = Path(cfg.out)
+    if not resume and (run_dir / "config.toml").exists():
+        raise ConfigError(f"'{run_dir}' already holds a run; pass --resume {run_dir} to continue it "
+                          "or choose another --out.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        save_toml(cfg, run_dir / "config.toml")
+    return run_dir

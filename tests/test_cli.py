@@ -1,0 +1,98 @@
+"""The foundation's command line: help, version, recipes, train/sample, and every bad input."""
+
+import pytest
+
+from gancli import __version__, api
+from gancli.train import checkpoint as ckpt
+
+
+def assert_error(result, *fragments):
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    text = " ".join(result.output.split())
+    assert "Error:" in text
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+def test_help_version_recipes(cli):
+    assert cli("--help").exit_code == 0
+    result = cli("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+    result = cli("recipes")
+    assert result.exit_code == 0 and "uncond" in result.output and "quick" in result.output
+
+
+def test_train_and_sample_grid_and_folder(cli, tiny_uncond, tmp_path):
+    run = tmp_path / "run"
+    result = cli("train", "uncond", "--norm", "san", "--out", run, "--steps", "3", *tiny_uncond)
+    assert result.exit_code == 0, result.output
+    assert "norm" in result.output and "san" in result.output  # the resolved config is printed
+    result = cli("sample", run, "--n", "4", "--out", tmp_path / "grid.png")
+    assert result.exit_code == 0, result.output and (tmp_path / "grid.png").is_file()
+    result = cli("sample", run, "--n", "3", "--out", tmp_path / "imgs")
+    assert result.exit_code == 0 and len(list((tmp_path / "imgs").glob("*.png"))) == 3
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["train", "nosuch"], ["Unknown recipe 'nosuch'", "uncond"]),
+    (["train", "uncond", "--norm", "bogus"], ["bogus", "san"]),
+    (["train", "uncond", "--loss", "bogus"], ["bogus", "hinge"]),
+    (["train", "uncond", "--penalty", "bogus"], ["bogus", "gp"]),
+    (["train", "uncond", "--set", "nokey=1"], ["Unknown config key 'nokey'"]),
+    (["train", "uncond", "--set", "steps=many"], ["'steps' expects a value of type int"]),
+    (["train", "uncond", "--no-such-flag", "3"], ["Unknown config key 'no_such_flag'"]),
+    (["train", "uncond", "--steps", "0"], ["'steps' must be a positive number"]),
+    (["train", "uncond", "--steps", "-5"], ["'steps' must be a positive number"]),
+    (["train", "uncond", "--batch-size", "0"], ["'batch_size' must be a positive number"]),
+    (["train", "uncond", "--preset", "nope"], ["presets", "quick"]),
+    (["train", "uncond", "--config", "/no/such.toml"], ["does not exist"]),
+])
+def test_bad_train_input(cli, tmp_path, args, fragments):
+    result = cli(*args, "--out", tmp_path / "r", *(["--steps", "1"] if "--steps" not in args else []))
+    assert_error(result, *fragments)
+
+
+def test_missing_data_path(cli, tmp_path, tiny_uncond):
+    result = cli("train", "uncond", "--data", tmp_path / "missing", "--out", tmp_path / "r", "--steps", "1",
+                 *tiny_uncond)
+    assert_error(result, "missing")
+
+
+def test_run_folder_errors(cli, tmp_path, tiny_uncond):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_error(cli("sample", empty), "not a gancli run folder")
+    assert_error(cli("sample", tmp_path / "nothing"), "does not exist")
+    run = tmp_path / "run"
+    cfg = api.make_config("uncond", out=str(run), steps=1, resolution=32, width=0.125, batch_size=2, z_dim=8)
+    from gancli.train.trainer import prepare_run_dir
+    prepare_run_dir(cfg, resume=False)  # a run folder whose training never reached a checkpoint
+    assert_error(cli("sample", run), "has no checkpoints")
+    assert_error(cli("sample", run, "--n", "0"), "positive")
+
+
+def test_existing_run_is_never_overwritten(cli, tmp_path, tiny_uncond):
+    run = tmp_path / "run"
+    assert cli("train", "uncond", "--out", run, "--steps", "2", *tiny_uncond).exit_code == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert_error(cli("train", "uncond", "--out", run, "--steps", "2", *tiny_uncond), "already holds a run", "--resume")
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_checkpoint_from_another_recipe(cli, tmp_path, tiny_uncond):
+    run = tmp_path / "run"
+    assert cli("train", "uncond", "--out", run, "--steps", "2", *tiny_uncond).exit_code == 0
+    path = ckpt.resolve_checkpoint(run)
+    weights, meta = ckpt.load_weights(path)
+    ckpt.write_checkpoint(path, weights, {**meta, "recipe": "sr"}, ckpt.load_state(path))
+    assert_error(cli("sample", run), "from recipe 'sr'", "not 'uncond'")
+    assert_error(cli("train", "uncond", "--resume", run, "--steps", "4"), "from recipe 'sr'")
+    assert_error(cli("train", "sr", "--resume", run), "recipe 'uncond', not 'sr'")
+
+
+def test_truncation_unsupported(cli, tmp_path, tiny_uncond):
+    run = tmp_path / "run"
+    assert cli("train", "uncond", "--out", run, "--steps", "1", *tiny_uncond).exit_code == 0
+    assert_error(cli("sample", run, "--truncation", "0.5"), "does not support --truncation")

@@ -1,0 +1,186 @@
+"""Losses against their formulas; penalties against closed forms on linear and quadratic critics."""
+
+import pytest
+import torch
+from torch import nn
+
+from gancli.errors import ConfigError
+from gancli.objectives import (
+    LOSSES,
+    PENALTIES,
+    critic_penalty,
+    dragan_penalty,
+    get_loss,
+    gradient_penalty,
+    hinge_d_loss,
+    hinge_g_loss,
+    l2_penalty,
+    ls_d_loss,
+    ls_g_loss,
+    minimax_d_loss,
+    minimax_g_loss,
+    ns_d_loss,
+    ns_g_loss,
+    orthogonal_regularization,
+    r1_penalty,
+    ra_d_loss,
+    ra_g_loss,
+    wgan_d_loss,
+    wgan_g_loss,
+)
+
+REAL = torch.tensor([2.0, -0.5, 3.0, 0.1], dtype=torch.float64)
+FAKE = torch.tensor([-1.0, 0.7, -4.0], dtype=torch.float64)
+sig, log = torch.sigmoid, torch.log
+
+
+def bce_real(x):
+    return -log(sig(x)).mean()
+
+
+def bce_fake(x):
+    return -log(1 - sig(x)).mean()
+
+
+EXPECTED = {
+    "ns": (bce_real(REAL) + bce_fake(FAKE), bce_real(FAKE)),
+    "minimax": (bce_real(REAL) + bce_fake(FAKE), log(1 - sig(FAKE)).mean()),
+    "hinge": ((1 - REAL).clamp(min=0).mean() + (1 + FAKE).clamp(min=0).mean(), -FAKE.mean()),
+    "wgan": (FAKE.mean() - REAL.mean(), -FAKE.mean()),
+    "ls": (0.5 * ((REAL - 1) ** 2).mean() + 0.5 * (FAKE**2).mean(), 0.5 * ((FAKE - 1) ** 2).mean()),
+    "ra": (
+        0.5 * (bce_real(REAL - FAKE.mean()) + bce_fake(FAKE - REAL.mean())),
+        0.5 * (bce_real(FAKE - REAL.mean()) + bce_fake(REAL - FAKE.mean())),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_losses_match_their_formulas(name):
+    d_loss, g_loss = get_loss(name)
+    d_expected, g_expected = EXPECTED[name]
+    torch.testing.assert_close(d_loss(REAL, FAKE), d_expected)
+    torch.testing.assert_close(g_loss(FAKE, REAL), g_expected)
+
+
+def test_named_functions_are_the_registered_pairs():
+    assert LOSSES == {
+        "ns": (ns_d_loss, ns_g_loss),
+        "minimax": (minimax_d_loss, minimax_g_loss),
+        "hinge": (hinge_d_loss, hinge_g_loss),
+        "wgan": (wgan_d_loss, wgan_g_loss),
+        "ls": (ls_d_loss, ls_g_loss),
+        "ra": (ra_d_loss, ra_g_loss),
+    }
+    assert set(EXPECTED) == set(LOSSES)
+
+
+def test_softplus_forms_stay_finite_on_extreme_logits():
+    big = torch.tensor([1e4, -1e4])
+    for d_loss, g_loss in LOSSES.values():
+        assert torch.isfinite(d_loss(big, big)) and torch.isfinite(g_loss(big, big))
+
+
+def test_only_ra_needs_real_logits_in_the_g_step():
+    for name, (_, g_loss) in LOSSES.items():
+        if name != "ra":
+            g_loss(FAKE)
+    with pytest.raises(ConfigError, match="real"):
+        ra_g_loss(FAKE)
+
+
+def test_unknown_loss_is_a_config_error_listing_the_names():
+    with pytest.raises(ConfigError) as error:
+        get_loss("vanilla")
+    assert all(name in str(error.value) for name in LOSSES)
+
+
+class LinearCritic(nn.Module):
+    """D(x) = <a, x>: its input gradient is a everywhere."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = nn.Parameter(a)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.a
+
+
+def quadratic_critic(x):
+    """D(x) = ½||x||²: its input gradient is x."""
+    return 0.5 * x.flatten(1).pow(2).sum(1)
+
+
+A = torch.tensor([0.3, -1.2, 2.0, 0.5], dtype=torch.float64)
+X_REAL = torch.randn(5, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+X_FAKE = torch.randn(5, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+
+def test_penalties_on_a_linear_critic():
+    critic = LinearCritic(A.clone())
+    torch.testing.assert_close(gradient_penalty(critic, X_REAL, X_FAKE), (A.norm() - 1) ** 2)
+    torch.testing.assert_close(r1_penalty(critic, X_REAL), A.pow(2).sum())
+    torch.testing.assert_close(dragan_penalty(critic, X_REAL), (A.norm() - 1) ** 2)
+
+
+def test_penalties_are_differentiable_in_the_weights():
+    critic = LinearCritic(A.clone())
+    gradient_penalty(critic, X_REAL, X_FAKE).backward()
+    torch.testing.assert_close(critic.a.grad, 2 * (A.norm() - 1) * A / A.norm())
+    critic.a.grad = None
+    r1_penalty(critic, X_REAL).backward()
+    torch.testing.assert_close(critic.a.grad, 2 * A)
+
+
+def test_penalties_on_a_quadratic_critic():
+    rows = X_REAL.flatten(1)
+    torch.testing.assert_close(r1_penalty(quadratic_critic, X_REAL), rows.pow(2).sum(1).mean())
+
+    torch.manual_seed(2)
+    got = gradient_penalty(quadratic_critic, X_REAL, X_FAKE)
+    torch.manual_seed(2)
+    alpha = torch.rand(5, 1, dtype=torch.float64)
+    between = alpha * rows + (1 - alpha) * X_FAKE.flatten(1)
+    torch.testing.assert_close(got, (between.norm(dim=1) - 1).pow(2).mean())
+
+    torch.manual_seed(3)
+    got = dragan_penalty(quadratic_critic, X_REAL)
+    torch.manual_seed(3)
+    perturbed = X_REAL + 0.5 * X_REAL.std() * torch.rand_like(X_REAL)
+    torch.testing.assert_close(got, (perturbed.flatten(1).norm(dim=1) - 1).pow(2).mean())
+
+
+def test_l2_penalty_sums_squared_weights_without_biases():
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2), nn.Linear(2, 1))
+    expected = model[0].weight.pow(2).sum() + model[2].weight.pow(2).sum()
+    torch.testing.assert_close(l2_penalty(model), expected)
+
+
+def test_orthogonal_regularization_by_hand():
+    model = nn.Module()
+    model.conv = nn.Conv2d(1, 2, (1, 2), bias=True)
+    model.shared = nn.Embedding(4, 3)
+    with torch.no_grad():
+        model.conv.weight.copy_(torch.tensor([1.0, 2.0, 3.0, -1.0]).reshape(2, 1, 1, 2))
+    # rows (1, 2) and (3, -1): W Wᵀ = [[5, 1], [1, 10]], off-diagonal squares 1 + 1
+    torch.testing.assert_close(orthogonal_regularization(model, skip=("shared",)), torch.tensor(2.0))
+    w = model.shared.weight
+    gram = w @ w.T
+    off = (gram * (1 - torch.eye(4))).pow(2).sum()
+    torch.testing.assert_close(orthogonal_regularization(model), 2.0 + off)
+
+
+def test_critic_penalty_dispatches_by_name():
+    critic = LinearCritic(A.clone())
+    assert set(PENALTIES) == {"none", "gp", "r1", "dragan", "l2"}
+    torch.testing.assert_close(
+        critic_penalty("none", critic, critic, X_REAL, X_FAKE), torch.zeros((), dtype=torch.float64)
+    )
+    torch.testing.assert_close(critic_penalty("gp", critic, critic, X_REAL, X_FAKE), (A.norm() - 1) ** 2)
+    torch.testing.assert_close(critic_penalty("r1", critic, critic, X_REAL, X_FAKE), A.pow(2).sum())
+    torch.testing.assert_close(critic_penalty("dragan", critic, critic, X_REAL, X_FAKE), (A.norm() - 1) ** 2)
+    model = nn.Linear(3, 2)
+    torch.testing.assert_close(critic_penalty("l2", critic, model, X_REAL, X_FAKE), model.weight.pow(2).sum())
+    with pytest.raises(ConfigError) as error:
+        critic_penalty("wgan-gp", critic, critic, X_REAL, X_FAKE)
+    assert all(name in str(error.value) for name in PENALTIES)

@@ -1,0 +1,124 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gancli import api
+from gancli.config import TrainConfig
+from gancli.errors import CheckpointError
+from gancli.train import checkpoint as ckpt
+from gancli.train.ema import EMA
+from gancli.train.schedules import lr_factor
+
+TINY = dict(resolution=32, width=0.125, batch_size=4, z_dim=8, log_every=1, sample_every=0, n_samples=4,
+            device="cpu", ckpt_every=2, deterministic=True)
+
+
+def tiny_config(out, **kw):
+    return api.make_config("uncond", out=str(out), **{**TINY, **kw})
+
+
+def test_exact_resume_reproduces_uninterrupted_run(tmp_path):
+    full = api.train(tiny_config(tmp_path / "full", steps=6, norm="san", ema=True, ema_start=2))
+    api.train(tiny_config(tmp_path / "part", steps=3, norm="san", ema=True, ema_start=2))
+    resumed = api.train(api.resume_config(tmp_path / "part", steps=6), resume=True)
+    a, _ = ckpt.load_weights(full.checkpoint())
+    b, meta = ckpt.load_weights(resumed.checkpoint())
+    assert meta["step"] == 6
+    for name in ("G", "D", "G_ema"):
+        assert a[name].keys() == b[name].keys()
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
+    steps = [r["step"] for r in map(eval, [])]  # noqa: F841 - metrics are appended, not rewritten
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) >= 6
+
+
+def test_keeps_last_k_checkpoints_and_ignores_partial_writes(tmp_path):
+    run = api.train(tiny_config(tmp_path / "r", steps=8, ckpt_every=1, keep_ckpts=2))
+    names = [p.name for p in ckpt.step_dirs(run.path)]
+    assert names == ["step_00000007", "step_00000008"]
+    (run.path / "checkpoints" / ".tmp-step_00000009-123").mkdir()  # a killed writer's leftover
+    assert ckpt.resolve_checkpoint(run.path).name == "step_00000008"
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    weights = {"G": {"w": torch.ones(3)}}
+    ckpt.save_step(tmp_path, 1, weights, {"recipe": "uncond", "step": 1}, {"step": 1}, keep=3)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        ckpt.save_step(tmp_path, 2, {"G": {"w": torch.zeros(3)}}, {"recipe": "uncond", "step": 2}, {"step": 2}, 3)
+    assert [p.name for p in ckpt.step_dirs(tmp_path)] == ["step_00000001"]
+    loaded, meta = ckpt.load_weights(ckpt.resolve_checkpoint(tmp_path))
+    assert torch.equal(loaded["G"]["w"], torch.ones(3)) and meta["step"] == 1
+
+
+def test_trainer_state_refuses_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    (tmp_path / "c").mkdir()
+    torch.save({"x": Evil()}, tmp_path / "c" / ckpt.STATE)
+    with pytest.raises(CheckpointError, match="corrupt or unsafe"):
+        ckpt.load_state(tmp_path / "c")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_sigterm_saves_and_exits_cleanly_then_resumes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "gancli", "train", "uncond", "--out", str(out), "--steps", "100000",
+           "--ckpt-every", "100000", "--resolution", "32", "--width", "0.125", "--batch-size", "4",
+           "--z-dim", "8", "--sample-every", "0", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "metrics.jsonl").exists():
+        time.sleep(0.2)
+    assert (out / "metrics.jsonl").exists(), proc.communicate()[1]
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "SIGTERM" in stderr and "--resume" in stderr
+    step = int(ckpt.resolve_checkpoint(out).name.split("_")[1])
+    assert step >= 10
+    run = api.train(api.resume_config(out, steps=step + 2), resume=True)
+    assert ckpt.load_weights(run.checkpoint())[1]["step"] == step + 2
+
+
+def test_lr_schedules():
+    cfg = TrainConfig(steps=100, lr_schedule="multistep", lr_milestones=[0.125, 0.25, 0.5, 0.75])
+    f = lr_factor(cfg)
+    assert [f(s) for s in (0, 12, 13, 25, 50, 75, 99)] == [1, 1, 0.5, 0.25, 0.125, 0.0625, 0.0625]
+    g = lr_factor(TrainConfig(steps=100, lr_schedule="linear", lr_decay_start=0.5))
+    assert g(10) == 1.0 and g(75) == pytest.approx(0.5) and g(100) == 0.0
+
+
+def test_ema_tracks_before_start_and_averages_after():
+    net = torch.nn.Linear(2, 1)
+    ema = EMA(net, decay=0.5, start=1)
+    with torch.no_grad():
+        net.weight.fill_(2.0)
+    ema.update(net, step=0)
+    assert torch.allclose(ema.module.weight, torch.full((1, 2), 2.0))
+    with torch.no_grad():
+        net.weight.fill_(4.0)
+    ema.update(net, step=1)
+    assert torch.allclose(ema.module.weight, torch.full((1, 2), 3.0))
+
+
+def test_outputs_written(tmp_path):
+    run = api.train(tiny_config(tmp_path / "r", steps=2, sample_every=1))
+    assert (run.path / "plot.png").is_file() and (run.path / "config.toml").is_file()
+    assert (run.path / "samples" / "step_00000002.png").is_file()
+    images = api.sample(run.path, n=3)
+    assert images.shape == (3, 3, 32, 32) and images.min() >= -1 and images.max() <= 1
