@@ -25,6 +25,11 @@ class UncondConfig(TrainConfig):
     width: float = 1.0  # channel multiplier; 1.0 is the paper's network
     g_kernel: int = 3  # SAN Table 4 uses 3x3 deconvolutions; Miyato et al. use 4x4
     flip: bool = True
+    # evaluation every eval_every steps; the best checkpoint by FID is kept
+    eval_n: int = 10_000  # generated images (the large-scale study's CIFAR-10 protocol: 10k vs 10k test)
+    eval_reference: str = ""  # "" means builtin:test at the training resolution, or the data's own spec
+    eval_features: str = ""  # "" means the builtin-data classifier on builtin data, Inception otherwise
+    eval_metrics: list[str] = field(default_factory=lambda: ["fid", "is"])
     # SAN paper section 4.1: hinge, Adam 2e-4 (0.5, 0.9), batch 64, n_dis 1, 200 epochs of CIFAR-10
     norm: str = "san"
     loss: str = "hinge"
@@ -110,9 +115,10 @@ class Uncond(Recipe):
     name = "uncond"
     summary = "Unconditional generation, SNDCGAN G and 7-conv critic (SAN Table 4), hinge loss"
     Config = UncondConfig
+    best_metric = ("fid", "min")
     presets = {
         "quick": {"steps": 300, "batch_size": 32, "width": 0.25, "sample_every": 100, "ckpt_every": 100,
-                  "log_every": 10, "n_samples": 64},
+                  "log_every": 10, "n_samples": 64, "eval_every": 150, "eval_n": 1000},
         "cifar10": {"data": "cifar10:train", "resolution": 32},
         "stl10": {"data": "stl10:unlabeled", "resolution": 48},
     }
@@ -165,3 +171,16 @@ class Uncond(Recipe):
     @torch.no_grad()
     def sample(self, G, n, generator):
         return torch.cat([G(self._z(min(256, n - i), generator)) for i in range(0, n, 256)])
+
+    def evaluate(self, G):
+        """FID/IS of the generator against the reference, with the feature network named in the result."""
+        from gancli.metrics import GeneratorEvaluator
+
+        cfg = self.cfg
+        if not hasattr(self, "_evaluator"):
+            builtin = not cfg.data
+            reference = cfg.eval_reference or (f"builtin:test:{cfg.resolution}" if builtin else cfg.data)
+            features = cfg.eval_features or ("builtin" if builtin else "inception")
+            self._evaluator = GeneratorEvaluator(reference, n=cfg.eval_n, metrics=tuple(cfg.eval_metrics),
+                                                 features=features, device=self.device)
+        return self._evaluator(lambda n, generator: self.sample(G, n, generator))

@@ -146,7 +146,10 @@ def train(
 def _print_scores(run) -> None:
     from gancli.train.plots import read_metrics
 
-    evals = [r for r in read_metrics(run.path / "metrics.jsonl") if any(k.startswith("eval/") for k in r)]
+    records = read_metrics(run.path / "metrics.jsonl")
+    for skipped in [r["eval_skipped"] for r in records if "eval_skipped" in r][:1]:
+        console.print(f"[yellow]Evaluation skipped:[/] {skipped}")
+    evals = [r for r in records if any(k.startswith("eval/") for k in r)]
     if not evals:
         return
     last = evals[-1]

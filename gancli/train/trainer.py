@@ -113,6 +113,7 @@ class Trainer:
         self.step = 0
         self.best: float | None = None
         self.last_eval: dict[str, Any] = {}
+        self.eval_disabled: str | None = None
         self.dataset = recipe.build_dataset()
         self.sample_generator_seed = cfg.seed + 2**20
 
@@ -215,9 +216,15 @@ class Trainer:
         G = self.inference_generator()
         was_training = G.training
         G.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            scores = self.recipe.evaluate(G)
-        G.train(was_training)
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                scores = self.recipe.evaluate(G)
+        except GancliError as exc:  # e.g. missing feature-network weights: train on, say why once
+            self.log({"step": self.step, "eval_skipped": str(exc)})
+            self.eval_disabled = str(exc)
+            scores = {}
+        finally:
+            G.train(was_training)
         if scores:
             self.last_eval = scores
             self.log({"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}})
@@ -266,7 +273,7 @@ class Trainer:
                     sums, count, t0 = {}, 0, time.perf_counter()
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.write_samples()
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and not self.eval_disabled:
                     self.evaluate()
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
                     self.save()
@@ -277,7 +284,7 @@ class Trainer:
                         f"'{path}', continue with: gancli train {self.recipe.name} --resume {self.run_dir}")
         self.save()
         self.write_samples()
-        if not self.last_eval or (cfg.eval_every and self.step % cfg.eval_every):
+        if cfg.eval_every and self.step % cfg.eval_every and not self.eval_disabled:
             self.evaluate()
         plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
         return self.last_eval

@@ -1,0 +1,199 @@
+"""`gancli bench eval`: gancli's feature engine against torch-fidelity's on the same images, in one process."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import typer
+from rich.markup import escape
+from rich.table import Table
+from torch.utils.data import Dataset
+
+from gancli.cli.ui import console
+from gancli.errors import ConfigError
+
+
+class _Images(Dataset):
+    """In-memory uint8 images as torch-fidelity's input Dataset."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+def make_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """n random uint8 images: the first half uniform noise, the second smooth colour fields (so FID is large)."""
+    gen = torch.Generator().manual_seed(seed)
+    half = n // 2
+    noise = torch.randint(0, 256, (half, 3, size, size), generator=gen, dtype=torch.uint8)
+    coarse = torch.rand(n - half, 3, 4, 4, generator=gen)
+    smooth = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    return torch.cat([noise, (smooth * 255).round().to(torch.uint8)])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _scores(pool: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """FID between the two halves and IS of all images, from one engine's features."""
+    from gancli.metrics.generative import fid_from_stats, inception_score
+    from gancli.metrics.stats import FeatureStats
+
+    half = len(pool) // 2
+    a, b = FeatureStats(), FeatureStats()
+    a.update(torch.from_numpy(pool[:half]))
+    b.update(torch.from_numpy(pool[half:]))
+    splits = 10 if len(logits) >= 10 else 1
+    return {"fid": fid_from_stats(a.mu(), a.sigma(), b.mu(), b.sigma()),
+            "is": inception_score(logits, splits=splits)[0]}
+
+
+def time_torch_fidelity(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int,
+                        repeats: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Best-of-repeats seconds of torch-fidelity's own feature pipeline (its Dataset → DataLoader → extractor)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    from torch_fidelity.utils import get_featuresdict_from_dataset
+
+    from gancli.metrics.features import cudnn_benchmark
+
+    cuda = device.type == "cuda"
+    extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                            feature_extractor_weights_path=str(weights)).to(device)
+    dataset = _Images(images)
+    best, out = float("inf"), None
+    with cudnn_benchmark(False), torch.no_grad():  # torch-fidelity as its users run it
+        extractor(images[:batch_size].to(device))  # warm-up
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            out = get_featuresdict_from_dataset(dataset, extractor, batch_size, cuda, save_cpu_ram=not cuda,
+                                                verbose=False)
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+    return best, out["2048"].numpy(), out["logits_unbiased"].numpy()
+
+
+def time_gancli(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int, precision: str,
+                engine: str, repeats: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Best-of-repeats seconds of gancli's engine: pinned host batches, side-stream copies, streamed stats."""
+    from gancli.metrics.features import extract, load_inception, prepare
+
+    net = prepare(load_inception(weights), device, precision, engine)
+    host = images.pin_memory() if device.type == "cuda" else images
+    batches = lambda: (host[i:i + batch_size] for i in range(0, len(host), batch_size))
+    extract(net, (host[:batch_size], host[len(host) - (len(host) % batch_size or batch_size):]))  # warm-up shapes
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        result = extract(net, batches(), keep_pool=True, keep_logits=True)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best, result.pool, result.logits
+
+
+def register(bench_app: typer.Typer) -> None:
+    """Add `gancli bench eval`."""
+
+    @bench_app.command("eval")
+    def bench_eval(
+        n: int = typer.Option(10_000, "--n", help="Number of random images."),
+        size: int = typer.Option(32, "--size", help="Image side in pixels."),
+        batch_size: int = typer.Option(500, "--batch-size", help="Batch size of both engines."),
+        precision: str = typer.Option("fp32", "--precision", help="gancli's precision: fp32, bf16 or all."),
+        engine: str = typer.Option("auto", "--engine", help="gancli's engine: auto, eager, fused, compile or all."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="Inception weights (default: the usual lookup)."),
+        random_weights: bool = typer.Option(False, "--random-weights",
+                                            help="Random weights of the right shapes (speed and agreement only)."),
+        repeats: int = typer.Option(2, "--repeats", help="Timed passes per engine; the best is reported."),
+        baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also time torch-fidelity."),
+        tf32: Optional[bool] = typer.Option(None, "--tf32/--no-tf32",
+                                            help="cuDNN TF32 convolutions for both engines (default: PyTorch's)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    ):
+        """Feature-extraction img/s of gancli vs torch-fidelity on the same in-memory images, and how far FID/IS move."""
+        from gancli.metrics import resolve_device
+        from gancli.metrics.features import (AUTO_ENGINE, ENGINES, PRECISIONS, find_inception_weights,
+                                             random_inception_state_dict, sha256_file)
+
+        if n < 4 or size < 1 or batch_size < 1 or repeats < 1:
+            raise ConfigError("--n must be at least 4, and --size, --batch-size and --repeats positive.")
+        dev = resolve_device(device)
+        if tf32 is not None:
+            torch.backends.cudnn.allow_tf32 = tf32
+        precisions = list(PRECISIONS) if precision == "all" else [precision]
+        engines = [e for e in ENGINES if e != "auto"] if engine == "all" else [engine]
+        for p in precisions:
+            if p not in PRECISIONS:
+                raise ConfigError(f"--precision must be fp32, bf16 or all, got '{p}'.")
+        if dev.type != "cuda":
+            precisions = [p for p in precisions if p == "fp32"] or precisions
+            engines = [e for e in engines if e != "fused"] or engines
+        with tempfile.TemporaryDirectory() as tmp:
+            if random_weights:
+                if weights:
+                    raise ConfigError("Give either --weights or --random-weights, not both.")
+                weights = Path(tmp) / "random-inception.pth"
+                torch.save(random_inception_state_dict(0), weights)
+            else:
+                weights = find_inception_weights(weights)
+            images = make_images(n, size)
+            rows = []
+            reference = None
+            if baseline:
+                seconds, pool, logits = time_torch_fidelity(images, weights, dev, batch_size, repeats)
+                reference = _scores(pool, logits)
+                rows.append({"engine": "torch-fidelity", "precision": "fp32", "seconds": seconds,
+                             "img_per_s": n / seconds, **reference})
+            for p in precisions:
+                for e in engines:
+                    row = {"engine": f"gancli {AUTO_ENGINE if e == 'auto' else e}", "precision": p}
+                    try:
+                        seconds, pool, logits = time_gancli(images, weights, dev, batch_size, p, e, repeats)
+                    except (RuntimeError, NotImplementedError) as exc:  # e.g. a kernel this GPU/cuDNN lacks
+                        rows.append({**row, "error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"})
+                        continue
+                    rows.append({**row, "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
+            weights_hash = sha256_file(weights)[:8]
+        base = rows[0] if baseline else None
+        for row in rows:
+            if base is not None and "error" not in row:
+                row["speedup"] = row["img_per_s"] / base["img_per_s"]
+                row["fid_rel_diff"] = abs(row["fid"] - base["fid"]) / max(abs(base["fid"]), 1e-12)
+                row["is_rel_diff"] = abs(row["is"] - base["is"]) / max(abs(base["is"]), 1e-12)
+        info = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "n": n, "size": size,
+                "batch_size": batch_size, "weights_sha256": weights_hash, "random_weights": random_weights,
+                "tf32": dev.type == "cuda" and torch.backends.cudnn.allow_tf32, "torch": torch.__version__,
+                "rows": rows}
+        if as_json:
+            print(json.dumps(info))
+            return
+        table = Table("engine", "precision", "img/s", "× torch-fidelity", "FID (halves)", "|ΔFID|/FID", "IS",
+                      "|ΔIS|/IS", title=f"Inception features: {n:,} random {size}×{size} uint8 images, batch "
+                                        f"{batch_size}, {info['device']}")
+        for row in rows:
+            if "error" in row:
+                table.add_row(row["engine"], row["precision"], "failed", escape(row["error"]))
+                continue
+            table.add_row(row["engine"], row["precision"], f"{row['img_per_s']:,.0f}",
+                          f"{row.get('speedup', float('nan')):.2f}", f"{row['fid']:.6g}",
+                          f"{row.get('fid_rel_diff', float('nan')):.2e}", f"{row['is']:.6g}",
+                          f"{row.get('is_rel_diff', float('nan')):.2e}")
+        console.print(table)
+        console.print(f"weights sha256 {weights_hash}{' (random values)' if random_weights else ''} · "
+                      f"cuDNN TF32 {'on' if info['tf32'] else 'off'} · best of "
+                      f"{repeats} passes · torch {torch.__version__}", style="dim")

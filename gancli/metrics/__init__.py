@@ -1,0 +1,363 @@
+"""Generative metrics (FID, IS, KID, precision/recall) with their protocol, and the engine behind `gancli eval`.
+
+    from gancli.metrics import Evaluator
+    ev = Evaluator(features="inception")                 # TF-Inception 2015-12-05, found or downloaded
+    score = ev.evaluate("fid", real="cifar10:test", fake="runs/uncond-1", n=10_000)
+    print(score.line(), score.protocol_line())
+
+Formulas live in gancli.metrics.generative, feature networks in .features, statistics files in .stats,
+the reference cache in .cache, and SPEC parsing in .sources.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from gancli.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from gancli.metrics.sources import Source
+    from gancli.metrics.stats import ReferenceStats
+
+METRICS = ("fid", "is", "kid", "pr")
+NAMES = {"fid": "FID", "is": "IS", "kid": "KID", "pr": "precision/recall"}
+PROTOCOL_VERSION = 1
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device must be auto, cpu or cuda, got '{device}'.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available.")
+    return device
+
+
+@dataclass
+class Score:
+    """One metric's values and the protocol that produced them."""
+
+    metric: str
+    values: dict[str, float]
+    protocol: dict[str, Any]
+
+    @property
+    def value(self) -> float:
+        return self.values["precision" if self.metric == "pr" else self.metric]
+
+    def line(self) -> str:
+        """'FID 12.3456  [inception-v3-tf-2015-12-05 pool3]'."""
+        v = self.values
+        if self.metric == "fid":
+            text = f"FID {v['fid']:.4f}"
+        elif self.metric == "is":
+            text = f"IS {v['is']:.4f} ± {v['is_std']:.4f}"
+        elif self.metric == "kid":
+            text = f"KID {v['kid']:.6f} ± {v['kid_std']:.6f}"
+        else:
+            text = f"precision {v['precision']:.4f}  recall {v['recall']:.4f}"
+        return f"{text}  [{self.protocol['feature_label']} {self.protocol['features']}]"
+
+    def protocol_line(self) -> str:
+        """N real, N fake, splits/subsets, resize, network and weights hash in one line."""
+        p = self.protocol
+        parts = []
+        if p.get("real"):
+            parts.append(f"real {p['real']['n']:,} ({p['real']['label']})")
+        parts.append(f"fake {p['fake']['n']:,} ({p['fake']['label']})")
+        if self.metric == "is":
+            parts.append(f"{p['is_splits']} splits")
+        if self.metric == "kid":
+            parts.append(f"{p['kid_subsets']} subsets of {p['kid_subset_size']}")
+        if self.metric == "pr":
+            parts.append(f"k={p['pr_k']}")
+        parts += [f"resize {p['resize']}", f"{p['feature_net']} {p['features']}",
+                  f"weights sha256 {p['weights_sha256'][:8]}", p["precision"]]
+        return " · ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, **self.values, "protocol": self.protocol}
+
+
+@dataclass
+class Evaluator:
+    """A loaded feature network plus the options of an evaluation; reusable across many evaluations."""
+
+    features: str = "inception"
+    weights: str | Path | None = None
+    device: str | torch.device = "auto"
+    precision: str = "fp32"
+    batch_size: int | None = None
+    workers: int | None = None
+    engine: str = "auto"
+    use_cache: bool = True
+    download: bool | None = None
+    on_progress: Callable[[str, int, int | None], Any] | None = None  # (label, images done, total)
+    on_info: Callable[[str], Any] | None = None
+    last_cache: dict[str, str] = field(default_factory=dict)  # role -> hit | miss | file | off
+    last_sources: tuple = ()  # (fake or images, real) sources of the last evaluation
+
+    def __post_init__(self):
+        from gancli.metrics.features import load_feature_net
+
+        self.device = resolve_device(self.device)
+        self.net = load_feature_net(self.features, self.weights, self.device, self.precision, self.engine,
+                                    self.download)
+        if self.batch_size is None:
+            self.batch_size = 500 if self.device.type == "cuda" else 50
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be a positive number, got {self.batch_size}.")
+        if self.workers is None:
+            self.workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
+        if not self.net.official and self.on_info:
+            self.on_info(f"warning: weights '{self.net.weights_path}' are not the official TF-Inception file "
+                         f"(sha256 {self.net.weights_hash[:8]}, expected {self._official_prefix()}…); "
+                         f"scores are not comparable with published numbers.")
+
+    @staticmethod
+    def _official_prefix() -> str:
+        from gancli.metrics.features import INCEPTION_SHA256_PREFIX
+        return INCEPTION_SHA256_PREFIX
+
+    # ---- sources and statistics --------------------------------------------------------------
+    def open(self, spec: str, *, n: int | None = None, **run_options) -> Source:
+        from gancli.metrics.sources import open_source
+        return open_source(spec, n=n, device=self.device, workers=self.workers, **run_options)
+
+    def feature_description(self) -> dict[str, Any]:
+        return {**self.net.describe(), "protocol": PROTOCOL_VERSION}
+
+    def stats(self, source, *, need_pool: bool = False, need_logits: bool = False, role: str = "images"):
+        """Statistics (and features on request) of a source: from its file, the cache, or one pass of the network."""
+        from gancli.metrics import cache
+        from gancli.metrics.features import extract
+        from gancli.metrics.stats import ReferenceStats
+
+        if source.kind == "stats":
+            source.stats.check_matches(self.net.describe(), f"in file '{source.spec}'")
+            missing = "features" if need_pool and source.stats.pool is None else (
+                "logits" if need_logits and source.stats.logits is None else None)
+            if missing:
+                raise DataError(f"Statistics file '{source.spec}' has no saved {missing}; KID, IS and "
+                                f"precision/recall need them (recreate it with `gancli eval stats --with-features`).")
+            self.last_cache[role] = "file"
+            return source.stats
+        key = {**source.description, **self.feature_description()}
+        if source.cacheable and self.use_cache:
+            hit = cache.lookup(key, need_pool, need_logits)
+            if hit is not None:
+                self.last_cache[role] = "hit"
+                if self.on_info:
+                    self.on_info(f"{role}: cached statistics {cache.cache_path(key)}")
+                return hit
+        done = 0
+
+        def on_batch(count: int) -> None:
+            nonlocal done
+            done += count
+            if self.on_progress:
+                self.on_progress(f"{role} {source.label}", done, source.n)
+
+        if self.on_progress:
+            self.on_progress(f"{role} {source.label}", 0, source.n)
+        # FID streams (mean and covariance only); per-image features are kept, and cached, when a metric needs them.
+        extracted = extract(self.net, source.batches(self.batch_size), keep_pool=need_pool,
+                            keep_logits=need_logits, on_batch=on_batch)
+        meta = {**self.net.describe(), "source": source.label, "source_description": source.description,
+                "n": extracted.n, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        stats = ReferenceStats.from_extracted(extracted, meta)
+        if source.cacheable and self.use_cache:
+            cache.store(key, stats)
+            self.last_cache[role] = "miss"
+        else:
+            self.last_cache[role] = "off"
+        return stats
+
+    # ---- metrics -------------------------------------------------------------------------------
+    def evaluate(self, metric: str, fake: str, real: str | None = None, *, n: int | None = None,
+                 n_real: int | None = None, kid_subsets: int = 100, kid_subset_size: int | None = None,
+                 is_splits: int = 10, pr_k: int = 3, fid_method: str = "eigh", checkpoint: str | None = None,
+                 ema: bool = True, truncation: float | None = None, seed: int = 0) -> Score:
+        """One metric of fake (a run, folder, dataset or stats file) against real (not needed by IS)."""
+        return self.evaluate_many([metric], fake, real, n=n, n_real=n_real, kid_subsets=kid_subsets,
+                                  kid_subset_size=kid_subset_size, is_splits=is_splits, pr_k=pr_k,
+                                  fid_method=fid_method, checkpoint=checkpoint, ema=ema, truncation=truncation,
+                                  seed=seed)[0]
+
+    def evaluate_many(self, metrics: list[str], fake: str, real: str | None = None, *, n: int | None = None,
+                      n_real: int | None = None, kid_subsets: int = 100, kid_subset_size: int | None = None,
+                      is_splits: int = 10, pr_k: int = 3, fid_method: str = "eigh", checkpoint: str | None = None,
+                      ema: bool = True, truncation: float | None = None, seed: int = 0) -> list[Score]:
+        """Several metrics from one pass over each side."""
+        for metric in metrics:
+            if metric not in METRICS:
+                raise ConfigError(f"Unknown metric '{metric}'; use one of {', '.join(METRICS)}.")
+        needs_real = any(m != "is" for m in metrics)
+        if needs_real and not real:
+            raise ConfigError(f"{NAMES[next(m for m in metrics if m != 'is')]} needs --real SPEC.")
+        fake_source = self.open(fake, n=n, checkpoint=checkpoint, ema=ema, truncation=truncation, seed=seed)
+        real_source = self.open(real, n=n_real) if needs_real else None
+        self.last_sources = (fake_source, real_source)
+        need_pool = any(m in ("kid", "pr") for m in metrics)
+        real_stats = self.stats(real_source, need_pool=need_pool, role="real") if real_source else None
+        fake_stats = self.stats(fake_source, need_pool=need_pool, need_logits="is" in metrics, role="fake")
+        return [self._score(m, fake_source, fake_stats, real_source, real_stats, kid_subsets=kid_subsets,
+                            kid_subset_size=kid_subset_size, is_splits=is_splits, pr_k=pr_k, fid_method=fid_method)
+                for m in metrics]
+
+    def _score(self, metric, fake_source, fake_stats, real_source, real_stats, *, kid_subsets, kid_subset_size,
+               is_splits, pr_k, fid_method) -> Score:
+        from gancli.metrics import generative as gen
+
+        protocol = self.protocol(fake_source, fake_stats, real_source, real_stats)
+        if metric == "fid":
+            values = {"fid": gen.fid_from_stats(fake_stats.mu, fake_stats.sigma, real_stats.mu, real_stats.sigma,
+                                                method=fid_method)}
+            protocol["fid_method"] = fid_method
+        elif metric == "is":
+            mean, std = gen.inception_score(fake_stats.logits, splits=is_splits)
+            values = {"is": mean, "is_std": std}
+            protocol.update(is_splits=is_splits, logits=self.net.logits_layer)
+        elif metric == "kid":
+            size = kid_subset_size or min(1000, fake_stats.n, real_stats.n)
+            mean, std = gen.kid(fake_stats.pool, real_stats.pool, subsets=kid_subsets, subset_size=size,
+                                device=self.device)
+            values = {"kid": mean, "kid_std": std}
+            protocol.update(kid_subsets=kid_subsets, kid_subset_size=size, kid_kernel="(x.y/d + 1)^3",
+                            kid_estimator="unbiased")
+        else:
+            precision, recall = gen.precision_recall(fake_stats.pool, real_stats.pool, k=pr_k, device=self.device)
+            values = {"precision": precision, "recall": recall}
+            protocol.update(pr_k=pr_k, pr_note=f"Kynkäänniemi et al. 2019 on {self.net.name} {self.net.pool_layer} "
+                                               f"features (the paper and torch-fidelity use VGG16 fc2)")
+        return Score(metric, values, protocol)
+
+    def protocol(self, fake_source, fake_stats, real_source=None, real_stats=None) -> dict[str, Any]:
+        from gancli import __version__
+
+        def side(source, stats, role):
+            return {"n": stats.n, "label": source.label, "spec": source.spec, "kind": source.kind,
+                    "description": source.description, "statistics": self.last_cache.get(role, "computed")}
+
+        tf32 = self.device.type == "cuda" and torch.backends.cudnn.allow_tf32
+        return {**self.net.describe(), "feature_label": self.net.label, "official_weights": self.net.official,
+                "engine": self.net.engine, "tf32_convolutions": tf32,
+                "fake": side(fake_source, fake_stats, "fake"),
+                "real": side(real_source, real_stats, "real") if real_source else None,
+                "gancli": __version__, "protocol_version": PROTOCOL_VERSION}
+
+    def save_stats(self, spec: str, out: str | Path, *, n: int | None = None, keep_features: bool = False,
+                   checkpoint: str | None = None, ema: bool = True, truncation: float | None = None,
+                   seed: int = 0) -> tuple[Path, ReferenceStats]:
+        """Compute (or take from the cache) the statistics of spec and write them to out (.npz)."""
+        out = Path(out)
+        if out.suffix != ".npz":
+            raise ConfigError(f"--out must end in .npz, got '{out}'.")
+        source = self.open(spec, n=n, checkpoint=checkpoint, ema=ema, truncation=truncation, seed=seed)
+        if source.kind == "stats":
+            raise ConfigError(f"'{spec}' is already a statistics file.")
+        self.last_sources = (source, None)
+        stats = self.stats(source, need_pool=keep_features, need_logits=keep_features, role="images")
+        if not keep_features:
+            from gancli.metrics.stats import ReferenceStats
+            stats = ReferenceStats(stats.mu, stats.sigma, stats.n, stats.meta)
+        return stats.save(out), stats
+
+
+def record_in_run(run, scores: list[Score]) -> None:
+    """Append scores to the run's metrics.jsonl (numbers nested, so training plots are unaffected)."""
+    fake = scores[0].protocol["fake"]["description"]
+    step = None
+    name = fake.get("checkpoint", "")
+    if name.startswith("step_") and name[5:].isdigit():
+        step = int(name[5:])
+    record = {"event": "eval", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "checkpoint": name,
+              "scores": {k: v for s in scores for k, v in s.values.items()},
+              "protocol": {s.metric: s.protocol_line() for s in scores},
+              "feature_net": scores[0].protocol["feature_net"],
+              "weights_sha256": scores[0].protocol["weights_sha256"]}
+    if step is not None:
+        record["step"] = step
+    run.append_metrics(record)
+
+
+class GeneratorEvaluator:
+    """FID/IS of a generator during training, against reference statistics cached on first use.
+
+    A recipe's evaluate(G) can return `self.evaluator(lambda n, g: self.sample(G, n, g))`, with
+    `best_metric = ("fid", "min")` to keep the best checkpoint by FID.
+    """
+
+    def __init__(self, reference: str, n: int = 10_000, metrics: tuple[str, ...] = ("fid", "is"),
+                 features: str = "inception", weights: str | Path | None = None, device: str | torch.device = "auto",
+                 batch_size: int | None = None, precision: str = "fp32", seed: int = 0, n_real: int | None = None):
+        for metric in metrics:
+            if metric not in ("fid", "is", "kid"):
+                raise ConfigError(f"Training-time evaluation supports fid, is and kid, not '{metric}'.")
+        self.reference, self.n, self.n_real, self.metrics, self.seed = reference, n, n_real, tuple(metrics), seed
+        self.options = {"features": features, "weights": weights, "device": device, "batch_size": batch_size,
+                        "precision": precision}
+        self._evaluator: Evaluator | None = None
+        self._real = None
+
+    @property
+    def evaluator(self) -> Evaluator:
+        if self._evaluator is None:
+            self._evaluator = Evaluator(**self.options)
+        return self._evaluator
+
+    def __call__(self, sample: Callable[[int, torch.Generator], torch.Tensor]) -> dict[str, Any]:
+        """sample(n, generator) -> n images in [-1, 1]; returns {'fid': .., 'is': .., 'features': ..}."""
+        from gancli.data.images import to_uint8
+        from gancli.metrics import generative as gen
+        from gancli.metrics.features import extract
+        from gancli.metrics.stats import ReferenceStats
+
+        ev = self.evaluator
+        need_pool = "kid" in self.metrics
+        if self._real is None and any(m != "is" for m in self.metrics):
+            self._real = ev.stats(ev.open(self.reference, n=self.n_real), need_pool=need_pool, role="real")
+        generator = torch.Generator(ev.device).manual_seed(self.seed)
+
+        def batches():
+            for start in range(0, self.n, ev.batch_size):
+                with torch.no_grad():
+                    yield to_uint8(sample(min(ev.batch_size, self.n - start), generator))
+
+        fake = ReferenceStats.from_extracted(
+            extract(ev.net, batches(), keep_pool=need_pool, keep_logits="is" in self.metrics), {})
+        scores: dict[str, Any] = {}
+        if "fid" in self.metrics:
+            scores["fid"] = gen.fid_from_stats(fake.mu, fake.sigma, self._real.mu, self._real.sigma)
+        if "is" in self.metrics:
+            scores["is"], scores["is_std"] = gen.inception_score(fake.logits)
+        if "kid" in self.metrics:
+            size = min(1000, fake.n, self._real.n)
+            scores["kid"], _ = gen.kid(fake.pool, self._real.pool, subset_size=size, device=ev.device)
+        scores["features"] = ev.net.label
+        scores["protocol"] = f"{self.n} fake vs {self._real.n if self._real else 0} real ({self.reference})"
+        return scores
+
+
+def evaluate(metric: str, fake: str, real: str | None = None, **options: Any) -> Score:
+    """One metric in one call: `evaluate("fid", fake="runs/x", real="cifar10:test", n=10_000)`.
+
+    Options are Evaluator fields (features, weights, device, precision, batch_size, ...) or
+    Evaluator.evaluate arguments (n, n_real, kid_subset_size, truncation, ...).
+    """
+    fields = {"features", "weights", "device", "precision", "batch_size", "workers", "engine", "use_cache", "download"}
+    ev = Evaluator(**{k: v for k, v in options.items() if k in fields})
+    return ev.evaluate(metric, fake, real, **{k: v for k, v in options.items() if k not in fields})
+
+
+__all__ = ["METRICS", "Evaluator", "GeneratorEvaluator", "Score", "evaluate", "record_in_run"]

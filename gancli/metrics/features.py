@@ -1,0 +1,487 @@
+"""Feature networks for generative metrics and the streaming engine that runs them.
+
+`inception`: the TF Inception v3 graph of 2015-12-05 in torch-fidelity's port (its blocks are used as a
+library), pool3 2048-d features and 1008-class logits without bias, uint8 input resized to 299 with
+TF1-compatible bilinear. Batch norms are folded into the convolutions and the resize is done
+separably; both are exact rewrites of torch-fidelity's forward (tests compare the scores to 1e-4).
+`builtin`: a small classifier trained on gancli's builtin procedural images (see builtin_classifier).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gancli.errors import ConfigError, MissingWeightsError
+
+if TYPE_CHECKING:
+    from gancli.metrics.stats import FeatureStats
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+# torch.hub convention: the name ends in the first 8 hex digits of the file's sha256.
+INCEPTION_SHA256_PREFIX = "6726825d"
+WEIGHTS_ENV = "GANCLI_INCEPTION_WEIGHTS"
+NO_DOWNLOAD_ENV = "GANCLI_NO_DOWNLOAD"
+INCEPTION_NAME = "inception-v3-tf-2015-12-05"
+FEATURE_NETS = ("inception", "builtin")
+PRECISIONS = ("fp32", "bf16")
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights: lookup, download, hash
+# ---------------------------------------------------------------------------------------------
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file (memoised by path, size and mtime)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _hash_cache:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
+        _hash_cache[key] = digest.hexdigest()
+    return _hash_cache[key]
+
+
+def default_weights_path() -> Path:
+    """Where torch-fidelity keeps the weights: $TORCH_HOME/hub/checkpoints (default ~/.cache/torch)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+def _missing(reason: str) -> MissingWeightsError:
+    return MissingWeightsError(
+        f"{reason}: TF-Inception weights '{INCEPTION_FILE}' are needed (download {INCEPTION_URL} into "
+        f"{default_weights_path().parent}, or pass --weights PATH / set {WEIGHTS_ENV}); "
+        f"use --features builtin for the builtin-data classifier instead.")
+
+
+def _download(target: Path) -> None:
+    """Fetch the official file with torch.hub, checking the sha256 prefix; a clear error without network."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    try:
+        torch.hub.download_url_to_file(INCEPTION_URL, str(target), hash_prefix=INCEPTION_SHA256_PREFIX,
+                                       progress=True)
+    except RuntimeError as exc:  # hash mismatch: torch.hub deletes the temporary file
+        raise _missing(f"The downloaded file failed its sha256 check ({exc})") from None
+    except (OSError, ValueError) as exc:  # URLError, timeouts, no route, ...
+        raise _missing(f"Downloading the weights failed ({exc.__class__.__name__})") from None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+
+
+def find_inception_weights(weights: str | Path | None = None, download: bool | None = None) -> Path:
+    """The weights file: --weights, else $GANCLI_INCEPTION_WEIGHTS, else the torch hub cache, else a download."""
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise MissingWeightsError(f"Inception weights file '{path}' (given by --weights) does not exist.")
+        return path
+    if os.environ.get(WEIGHTS_ENV):
+        path = Path(os.environ[WEIGHTS_ENV]).expanduser()
+        if not path.is_file():
+            raise MissingWeightsError(f"Inception weights file '{path}' (from ${WEIGHTS_ENV}) does not exist.")
+        return path
+    path = default_weights_path()
+    if path.is_file():
+        digest = sha256_file(path)
+        if not digest.startswith(INCEPTION_SHA256_PREFIX):
+            raise MissingWeightsError(
+                f"'{path}' is corrupt: its sha256 starts with {digest[:8]}, not {INCEPTION_SHA256_PREFIX}; "
+                f"delete it and download {INCEPTION_URL} again.")
+        return path
+    if download is None:
+        download = not os.environ.get(NO_DOWNLOAD_ENV)
+    if not download:
+        raise _missing(f"'{path}' does not exist")
+    _download(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Resize: TF1 bilinear, separable
+# ---------------------------------------------------------------------------------------------
+def _tf1_grid(in_size: int, out_size: int, device: torch.device):
+    """Source index pairs and weights of TF1 bilinear (align_corners=False), as torch-fidelity computes them."""
+    scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+    grid = torch.arange(0, out_size, 1, dtype=torch.float32, device=device) * scale.to(device)
+    lo = grid.long()
+    hi = (lo + 1).clamp_max(in_size - 1)
+    return lo, hi, grid - lo.float()
+
+
+def tf1_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """TF1-compatible bilinear resize of float (N, C, H, W) to size × size.
+
+    Interpolates along width on the H input rows, then along height: each output pixel goes through the
+    same float operations in the same order as torch-fidelity's interpolate_bilinear_2d_like_tensorflow1x
+    (method 'slow'), so the result is bit-identical while reading H/size as much memory.
+    """
+    x_lo, x_hi, dx = _tf1_grid(x.shape[3], size, x.device)
+    y_lo, y_hi, dy = _tf1_grid(x.shape[2], size, x.device)
+    a, b = x.index_select(3, x_lo), x.index_select(3, x_hi)
+    rows = a + (b - a) * dx.view(1, 1, 1, size)
+    top, bottom = rows.index_select(2, y_lo), rows.index_select(2, y_hi)
+    return top + (bottom - top) * dy.view(1, 1, size, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature networks
+# ---------------------------------------------------------------------------------------------
+class FeatureNet(nn.Module):
+    """uint8 images (N, 3, H, W) → (pooled features (N, D) float32, logits (N, K) float32)."""
+
+    name: str = ""
+    pool_layer: str = ""
+    logits_layer: str = ""
+    resize: str = ""
+    weights_hash: str = ""
+    weights_path: str = ""
+    official: bool = True
+    precision: str = "fp32"
+    engine: str = "eager"
+
+    def describe(self) -> dict[str, str]:
+        """What produced a set of features: part of every protocol and cache key."""
+        return {"feature_net": self.name, "features": self.pool_layer, "resize": self.resize,
+                "weights_sha256": self.weights_hash, "precision": self.precision}
+
+    @property
+    def label(self) -> str:
+        """Short name printed next to every score."""
+        return self.name if self.official else f"{self.name} (UNOFFICIAL weights {self.weights_hash[:8]})"
+
+
+class FoldedConvReLU(nn.Module):
+    """conv → BN(eval) → ReLU with the BN folded into the conv's weight and bias."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d):
+        super().__init__()
+        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
+        bias = bn.bias.double() - bn.running_mean.double() * scale
+        self.register_buffer("weight", weight.float().contiguous())
+        self.register_buffer("bias", bias.float())
+        self.stride, self.padding = conv.stride, conv.padding
+        self.fused = False  # cuDNN conv+bias+ReLU in one kernel (CUDA only)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return torch.cudnn_convolution_relu(x, self.weight, self.bias, self.stride, self.padding, (1, 1), 1)
+        return F.relu(F.conv2d(x, self.weight, self.bias, self.stride, self.padding), inplace=True)
+
+
+def inception_skeleton() -> nn.Module:
+    """torch-fidelity's InceptionV3 layers (same names and shapes), without loading any weights."""
+    try:
+        from torch_fidelity import feature_extractor_inceptionv3 as tfi
+    except ImportError:
+        raise MissingWeightsError("The inception features need the torch-fidelity package "
+                                  "(pip install torch-fidelity).") from None
+
+    net = nn.Module()
+    net.Conv2d_1a_3x3 = tfi.BasicConv2d(3, 32, kernel_size=3, stride=2)
+    net.Conv2d_2a_3x3 = tfi.BasicConv2d(32, 32, kernel_size=3)
+    net.Conv2d_2b_3x3 = tfi.BasicConv2d(32, 64, kernel_size=3, padding=1)
+    net.MaxPool_1 = nn.MaxPool2d(kernel_size=3, stride=2)
+    net.Conv2d_3b_1x1 = tfi.BasicConv2d(64, 80, kernel_size=1)
+    net.Conv2d_4a_3x3 = tfi.BasicConv2d(80, 192, kernel_size=3)
+    net.MaxPool_2 = nn.MaxPool2d(kernel_size=3, stride=2)
+    net.Mixed_5b = tfi.InceptionA(192, pool_features=32)
+    net.Mixed_5c = tfi.InceptionA(256, pool_features=64)
+    net.Mixed_5d = tfi.InceptionA(288, pool_features=64)
+    net.Mixed_6a = tfi.InceptionB(288)
+    net.Mixed_6b = tfi.InceptionC(768, channels_7x7=128)
+    net.Mixed_6c = tfi.InceptionC(768, channels_7x7=160)
+    net.Mixed_6d = tfi.InceptionC(768, channels_7x7=160)
+    net.Mixed_6e = tfi.InceptionC(768, channels_7x7=192)
+    net.Mixed_7a = tfi.InceptionD(768)
+    net.Mixed_7b = tfi.InceptionE_1(1280)
+    net.Mixed_7c = tfi.InceptionE_2(2048)
+    net.fc = nn.Linear(2048, 1008)
+    return net
+
+
+_LAYERS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+           "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+           "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c")
+
+
+def random_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Weights of the right shapes with random values that keep activations in a sane range (tests, bench)."""
+    net = inception_skeleton()
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in net.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = value.clone()
+        elif key.endswith("conv.weight"):
+            fan_in = value[0].numel()
+            state[key] = torch.randn(value.shape, generator=gen) * (2.0 / fan_in) ** 0.5
+        elif key.endswith("bn.weight"):
+            state[key] = 1.0 + 0.1 * torch.randn(value.shape, generator=gen)
+        elif key.endswith(("bn.bias", "running_mean")):
+            state[key] = 0.1 * torch.randn(value.shape, generator=gen)
+        elif key.endswith("running_var"):
+            state[key] = 1.0 + 0.2 * torch.rand(value.shape, generator=gen)
+        elif key == "fc.weight":
+            state[key] = torch.randn(value.shape, generator=gen) * 0.5
+        else:
+            state[key] = 0.01 * torch.randn(value.shape, generator=gen)
+    return state
+
+
+def _fold_batchnorms(module: nn.Module) -> None:
+    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
+
+    for name, child in list(module.named_children()):
+        if isinstance(child, BasicConv2d):
+            setattr(module, name, FoldedConvReLU(child.conv, child.bn))
+        else:
+            _fold_batchnorms(child)
+
+
+class InceptionFeatures(FeatureNet):
+    """TF Inception v3 (2015-12-05): pool3 (2048-d) and the 1008 logits without bias, as torch-fidelity."""
+
+    pool_layer, logits_layer, resize = "pool3", "logits_unbiased", "tf1-bilinear-299"
+    size = 299
+
+    def __init__(self, state_dict: dict[str, torch.Tensor], weights_hash: str = "", weights_path: str = ""):
+        super().__init__()
+        net = inception_skeleton()
+        try:
+            net.load_state_dict(state_dict, strict=True)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0][:160]
+            raise MissingWeightsError(f"Weights file '{weights_path}' is not a torch-fidelity TF-Inception v3 "
+                                      f"state dict ({first}).") from None
+        _fold_batchnorms(net)
+        self.layers = nn.Sequential(*(getattr(net, name) for name in _LAYERS))
+        self.register_buffer("fc_weight", net.fc.weight.detach().float().clone())
+        self.name, self.weights_hash, self.weights_path = INCEPTION_NAME, weights_hash, weights_path
+        self.official = weights_hash.startswith(INCEPTION_SHA256_PREFIX)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = tf1_resize(images.float(), self.size)
+        x = (x - 128) / 128  # what the TF graph does, bit-exact with torch-fidelity
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        if x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.layers(x.to(dtype))
+        pool = F.adaptive_avg_pool2d(x.float(), 1).flatten(1)
+        return pool, pool.mm(self.fc_weight.T)
+
+
+def load_inception(weights: str | Path | None = None, download: bool | None = None) -> InceptionFeatures:
+    """The Inception feature network from the first weights file found (see find_inception_weights)."""
+    path = find_inception_weights(weights, download)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
+        raise MissingWeightsError(f"Weights file '{path}' cannot be read as a PyTorch state dict "
+                                  f"({exc.__class__.__name__}).") from None
+    if not isinstance(state, dict):
+        raise MissingWeightsError(f"Weights file '{path}' does not hold a state dict.")
+    return InceptionFeatures(state, sha256_file(path), str(path))
+
+
+def load_feature_net(name: str = "inception", weights: str | Path | None = None, device: str | torch.device = "cpu",
+                     precision: str = "fp32", engine: str = "auto", download: bool | None = None) -> FeatureNet:
+    """A feature network by name ('inception' or 'builtin'), on device, in fp32 or bf16."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'.")
+    if name == "inception":
+        net = load_inception(weights, download)
+    elif name == "builtin":
+        if weights:
+            raise ConfigError("--weights applies to the inception features; the builtin classifier ships its own.")
+        from gancli.metrics.builtin_classifier import load_builtin_features
+        net = load_builtin_features()
+    else:
+        raise ConfigError(f"--features must be one of {', '.join(FEATURE_NETS)}, got '{name}'.")
+    return prepare(net, device, precision, engine)
+
+
+ENGINES = ("auto", "eager", "fused", "compile")
+AUTO_ENGINE = "eager"  # what 'auto' means; set from `gancli bench eval --engine all` on the target GPUs
+
+
+def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32", engine: str = "auto") -> FeatureNet:
+    """Move a feature network to device and set its precision and conv engine.
+
+    engine 'eager': folded conv + in-place ReLU; 'fused': cuDNN's conv+bias+ReLU kernel (CUDA);
+    'compile': torch.compile of the eager layers (CUDA; compiles once per batch shape);
+    'auto' is 'eager' (`gancli bench eval --engine all` times them all).
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'.")
+    device = torch.device(device)
+    if precision == "bf16" and device.type != "cuda":
+        raise ConfigError("--precision bf16 needs a CUDA device; use fp32 on the CPU.")
+    engine = AUTO_ENGINE if engine == "auto" else engine
+    if engine in ("fused", "compile") and device.type != "cuda":
+        raise ConfigError(f"--engine {engine} needs a CUDA device.")
+    net.precision, net.engine = precision, engine
+    net.to(device)
+    if isinstance(net, InceptionFeatures):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        net.layers.to(dtype)
+        if device.type == "cuda":
+            net.layers.to(memory_format=torch.channels_last)
+        for module in net.layers.modules():
+            if isinstance(module, FoldedConvReLU):
+                module.fused = engine == "fused"
+        if engine == "compile":
+            net.layers = torch.compile(net.layers, dynamic=False)
+    return net
+
+
+# ---------------------------------------------------------------------------------------------
+# The streaming engine
+# ---------------------------------------------------------------------------------------------
+@contextmanager
+def cudnn_benchmark(enabled: bool = True):
+    """Let cuDNN pick its fastest kernels for the (fixed) batch shape, restoring the flag afterwards."""
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
+
+
+def to_device_ahead(batches: Iterable[torch.Tensor], device: torch.device, depth: int = 2) -> Iterator[torch.Tensor]:
+    """Yield batches on device, copying the next ones on a side CUDA stream while the current one computes.
+
+    Host batches should be pinned (DataLoader pin_memory) for the copies to be asynchronous.
+    """
+    if device.type != "cuda":
+        for batch in batches:
+            yield batch.to(device)
+        return
+    stream = torch.cuda.Stream(device)
+    queue: list[tuple[torch.Tensor, torch.cuda.Event]] = []
+    iterator = iter(batches)
+
+    def push() -> bool:
+        try:
+            host = next(iterator)
+        except StopIteration:
+            return False
+        with torch.cuda.stream(stream):
+            moved = host.to(device, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(stream)
+        queue.append((moved, event))
+        return True
+
+    for _ in range(depth):
+        if not push():
+            break
+    while queue:
+        moved, event = queue.pop(0)
+        torch.cuda.current_stream(device).wait_event(event)
+        moved.record_stream(torch.cuda.current_stream(device))
+        push()
+        yield moved
+
+
+def background(iterable: Iterable, depth: int = 4) -> Iterator:
+    """Iterate in a background thread (decoding, sampling on the host) so the consumer never waits idle."""
+    import queue as queue_mod
+
+    items: queue_mod.Queue = queue_mod.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():  # a consumer that stopped early must not leave this thread blocked
+            try:
+                items.put(entry, timeout=0.1)
+                return True
+            except queue_mod.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for item in iterable:
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            put((False, exc))
+            return
+        put((True, done))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = items.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+@dataclass
+class Extracted:
+    """What one pass of a feature network over a set of images produced."""
+
+    stats: FeatureStats
+    pool: np.ndarray | None  # (N, D) float32, when kept
+    logits: np.ndarray | None  # (N, K) float32, when kept
+
+    @property
+    def n(self) -> int:
+        return self.stats.n
+
+
+@torch.no_grad()
+def extract(net: FeatureNet, batches: Iterable[torch.Tensor], *, keep_pool: bool = False,
+            keep_logits: bool = False, on_batch: Callable[[int], None] | None = None) -> Extracted:
+    """Run net over uint8 batches: float64 running mean/covariance on the device, features kept on request."""
+    from gancli.metrics.stats import FeatureStats
+
+    device = next(net.buffers()).device
+    stats = FeatureStats(device=device)
+    pools, logits = [], []
+    with cudnn_benchmark(device.type == "cuda"):
+        for batch in to_device_ahead(batches, device):
+            pool, logit = net(batch)
+            stats.update(pool)
+            if keep_pool:
+                pools.append(pool)
+            if keep_logits:
+                logits.append(logit)
+            if on_batch is not None:
+                on_batch(batch.shape[0])
+    if stats.n == 0:
+        from gancli.errors import DataError
+        raise DataError("There were no images to evaluate.")
+    return Extracted(stats, torch.cat(pools).cpu().numpy() if keep_pool else None,
+                     torch.cat(logits).cpu().numpy() if keep_logits else None)

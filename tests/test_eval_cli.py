@@ -1,0 +1,195 @@
+"""`gancli eval fid|is|kid|pr|stats` and `gancli bench eval` through the CLI, including every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from gancli.data.builtin import BuiltinImages
+from gancli.data.images import save_image
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """A private stats cache, and no Inception weights anywhere (no download either)."""
+    monkeypatch.setenv("GANCLI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("GANCLI_NO_DOWNLOAD", "1")
+    monkeypatch.delenv("GANCLI_INCEPTION_WEIGHTS", raising=False)
+
+
+def _folder(path, split="test", count=24, resolution=32, start=0):
+    path.mkdir(parents=True)
+    data = BuiltinImages(split, resolution)
+    for i in range(count):
+        save_image(data[start + i][0], path / f"{i:03d}.png")
+    return path
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return _folder(tmp_path / "real", "test"), _folder(tmp_path / "fake", "train", start=100)
+
+
+def assert_error(result, *fragments):
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    text = " ".join(result.output.split())
+    assert "Error:" in text and "Traceback" not in text, text
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+BUILTIN = ["--features", "builtin", "--device", "cpu"]
+
+
+def test_fid_prints_score_feature_network_and_protocol(cli, folders):
+    real, fake = folders
+    result = cli("eval", "fid", "--real", real, "--fake", fake, *BUILTIN)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "FID " in text and "builtin-cnn-v1 pool128" in text
+    assert "real 24 (" in text and "fake 24 (" in text and "resize bilinear-aa-32" in text
+    assert "weights sha256 " in text
+
+
+def test_json_output_and_each_metric(cli, folders):
+    real, fake = folders
+    for metric, key in (("fid", "fid"), ("kid", "kid"), ("pr", "precision")):
+        result = cli("eval", metric, "--real", real, "--fake", fake, *BUILTIN, "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["metric"] == metric and isinstance(data[key], float)
+        assert data["protocol"]["feature_net"] == "builtin-cnn-v1" and data["protocol"]["real"]["n"] == 24
+    result = cli("eval", "is", "--fake", fake, *BUILTIN, "--json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0 and 1.0 <= data["is"] <= 10.0 and data["protocol"]["is_splits"] == 10
+    kid = json.loads(cli("eval", "kid", "--real", real, "--fake", fake, *BUILTIN, "--json").stdout)
+    assert kid["protocol"]["kid_subset_size"] == 24  # fewer images than 1000: subsets of all of them
+
+
+def test_stats_file_then_fid_against_it_without_reading_the_data(cli, folders, tmp_path):
+    real, fake = folders
+    out = tmp_path / "ref.npz"
+    result = cli("eval", "stats", real, "--out", out, *BUILTIN)
+    assert result.exit_code == 0 and out.is_file(), result.output
+    assert_error(cli("eval", "kid", "--real", out, "--fake", fake, *BUILTIN), "no saved features", "--with-features")
+    assert cli("eval", "stats", real, "--out", out, "--with-features", *BUILTIN).exit_code == 0
+    direct = json.loads(cli("eval", "fid", "--real", real, "--fake", fake, *BUILTIN, "--json").stdout)
+    via_file = json.loads(cli("eval", "fid", "--real", out, "--fake", fake, *BUILTIN, "--json").stdout)
+    assert via_file["fid"] == pytest.approx(direct["fid"], rel=1e-12)
+    assert via_file["protocol"]["real"]["statistics"] == "file"
+    kid = cli("eval", "kid", "--real", out, "--fake", fake, *BUILTIN, "--json")
+    assert kid.exit_code == 0, kid.output
+
+
+def test_cache_is_hit_on_the_second_run(cli, folders):
+    real, fake = folders
+    first = json.loads(cli("eval", "fid", "--real", real, "--fake", fake, *BUILTIN, "--json").stdout)
+    second = json.loads(cli("eval", "fid", "--real", real, "--fake", fake, *BUILTIN, "--json").stdout)
+    assert first["protocol"]["real"]["statistics"] == "miss"
+    assert second["protocol"]["real"]["statistics"] == "hit" and second["fid"] == first["fid"]
+    third = json.loads(cli("eval", "fid", "--real", real, "--fake", fake, *BUILTIN, "--json", "--no-cache").stdout)
+    assert third["protocol"]["real"]["statistics"] == "off"
+
+
+def _make_run(path, with_checkpoint=True):
+    from gancli import api
+    from gancli.config import save_toml
+    from gancli.train import checkpoint as ckpt
+    from recipes import get_recipe
+
+    cfg = api.make_config("uncond", preset="quick", out=str(path), width=0.125, z_dim=8, device="cpu")
+    path.mkdir(parents=True)
+    save_toml(cfg, path / "config.toml")
+    if with_checkpoint:
+        G = get_recipe("uncond")(cfg).build_models()["G"]
+        ckpt.write_checkpoint(path / "checkpoints" / "step_00000007", {"G": G.state_dict()},
+                              {"recipe": "uncond", "step": 7})
+    return path
+
+
+def test_run_folder_as_fake_appends_to_metrics_jsonl(cli, folders, tmp_path):
+    real, _ = folders
+    run = _make_run(tmp_path / "run")
+    result = cli("eval", "fid", "--real", real, "--fake", run, "--n", "20", *BUILTIN)
+    assert result.exit_code == 0, result.output
+    assert "step_00000007" in result.output and "fake 20 (" in " ".join(result.output.split())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "eval" and records[-1]["step"] == 7 and "fid" in records[-1]["scores"]
+    assert "builtin-cnn-v1" in records[-1]["protocol"]["fid"]
+
+
+def test_bench_eval_matches_torch_fidelity_on_cpu(cli):
+    result = cli("bench", "eval", "--n", "8", "--size", "16", "--batch-size", "4", "--random-weights",
+                 "--repeats", "1", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["engine"] for r in rows] == ["torch-fidelity", "gancli eager"]
+    assert rows[1]["fid_rel_diff"] < 1e-4 and rows[1]["img_per_s"] > 0
+
+
+# ---- bad input -----------------------------------------------------------------------------
+def test_missing_and_empty_folders(cli, folders, tmp_path):
+    real, _ = folders
+    assert_error(cli("eval", "fid", "--real", real, "--fake", tmp_path / "nope", *BUILTIN), "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_error(cli("eval", "fid", "--real", real, "--fake", tmp_path / "empty", *BUILTIN), "contains no images")
+
+
+def test_mixed_sizes_and_unreadable_images(cli, folders, tmp_path):
+    real, _ = folders
+    mixed = _folder(tmp_path / "mixed", count=3)
+    Image.new("RGB", (48, 40)).save(mixed / "odd.png")
+    assert_error(cli("eval", "fid", "--real", real, "--fake", mixed, *BUILTIN), "odd.png", "share one size")
+    broken = _folder(tmp_path / "broken", count=3)
+    (broken / "bad.png").write_bytes(b"\x89PNG not really")
+    assert_error(cli("eval", "fid", "--real", real, "--fake", broken, *BUILTIN), "bad.png", "corrupt")
+
+
+def test_fewer_images_than_the_kid_subset(cli, folders):
+    real, fake = folders
+    assert_error(cli("eval", "kid", "--real", real, "--fake", fake, "--subset-size", "1000", *BUILTIN),
+                 "subsets of 1000 images", "24 fake")
+
+
+def test_stats_file_from_another_feature_network(cli, folders, tmp_path):
+    real, fake = folders
+    out = tmp_path / "ref.npz"
+    assert cli("eval", "stats", real, "--out", out, *BUILTIN).exit_code == 0
+    weights = tmp_path / "random.pth"
+    from gancli.metrics.features import random_inception_state_dict
+    torch.save(random_inception_state_dict(0), weights)
+    assert_error(cli("eval", "fid", "--real", out, "--fake", fake, "--weights", weights, "--device", "cpu"),
+                 "builtin-cnn-v1", "inception-v3-tf-2015-12-05")
+
+
+def test_run_without_checkpoint(cli, folders, tmp_path):
+    real, _ = folders
+    run = _make_run(tmp_path / "run", with_checkpoint=False)
+    assert_error(cli("eval", "fid", "--real", real, "--fake", run, *BUILTIN), "has no checkpoints")
+
+
+def test_missing_inception_weights_name_the_file(cli, folders):
+    real, fake = folders
+    assert_error(cli("eval", "fid", "--real", real, "--fake", fake, "--device", "cpu"),
+                 "weights-inception-2015-12-05-6726825d.pth", "--weights")
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "vgg"], ["--features"]),
+    (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin",
+      "--precision", "fp8"], ["--precision"]),
+    (["eval", "fid", "--real", "nosuch:thing", "--fake", "builtin:train", "--features", "builtin"],
+     ["Unknown dataset"]),
+    (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin", "--n", "999999"],
+     ["only 20000"]),
+    (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin",
+      "--truncation", "0.5"], ["--truncation applies to run folders"]),
+    (["eval", "stats", "builtin:test", "--out", "x.txt", "--features", "builtin"], [".npz"]),
+])
+def test_bad_options(cli, args, fragments):
+    assert_error(cli(*args, "--device", "cpu"), *fragments)
