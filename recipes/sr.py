@@ -1,0 +1,285 @@
+"""Single-image super-resolution of the SAN paper (§4.3, Table 8), with an ESRGAN (RRDBNet) option.
+
+Loss (SAN eq. 10): λ_content·L1 + λ_perceptual·VGG19-conv5_4 L1 + λ_adv·adversarial (hinge; ESRGAN:
+relativistic average). The generator starts from an L1-pretrained one: either an earlier run given
+by `--init-from RUN` (make it with `--preset pretrain`) or the first `pretrain_steps` steps of this
+run, during which the critic is off and the loss is L1 alone.
+
+    gancli train sr --preset pretrain --data DIV2K --out runs/sr-l1
+    gancli train sr --preset san-paper --data DIV2K --init-from runs/sr-l1 --norm san
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gancli.config import TrainConfig
+from gancli.data.sr import SRCrops, SRImages, bicubic_upsample, heldout_for, image_size, open_sr_images
+from gancli.errors import CheckpointError, ConfigError
+from gancli.objectives import PENALTIES, critic_penalty, get_loss
+from gancli.sr_inference import SR_PROTOCOL, mean_scores, score_sr_images
+from gancli.train.recipe import Recipe
+from recipes.sr_nets import RRDBNet, SRCritic, SRResNetGenerator
+
+log = logging.getLogger("gancli.sr")
+
+RELATIVISTIC = ("ra",)  # losses whose generator term also needs the critic's logits on real images
+
+
+@dataclass
+class SRConfig(TrainConfig):
+    recipe: str = "sr"
+    scale: int = 4  # 4 (the paper) or 2
+    arch: str = "srresnet"  # srresnet (SAN Table 8, 1.5M) | rrdb (ESRGAN RRDBNet 64/23/32, 16.7M)
+    n_blocks: int = 0  # residual blocks; 0 = the paper's (16 ResBlocks, 23 RRDBs)
+    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16)
+    # SAN eq. 10 and §4.3
+    lambda_content: float = 1e-2  # L1
+    lambda_perceptual: float = 1.0  # VGG19 conv5_4 (before ReLU) L1
+    lambda_adv: float = 1e-1  # the paper reports 1e-1 (best NIQE) and 1e-2 (best PSNR)
+    perceptual: str = "vgg19"  # vgg19 | none
+    vgg_weights: str = ""  # torchvision's vgg19-dcbb9e9d.pth; "" = the torch hub cache
+    init_from: str = ""  # a run folder whose generator (latest checkpoint) initialises G
+    adversarial: bool = True  # False: a pure L1 pretraining run, no critic
+    pretrain_steps: int = 0  # first steps of L1-only training (critic off) before the adversarial phase
+    augment: bool = True  # random flips and 90° rotations of the crops
+    test_data: str = ""  # held-out images scored by evaluate(); "" = builtin test photos / DIV2K valid
+    eval_images: int = 10  # at most this many held-out images per evaluation
+    eval_tile: int = 256  # LR tile size of evaluation and sampling (0 = whole images)
+    # SAN §4.3: hinge, Adam 2e-4 (0.5, 0.9), batch 32, 400k steps, lr halved at 12.5/25/50/75 %
+    norm: str = "san"
+    loss: str = "hinge"
+    steps: int = 400_000
+    batch_size: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas_g: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    betas_d: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    lr_schedule: str = "multistep"
+    lr_milestones: list[float] = field(default_factory=lambda: [0.125, 0.25, 0.5, 0.75])
+    lr_gamma: float = 0.5
+    ema: bool = False  # the paper keeps no EMA of G
+    log_every: int = 100
+    sample_every: int = 5000
+    ckpt_every: int = 5000
+    eval_every: int = 5000
+    n_samples: int = 8
+
+
+PRESETS = {
+    # CPU-sized: builtin photos, 64 px crops, 200 L1 steps then 100 hinge + critic (SAN) steps, measured at
+    # 6.4 CPU-minutes single-threaded (≈0.45 s per L1 step, ≈2.5 s per adversarial step), ~4 min on 2 cores.
+    # No VGG (its weights are a download), so L1 carries the content term, at weight 1.
+    "quick": {"steps": 300, "pretrain_steps": 200, "batch_size": 8, "hr_size": 64, "perceptual": "none",
+              "lambda_content": 1.0, "lambda_adv": 1e-2, "log_every": 10, "sample_every": 100,
+              "ckpt_every": 100, "eval_every": 100, "eval_images": 2, "n_samples": 6, "lr_schedule": "constant"},
+    # SAN §4.3 as published; start it from an L1 run: --init-from RUN (see the "pretrain" preset)
+    "san-paper": {"steps": 400_000, "batch_size": 32, "hr_size": 128, "lambda_content": 1e-2,
+                  "lambda_perceptual": 1.0, "lambda_adv": 1e-1, "norm": "san", "loss": "hinge"},
+    # ESRGAN (Wang et al. 2018): RRDBNet, RaGAN 5e-3, L1 1e-2, VGG 1, Adam 1e-4 (0.9, 0.99), batch 16
+    "esrgan": {"arch": "rrdb", "loss": "ra", "lambda_content": 1e-2, "lambda_perceptual": 1.0,
+               "lambda_adv": 5e-3, "lr_g": 1e-4, "lr_d": 1e-4, "betas_g": [0.9, 0.99], "betas_d": [0.9, 0.99],
+               "batch_size": 16, "hr_size": 128, "steps": 400_000},
+    # L1 pretraining of G alone (the initialisation of san-paper / esrgan via --init-from)
+    "pretrain": {"adversarial": False, "perceptual": "none", "lambda_content": 1.0, "steps": 200_000,
+                 "batch_size": 16, "hr_size": 128, "betas_g": [0.9, 0.99]},
+}
+
+
+def build_generator(cfg: SRConfig) -> nn.Module:
+    if cfg.arch == "srresnet":
+        return SRResNetGenerator(cfg.scale, 64, cfg.n_blocks or 16)
+    return RRDBNet(cfg.scale, 64, cfg.n_blocks or 23, 32)
+
+
+class SuperResolution(Recipe):
+    name = "sr"
+    summary = "×4/×2 super-resolution, SRResNet G + 8-conv critic, L1 + VGG54 + hinge (SAN §4.3); ESRGAN option"
+    Config = SRConfig
+    presets = PRESETS
+    offline_preset = "quick"
+    best_metric = None  # the adversarial phase trades PSNR for realism: "best PSNR" would be the L1 model
+
+    def __init__(self, cfg: SRConfig):
+        super().__init__(cfg)
+        self.validate()  # before the trainer creates the run folder
+        if not cfg.adversarial:
+            self.best_metric = ("psnr_y", "max")
+        self.vgg: nn.Module | None = None
+        self._G: nn.Module | None = None
+        self._heldout: SRImages | None | bool = False  # False: not looked up yet
+        self._bicubic: dict[str, float] | None = None
+
+    # ---- config ------------------------------------------------------------------------
+    def validate(self) -> None:
+        cfg = self.cfg
+        if cfg.arch not in ("srresnet", "rrdb"):
+            raise ConfigError(f"'arch' must be srresnet (SAN Table 8) or rrdb (ESRGAN), got '{cfg.arch}'.")
+        if cfg.scale not in (2, 4):
+            raise ConfigError(f"'scale' must be 2 or 4, got {cfg.scale}.")
+        if cfg.hr_size < 32 or cfg.hr_size % 16 or cfg.hr_size % cfg.scale:
+            raise ConfigError(f"'hr_size' must be a multiple of 16 of at least 32 (the critic halves it 4 times), "
+                              f"got {cfg.hr_size}.")
+        if cfg.perceptual not in ("vgg19", "none"):
+            raise ConfigError(f"'perceptual' must be vgg19 or none, got '{cfg.perceptual}'.")
+        for key in ("lambda_content", "lambda_perceptual", "lambda_adv", "pretrain_steps", "n_blocks",
+                    "eval_images", "eval_tile"):
+            if getattr(cfg, key) < 0:
+                raise ConfigError(f"'{key}' must not be negative, got {getattr(cfg, key)}.")
+        if cfg.penalty not in PENALTIES:
+            raise ConfigError(f"Unknown critic penalty '{cfg.penalty}'; choose one of: {', '.join(PENALTIES)}.")
+        get_loss(cfg.loss)
+
+    def critic_active(self, step: int) -> bool:
+        return self.cfg.adversarial and step >= self.cfg.pretrain_steps
+
+    # ---- models and data ---------------------------------------------------------------
+    def build_models(self):
+        self._G = build_generator(self.cfg)
+        models = {"G": self._G}
+        if self.cfg.adversarial:
+            models["D"] = SRCritic(self.cfg.hr_size)
+        return models
+
+    def build_dataset(self):
+        # Only the trainer calls this (after build_models), so training-only setup lives here:
+        # initialising G from --init-from and loading the VGG19 of the perceptual loss.
+        cfg = self.cfg
+        if cfg.init_from and self._G is not None:
+            self._initialise_from(cfg.init_from, self._G)
+        if cfg.adversarial and cfg.perceptual == "vgg19" and cfg.lambda_perceptual > 0:
+            from gancli.objectives.perceptual import VGGFeatureLoss
+
+            self.vgg = VGGFeatureLoss(cfg.vgg_weights or None).to(self.device)
+        elif cfg.adversarial:
+            log.warning("sr: perceptual loss off (perceptual = %s): training with L1 + adversarial only; "
+                        "PSNR/SSIM are comparable, perceptual quality is not the paper's.", cfg.perceptual)
+        if cfg.adversarial and not cfg.init_from and cfg.pretrain_steps == 0:
+            log.warning("sr: the critic starts against a random generator; the paper starts from an L1/MSE-"
+                        "pretrained one (--init-from RUN, or --pretrain-steps N).")
+        images = open_sr_images(cfg.data, cfg.scale, "train")
+        return SRCrops(images, cfg.hr_size, cfg.augment)
+
+    def _initialise_from(self, run_dir: str, G: nn.Module) -> None:
+        from gancli.runs import open_run
+        from gancli.train import checkpoint as ckpt
+
+        run = open_run(run_dir)
+        if run.cfg.recipe != "sr":
+            raise CheckpointError(f"--init-from '{run_dir}' is a '{run.cfg.recipe}' run, not an sr run.")
+        for key in ("arch", "scale", "n_blocks"):
+            if getattr(run.cfg, key) != getattr(self.cfg, key):
+                raise CheckpointError(f"--init-from '{run_dir}' has {key} = {getattr(run.cfg, key)}, "
+                                      f"but this run has {key} = {getattr(self.cfg, key)}.")
+        weights, _ = ckpt.load_weights(run.checkpoint())
+        try:
+            G.load_state_dict(weights["G"])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"--init-from '{run_dir}' holds no generator that fits ({exc}).") from None
+        log.warning("sr: generator initialised from %s", run.checkpoint())
+
+    # ---- steps -------------------------------------------------------------------------
+    def d_step(self, models, batch):
+        G, D = models["G"], models["D"]
+        lr, hr = batch["lr"], batch["hr"]
+        with torch.no_grad():
+            sr = G(lr)
+        d_loss, _ = get_loss(self.cfg.loss)
+        real_logits, fake_logits = D(hr), D(sr)
+        adv = d_loss(real_logits, fake_logits)
+        penalty = critic_penalty(self.cfg.penalty, D, D, hr, sr)
+        loss = adv + self.cfg.penalty_weight * penalty
+        return loss, {"D/loss": adv.item(), "D/penalty": penalty.item(),
+                      "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
+
+    def g_step(self, models, batch):
+        cfg = self.cfg
+        lr, hr = batch["lr"], batch["hr"]
+        sr = models["G"](lr)
+        l1 = F.l1_loss(sr, hr)
+        if not self.critic_active(self.step):
+            return l1, {"G/l1": l1.item()}
+        D = models["D"]
+        loss = cfg.lambda_content * l1
+        logs = {"G/l1": l1.item()}
+        if self.vgg is not None:
+            perceptual = self.vgg(sr, hr)
+            loss = loss + cfg.lambda_perceptual * perceptual
+            logs["G/vgg"] = perceptual.item()
+        _, g_loss = get_loss(cfg.loss)
+        real_logits = D(hr).detach() if cfg.loss in RELATIVISTIC else None
+        adv = g_loss(D(sr), real_logits)
+        loss = loss + cfg.lambda_adv * adv
+        logs["G/adv"] = adv.item()
+        logs["G/loss"] = loss.item()
+        return loss, logs
+
+    # ---- held-out images ---------------------------------------------------------------
+    def heldout(self) -> SRImages | None:
+        """The images scored by evaluate() and cropped by sample(), or None when there are none."""
+        if self._heldout is False:
+            cfg = self.cfg
+            self._heldout = (open_sr_images(cfg.test_data, cfg.scale, "test") if cfg.test_data
+                             else heldout_for(cfg.data, cfg.scale))
+            if self._heldout is None:
+                log.warning("sr: no held-out images (give --test-data FOLDER); evaluation is skipped.")
+        return self._heldout
+
+    def evaluate(self, G):
+        """Mean PSNR/SSIM (Y, crop = scale) and NIQE of G on the held-out images, next to bicubic's."""
+        images = self.heldout()
+        if images is None:
+            return {}
+        cfg = self.cfg
+        limit = cfg.eval_images or None
+        rows = score_sr_images(G, images, cfg.scale, limit=limit, tile=cfg.eval_tile, device=self.device)
+        if self._bicubic is None:
+            self._bicubic = mean_scores(score_sr_images(None, images, cfg.scale, limit=limit))
+        scores = mean_scores(rows)
+        for key, value in self._bicubic.items():
+            scores[f"{key}_bicubic"] = value
+        count = min(limit or len(images), len(images))
+        scores["protocol"] = f"{images.what}, {count} images; " + SR_PROTOCOL.format(s=cfg.scale)
+        return scores
+
+    @torch.no_grad()
+    def sample(self, G, n, generator):
+        """n held-out crops as [bicubic | SR | HR] strips in [-1, 1] (training crops if none are held out)."""
+        cfg = self.cfg
+        source, eligible = self.heldout(), []
+        if source is not None:
+            eligible = [i for i, f in enumerate(source.hr_files) if min(image_size(f)) >= cfg.hr_size]
+        if not eligible:  # no held-out images, or all smaller than a crop: show training crops
+            source = open_sr_images(cfg.data, cfg.scale, "train")
+            eligible = list(range(len(source)))
+        crops = SRCrops(source, cfg.hr_size, augment=False)
+        device = generator.device
+        seeds = torch.randint(0, 2**62, (n, 2), generator=generator, device=device).cpu().tolist()
+        strips = []
+        for index, seed in seeds:
+            item = crops[(eligible[index % len(eligible)], seed)]
+            lr, hr = item["lr"][None].to(self.device), item["hr"][None].to(self.device)
+            sr = G(lr).clamp(-1, 1)
+            bicubic = bicubic_upsample(lr, cfg.scale).clamp(-1, 1)
+            strips.append(torch.cat([bicubic, sr, hr], dim=-1))
+        return torch.cat(strips)
+
+    def finalize_generator(self, G):
+        G.eval()
+
+
+def load_sr_run(run_dir: str | Path, checkpoint: str | None = None, device: str | torch.device = "cpu",
+                ema: bool = True) -> tuple[nn.Module, SRConfig]:
+    """(generator, config) of an sr run folder, the generator ready for inference."""
+    from gancli.runs import open_run
+
+    run = open_run(run_dir)
+    if run.cfg.recipe != "sr":
+        raise CheckpointError(f"Run '{run_dir}' is a '{run.cfg.recipe}' run; upscaling needs an sr run.")
+    return run.load_generator(checkpoint, device, ema=ema), run.cfg
