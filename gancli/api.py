@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from gancli.config import TrainConfig, apply_overrides, load_toml, save_toml, validate
+from gancli.config import TrainConfig, apply_overrides, load_toml, validate
 from gancli.errors import ConfigError
 from gancli.runs import Run, open_run
-from gancli.train.trainer import Trainer, prepare_run_dir
+from gancli.train.trainer import Trainer, check_run_dir, start_run_dir
 
 __all__ = ["make_config", "train", "sample", "open_run"]
 
@@ -67,11 +67,11 @@ def train(cfg: TrainConfig, resume: bool = False,
     from recipes import get_recipe
 
     recipe = get_recipe(cfg.recipe)(cfg)
-    run_dir = prepare_run_dir(cfg, resume)
+    run_dir = check_run_dir(cfg, resume)
     trainer = Trainer(recipe, run_dir)
     if resume:
         trainer.restore(open_run(run_dir).checkpoint())
-        save_toml(cfg, run_dir / "config.toml")
+    start_run_dir(cfg, run_dir)
     if on_start:
         on_start(trainer)
     trainer.fit(on_progress)

@@ -57,6 +57,7 @@ def test_missing_data_path(cli, tmp_path, tiny_uncond):
     result = cli("train", "uncond", "--data", tmp_path / "missing", "--out", tmp_path / "r", "--steps", "1",
                  *tiny_uncond)
     assert_error(result, "missing")
+    assert not (tmp_path / "r").exists()  # a failed start leaves no half-made run folder behind
 
 
 def test_run_folder_errors(cli, tmp_path, tiny_uncond):
@@ -66,8 +67,8 @@ def test_run_folder_errors(cli, tmp_path, tiny_uncond):
     assert_error(cli("sample", tmp_path / "nothing"), "does not exist")
     run = tmp_path / "run"
     cfg = api.make_config("uncond", out=str(run), steps=1, resolution=32, width=0.125, batch_size=2, z_dim=8)
-    from gancli.train.trainer import prepare_run_dir
-    prepare_run_dir(cfg, resume=False)  # a run folder whose training never reached a checkpoint
+    from gancli.train.trainer import start_run_dir
+    start_run_dir(cfg, run)  # a run folder whose training never reached a checkpoint
     assert_error(cli("sample", run), "has no checkpoints")
     assert_error(cli("sample", run, "--n", "0"), "positive")
 
@@ -96,3 +97,14 @@ def test_truncation_unsupported(cli, tmp_path, tiny_uncond):
     run = tmp_path / "run"
     assert cli("train", "uncond", "--out", run, "--steps", "1", *tiny_uncond).exit_code == 0
     assert_error(cli("sample", run, "--truncation", "0.5"), "does not support --truncation")
+
+
+def test_bench_train_prints_ratios_against_the_baseline(cli):
+    result = cli("bench", "train", "uncond", "--iters", "1", "--warmup", "0", "--device", "cpu", "--json",
+                 "--set", "width=0.125", "--set", "batch_size=2", "--set", "z_dim=8", "--variant", "norm=sn")
+    assert result.exit_code == 0, result.output
+    import json
+    rows = json.loads(result.output)
+    assert [r["variant"] for r in rows] == ["baseline", "norm=sn"]
+    assert rows[0]["ratio"] == 1.0 and rows[1]["it_s"] > 0
+    assert_error(cli("bench", "train", "uncond", "--iters", "0"), "--iters must be positive")

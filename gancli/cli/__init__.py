@@ -230,19 +230,14 @@ def bench_train(
     console.print(table)
 
 
-def _register_optional() -> None:
+def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    import importlib
+    from gancli.cli import bench, eval_gen, eval_iqa, upscale
 
-    for module, target in (("gancli.cli.eval_gen", eval_app), ("gancli.cli.eval_iqa", eval_app),
-                           ("gancli.cli.bench", bench_app), ("gancli.cli.upscale", app)):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.register(target)
+    eval_gen.register(eval_app)
+    eval_iqa.register(eval_app)
+    bench.register(bench_app)
+    upscale.register(app)
 
 
-_register_optional()
+_register_commands()

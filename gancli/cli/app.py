@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 
 import typer
 
@@ -48,7 +47,3 @@ class App(typer.Typer):
         register = super().command(*args, **kwargs)
         return lambda fn: register(report_errors(fn))
 
-
-def exit_with(message: str) -> None:
-    err_console.print(f"[bold red]Error:[/] {message}")
-    sys.exit(EXIT_ERROR)

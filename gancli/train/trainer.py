@@ -108,8 +108,8 @@ class Trainer:
         if "D" in self.models:
             self.optimizers["D"] = torch.optim.Adam(self.models["D"].parameters(), cfg.lr_d,
                                                     betas=tuple(cfg.betas_d))
-        factor = lr_factor(cfg)
-        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
+        self.lr_factor = lr_factor(cfg)
+        self.base_lr = {"G": cfg.lr_g, "D": cfg.lr_d}
         self.step = 0
         self.best: float | None = None
         self.last_eval: dict[str, Any] = {}
@@ -129,8 +129,7 @@ class Trainer:
 
     def save(self) -> Path:
         state = {"step": self.step, "best": self.best, "rng": rng_state(),
-                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}}
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
         return ckpt.save_step(self.run_dir, self.step, self.weights(), self.meta(), state, self.cfg.keep_ckpts)
 
     def restore(self, path: Path) -> None:
@@ -146,11 +145,10 @@ class Trainer:
                 self.ema.module.load_state_dict(weights["G_ema"])
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
-            for k, s in self.schedulers.items():
-                s.load_state_dict(state["schedulers"][k])
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"Checkpoint '{path}' does not fit this run's networks ({exc}).") from None
         self.step, self.best = state["step"], state.get("best")
+        self.set_learning_rates()
         set_rng_state(state["rng"])
 
     # ---- one iteration -----------------------------------------------------------------
@@ -190,10 +188,15 @@ class Trainer:
             self.models["D"].requires_grad_(True)
         if self.ema is not None:
             self.ema.update(self.G, self.step)
-        for scheduler in self.schedulers.values():
-            scheduler.step()
         self.step += 1
+        self.set_learning_rates()
         return logs
+
+    def set_learning_rates(self) -> None:
+        """The schedule is a function of the global step, so a phase without critic steps keeps D's in line."""
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = self.base_lr[name] * self.lr_factor(self.step)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -267,7 +270,7 @@ class Trainer:
                     on_progress(self.step, logs)
                 if cfg.log_every and self.step % cfg.log_every == 0:
                     elapsed = time.perf_counter() - t0
-                    lrs = {f"lr_{k}": s.get_last_lr()[0] for k, s in self.schedulers.items()}
+                    lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
                     self.log({"step": self.step, "it_s": count / elapsed,
                               **{k: v / count for k, v in sums.items()}, **lrs})
                     sums, count, t0 = {}, 0, time.perf_counter()
@@ -302,13 +305,16 @@ class Trainer:
         return active * per_step + (self.step - active) * self.cfg.grad_accum
 
 
-def prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
+def check_run_dir(cfg: TrainConfig, resume: bool) -> Path:
     """The run folder; a new run never writes into a folder that already holds a run."""
     run_dir = Path(cfg.out)
     if not resume and (run_dir / "config.toml").exists():
         raise ConfigError(f"'{run_dir}' already holds a run; pass --resume {run_dir} to continue it "
                           "or choose another --out.")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        save_toml(cfg, run_dir / "config.toml")
     return run_dir
+
+
+def start_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+    """Create the folder and write the resolved config (after models and data were built without error)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_toml(cfg, run_dir / "config.toml")
