@@ -11,7 +11,7 @@ os.environ.setdefault("COLUMNS", "160")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 TINY_UNCOND = ["--resolution", "32", "--width", "0.125", "--batch-size", "4", "--z-dim", "8",
-               "--log-every", "1", "--sample-every", "0", "--n-samples", "4", "--device", "cpu"]
+               "--log-every", "1", "--sample-every", "0", "--eval-every", "0", "--n-samples", "4", "--device", "cpu"]
 
 
 @pytest.fixture

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from gancli.train.ema import EMA
 from gancli.train.schedules import lr_factor
 
 TINY = dict(resolution=32, width=0.125, batch_size=4, z_dim=8, log_every=1, sample_every=0, n_samples=4,
-            device="cpu", ckpt_every=2, deterministic=True)
+            device="cpu", ckpt_every=2, deterministic=True, eval_every=0)
 
 
 def tiny_config(out, **kw):
@@ -34,9 +35,8 @@ def test_exact_resume_reproduces_uninterrupted_run(tmp_path):
         assert a[name].keys() == b[name].keys()
         for key in a[name]:
             assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
-    steps = [r["step"] for r in map(eval, [])]  # noqa: F841 - metrics are appended, not rewritten
-    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) >= 6
+    logged = [json.loads(line)["step"] for line in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s in logged if s <= 6] == [1, 2, 3, 4, 5, 6]  # resumed logs are appended, not rewritten
 
 
 def test_keeps_last_k_checkpoints_and_ignores_partial_writes(tmp_path):
@@ -78,7 +78,7 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "gancli", "train", "uncond", "--out", str(out), "--steps", "100000",
            "--ckpt-every", "100000", "--resolution", "32", "--width", "0.125", "--batch-size", "4",
-           "--z-dim", "8", "--sample-every", "0", "--device", "cpu"]
+           "--z-dim", "8", "--sample-every", "0", "--eval-every", "0", "--device", "cpu"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "200"})
     deadline = time.time() + 120
@@ -117,8 +117,11 @@ def test_ema_tracks_before_start_and_averages_after():
 
 
 def test_outputs_written(tmp_path):
-    run = api.train(tiny_config(tmp_path / "r", steps=2, sample_every=1))
+    run = api.train(tiny_config(tmp_path / "r", steps=2, sample_every=1, eval_every=1, eval_n=20))
     assert (run.path / "plot.png").is_file() and (run.path / "config.toml").is_file()
+    scores = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines() if "eval/fid" in line]
+    assert [s["step"] for s in scores] == [1, 2] and scores[0]["eval/features"] == "builtin-cnn-v1"
+    assert (run.path / "checkpoints" / "best" / "weights.safetensors").is_file()  # best by FID
     assert (run.path / "samples" / "step_00000002.png").is_file()
     images = api.sample(run.path, n=3)
     assert images.shape == (3, 3, 32, 32) and images.min() >= -1 and images.max() <= 1
