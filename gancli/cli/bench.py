@@ -127,8 +127,8 @@ def register(bench_app: typer.Typer) -> None:
     ):
         """Feature-extraction img/s of gancli vs torch-fidelity on the same in-memory images, and how far FID/IS move."""
         from gancli.metrics import resolve_device
-        from gancli.metrics.features import (AUTO_ENGINE, ENGINES, PRECISIONS, find_inception_weights,
-                                             random_inception_state_dict, sha256_file)
+        from gancli.metrics.features import (ENGINES, PRECISIONS, find_inception_weights,
+                                             random_inception_state_dict, resolve_engine, sha256_file)
 
         if n < 4 or size < 1 or batch_size < 1 or repeats < 1:
             raise ConfigError("--n must be at least 4, and --size, --batch-size and --repeats positive.")
@@ -161,7 +161,7 @@ def register(bench_app: typer.Typer) -> None:
                              "img_per_s": n / seconds, **reference})
             for p in precisions:
                 for e in engines:
-                    row = {"engine": f"gancli {AUTO_ENGINE if e == 'auto' else e}", "precision": p}
+                    row = {"engine": f"gancli {resolve_engine(e, dev)}", "precision": p}
                     try:
                         seconds, pool, logits = time_gancli(images, weights, dev, batch_size, p, e, repeats)
                     except (RuntimeError, NotImplementedError) as exc:  # e.g. a kernel this GPU/cuDNN lacks

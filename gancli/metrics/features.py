@@ -327,6 +327,13 @@ ENGINES = ("auto", "eager", "fused", "compile")
 AUTO_ENGINE = "fused"  # what 'auto' means on CUDA (fastest in `gancli bench eval` on an H100); eager elsewhere
 
 
+def resolve_engine(engine: str, device: torch.device) -> str:
+    """What 'auto' means on this device: the fastest engine on CUDA, eager elsewhere."""
+    if engine != "auto":
+        return engine
+    return AUTO_ENGINE if device.type == "cuda" else "eager"
+
+
 def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32", engine: str = "auto") -> FeatureNet:
     """Move a feature network to device and set its precision and conv engine.
 
@@ -339,8 +346,7 @@ def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32"
     device = torch.device(device)
     if precision == "bf16" and device.type != "cuda":
         raise ConfigError("--precision bf16 needs a CUDA device; use fp32 on the CPU.")
-    if engine == "auto":
-        engine = AUTO_ENGINE if device.type == "cuda" else "eager"
+    engine = resolve_engine(engine, device)
     if engine in ("fused", "compile") and device.type != "cuda":
         raise ConfigError(f"--engine {engine} needs a CUDA device.")
     net.precision, net.engine = precision, engine
