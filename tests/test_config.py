@@ -7,7 +7,7 @@ from gancli.errors import ConfigError
 
 def test_offline_preset_is_used_without_data(tmp_path):
     cfg = api.make_config("uncond", out=str(tmp_path / "r"))
-    assert cfg.preset == "quick" and cfg.data == "" and cfg.steps == 300
+    assert cfg.preset == "quick" and cfg.data == "" and cfg.steps == 1200
 
 
 def test_precedence_preset_file_options_sets(tmp_path):
