@@ -124,6 +124,14 @@ def _channels(y_channel: bool) -> str:
     return "the Y channel (BT.601 rgb2ycbcr, unrounded)" if y_channel else "RGB"
 
 
+def _fidelity_metric(metric: str, fn: Callable, pred: Path, gt: Path, crop_border: int, y_channel: bool,
+                     as_json: bool) -> None:
+    """Score and report a full-reference metric fn(pred, gt, crop_border, y_channel) over paired files."""
+    rows, notes = _run_pairs(metric, pred, gt, as_json, lambda p, g: fn(p, g, crop_border, y_channel))
+    convention = CONVENTIONS[metric].format(channels=_channels(y_channel), crop=crop_border)
+    _report(metric, rows, convention, as_json, 4, notes)
+
+
 def register(eval_app: typer.Typer) -> None:
     pred_opt = typer.Option(..., "--pred", help="Folder of predicted (e.g. super-resolved) images.")
     gt_opt = typer.Option(..., "--gt", help="Folder of ground-truth images with the same file names.")
@@ -137,9 +145,7 @@ def register(eval_app: typer.Typer) -> None:
         """PSNR of predictions against ground truth, per image and mean (agrees with scikit-image)."""
         from gancli.metrics.iqa import psnr
 
-        rows, notes = _run_pairs("psnr", pred, gt, as_json, lambda p, g: psnr(p, g, crop_border, y_channel))
-        convention = CONVENTIONS["psnr"].format(channels=_channels(y_channel), crop=crop_border)
-        _report("psnr", rows, convention, as_json, 4, notes)
+        _fidelity_metric("psnr", psnr, pred, gt, crop_border, y_channel, as_json)
 
     @eval_app.command("ssim")
     def ssim_cmd(pred: Path = pred_opt, gt: Path = gt_opt, crop_border: int = crop_opt, y_channel: bool = y_opt,
@@ -147,9 +153,7 @@ def register(eval_app: typer.Typer) -> None:
         """SSIM of predictions against ground truth, per image and mean (agrees with scikit-image)."""
         from gancli.metrics.iqa import ssim
 
-        rows, notes = _run_pairs("ssim", pred, gt, as_json, lambda p, g: ssim(p, g, crop_border, y_channel))
-        convention = CONVENTIONS["ssim"].format(channels=_channels(y_channel), crop=crop_border)
-        _report("ssim", rows, convention, as_json, 4, notes)
+        _fidelity_metric("ssim", ssim, pred, gt, crop_border, y_channel, as_json)
 
     @eval_app.command("lpips")
     def lpips_cmd(pred: Path = pred_opt, gt: Path = gt_opt, crop_border: int = crop_opt,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 console = Console(highlight=False, emoji=False)
 err_console = Console(stderr=True, highlight=False, emoji=False)
@@ -20,7 +21,6 @@ class RateColumn(TextColumn):
     def render(self, task):  # noqa: D401 - rich API
         speed = task.finished_speed or task.speed
         text = f"{speed:,.1f} {self.unit}" if speed else f"-- {self.unit}"
-        from rich.text import Text
         return Text(text, style="progress.data.speed")
 
 
