@@ -1,6 +1,7 @@
 """The foundation's command line: help, version, recipes, train/sample, and every bad input."""
 
 import pytest
+import torch
 
 from gancli import __version__, api
 from gancli.train import checkpoint as ckpt
@@ -108,3 +109,20 @@ def test_bench_train_prints_ratios_against_the_baseline(cli):
     assert [r["variant"] for r in rows] == ["baseline", "norm=sn"]
     assert rows[0]["ratio"] == 1.0 and rows[1]["it_s"] > 0
     assert_error(cli("bench", "train", "uncond", "--iters", "0"), "--iters must be positive")
+
+
+@pytest.mark.parametrize("error,fragment", [(MemoryError, "out of memory"),
+                                            (torch.OutOfMemoryError, "the GPU ran out of memory")])
+def test_out_of_memory_is_one_sentence(error, fragment, capsys):
+    import typer
+
+    from gancli.cli.app import report_errors
+
+    @report_errors
+    def command():
+        raise error("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with pytest.raises(typer.Exit) as exit_info:
+        command()
+    assert exit_info.value.exit_code == 1
+    assert fragment in capsys.readouterr().err

@@ -132,6 +132,18 @@ def test_bench_eval_matches_torch_fidelity_on_cpu(cli):
     assert rows[1]["fid_rel_diff"] < 1e-4 and rows[1]["img_per_s"] > 0
 
 
+def test_bench_eval_profile_times_every_step(cli):
+    result = cli("bench", "eval", "--n", "4", "--size", "16", "--batch-size", "4", "--random-weights",
+                 "--repeats", "1", "--device", "cpu", "--no-baseline", "--profile", "--json")
+    assert result.exit_code == 0, result.output
+    (profile,) = json.loads(result.stdout)["profiles"]
+    names = [step["step"] for step in profile["steps"]]
+    assert names[0].startswith("resize") and names[-1].startswith("feature statistics")
+    assert "Conv2d_1a_3x3" in names and "Mixed_7c" in names and len(names) == 18 + 3
+    assert all(step["ms"] > 0 for step in profile["steps"])
+    assert sum(step["share"] for step in profile["steps"]) == pytest.approx(1)
+
+
 # ---- bad input -----------------------------------------------------------------------------
 def test_missing_and_empty_folders(cli, folders, tmp_path):
     real, _ = folders
@@ -165,6 +177,21 @@ def test_stats_file_from_another_feature_network(cli, folders, tmp_path):
     torch.save(random_inception_state_dict(0), weights)
     assert_error(cli("eval", "fid", "--real", out, "--fake", fake, "--weights", weights, "--device", "cpu"),
                  "builtin-cnn-v1", "inception-v3-tf-2015-12-05")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip archive"])
+def test_empty_or_corrupt_stats_file(cli, folders, tmp_path, content):
+    _, fake = folders
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(content)
+    assert_error(cli("eval", "fid", "--real", bad, "--fake", fake, *BUILTIN), "unreadable or corrupt")
+
+
+def test_a_file_that_is_no_spec(cli, folders, tmp_path):
+    _, fake = folders
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert_error(cli("eval", "fid", "--real", text, "--fake", fake, *BUILTIN), "is a file; a SPEC is")
 
 
 def test_run_without_checkpoint(cli, folders, tmp_path):

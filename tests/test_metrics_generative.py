@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gancli.errors import DataError, MissingWeightsError
+from gancli.errors import ConfigError, DataError, MissingWeightsError
 from gancli.metrics import generative as gen
 from gancli.metrics.features import (InceptionFeatures, find_inception_weights, prepare, random_inception_state_dict,
                                      tf1_resize)
@@ -338,3 +338,12 @@ def test_gpu_engines_agree_with_torch_fidelity(random_weights, monkeypatch, engi
         return gen.fid_from_stats(a.mu(), a.sigma(), b.mu(), b.sigma())
 
     assert fid(pool_ours) == pytest.approx(fid(pool_theirs), rel=tolerance)
+
+
+def test_fused_engine_on_the_cpu_is_a_clear_error(random_weights):
+    from gancli.metrics.features import load_inception
+
+    with pytest.raises(ConfigError, match="--engine fused needs a CUDA device"):
+        prepare(load_inception(random_weights), "cpu", "fp32", "fused")
+    with pytest.raises(ConfigError, match="--engine must be one of"):
+        prepare(load_inception(random_weights), "cpu", "fp32", "tensorrt")

@@ -29,6 +29,12 @@ def report_errors(fn):
         except MemoryError:
             err_console.print("[bold red]Error:[/] out of memory; try a smaller --batch-size.")
             raise typer.Exit(EXIT_ERROR) from None
+        except RuntimeError as exc:
+            if exc.__class__.__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch
+                raise
+            err_console.print("[bold red]Error:[/] the GPU ran out of memory; try a smaller --batch-size "
+                              "(or --precision bf16).")
+            raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper
 

@@ -105,6 +105,43 @@ def time_gancli(images: torch.Tensor, weights: Path, device: torch.device, batch
     return best, result.pool, result.logits
 
 
+def profile_stages(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int, precision: str,
+                   engine: str, repeats: int) -> list[dict[str, float | str]]:
+    """Milliseconds per batch of each step of gancli's forward (resize, each Inception block, head, statistics).
+
+    Each step is timed alone (CUDA events on the GPU) on one batch already on the device, best of repeats,
+    after a warm-up pass; the steps' sum is the engine's compute time per batch without the host side.
+    """
+    from gancli.metrics.features import cudnn_benchmark, load_inception, prepare
+    from gancli.metrics.stats import FeatureStats
+
+    net = prepare(load_inception(weights), device, precision, engine)
+    steps = [*net.stages(), ("feature statistics (float64)", lambda out: FeatureStats(device=device).update(out[0]))]
+    batch = images[:batch_size].to(device)
+    cuda = device.type == "cuda"
+    best = [float("inf")] * len(steps)
+    with cudnn_benchmark(cuda), torch.no_grad():
+        for attempt in range(repeats + 1):  # the first pass warms up (cuDNN's kernel search, allocations)
+            x = batch
+            for index, (_, step) in enumerate(steps):
+                _sync(device)
+                if cuda:
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    x = step(x)
+                    end.record()
+                    end.synchronize()
+                    seconds = start.elapsed_time(end) / 1e3
+                else:
+                    start_time = time.perf_counter()
+                    x = step(x)
+                    seconds = time.perf_counter() - start_time
+                if attempt:
+                    best[index] = min(best[index], seconds)
+    total = sum(best)
+    return [{"step": name, "ms": 1e3 * t, "share": t / total} for (name, _), t in zip(steps, best)]
+
+
 def register(bench_app: typer.Typer) -> None:
     """Add `gancli bench eval`."""
 
@@ -123,6 +160,8 @@ def register(bench_app: typer.Typer) -> None:
         baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also time torch-fidelity."),
         tf32: Optional[bool] = typer.Option(None, "--tf32/--no-tf32",
                                             help="cuDNN TF32 convolutions for both engines (default: PyTorch's)."),
+        profile: bool = typer.Option(False, "--profile",
+                                     help="Also time each step of gancli's forward (resize, blocks, statistics)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     ):
         """Feature-extraction img/s of gancli vs torch-fidelity on the same in-memory images, and how far FID/IS move."""
@@ -152,7 +191,7 @@ def register(bench_app: typer.Typer) -> None:
             else:
                 weights = find_inception_weights(weights)
             images = make_images(n, size)
-            rows = []
+            rows, profiles = [], []
             reference = None
             if baseline:
                 seconds, pool, logits = time_torch_fidelity(images, weights, dev, batch_size, repeats)
@@ -168,6 +207,9 @@ def register(bench_app: typer.Typer) -> None:
                         rows.append({**row, "error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"})
                         continue
                     rows.append({**row, "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
+                    if profile:
+                        profiles.append({**row, "batch_size": min(batch_size, n), "steps": profile_stages(
+                            images, weights, dev, batch_size, p, e, repeats)})
             weights_hash = sha256_file(weights)[:8]
         base = rows[0] if baseline else None
         for row in rows:
@@ -178,7 +220,7 @@ def register(bench_app: typer.Typer) -> None:
         info = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "n": n, "size": size,
                 "batch_size": batch_size, "weights_sha256": weights_hash, "random_weights": random_weights,
                 "tf32": dev.type == "cuda" and torch.backends.cudnn.allow_tf32, "torch": torch.__version__,
-                "rows": rows}
+                "rows": rows, **({"profiles": profiles} if profile else {})}
         if as_json:
             print(json.dumps(info))
             return
@@ -189,11 +231,19 @@ def register(bench_app: typer.Typer) -> None:
             if "error" in row:
                 table.add_row(row["engine"], row["precision"], "failed", escape(row["error"]))
                 continue
+            compared = "speedup" in row  # not without --baseline
             table.add_row(row["engine"], row["precision"], f"{row['img_per_s']:,.0f}",
-                          f"{row.get('speedup', float('nan')):.2f}", f"{row['fid']:.6g}",
-                          f"{row.get('fid_rel_diff', float('nan')):.2e}", f"{row['is']:.6g}",
-                          f"{row.get('is_rel_diff', float('nan')):.2e}")
+                          f"{row['speedup']:.2f}" if compared else "–", f"{row['fid']:.6g}",
+                          f"{row['fid_rel_diff']:.2e}" if compared else "–", f"{row['is']:.6g}",
+                          f"{row['is_rel_diff']:.2e}" if compared else "–")
         console.print(table)
+        for entry in profiles:
+            steps = Table("step", "ms / batch", "share", title=f"{entry['engine']} {entry['precision']}: one batch of "
+                                                              f"{entry['batch_size']}, step by step")
+            for step in entry["steps"]:
+                steps.add_row(step["step"], f"{step['ms']:.2f}", f"{step['share']:.1%}")
+            steps.add_row("total", f"{sum(step['ms'] for step in entry['steps']):.2f}", "", style="bold")
+            console.print(steps)
         console.print(f"weights sha256 {weights_hash}{' (random values)' if random_weights else ''} · "
                       f"cuDNN TF32 {'on' if info['tf32'] else 'off'} · best of "
                       f"{repeats} passes · torch {torch.__version__}", style="dim")

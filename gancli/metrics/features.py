@@ -129,18 +129,21 @@ def _tf1_grid(in_size: int, out_size: int, device: torch.device):
 
 
 def tf1_resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """TF1-compatible bilinear resize of float (N, C, H, W) to size × size.
+    """TF1-compatible bilinear resize of float (N, C, H, W) to size × size, returned channels-last.
 
     Interpolates along width on the H input rows, then along height: each output pixel goes through the
     same float operations in the same order as torch-fidelity's interpolate_bilinear_2d_like_tensorflow1x
-    (method 'slow'), so the result is bit-identical while reading H/size as much memory.
+    (method 'slow'), so the result is bit-identical while reading H/size as much memory. The work is done
+    on an (N, H, W, C) view, so the result comes out in the channels-last layout the convolutions want
+    (oneDNN and cuDNN both run Inception's convolutions faster in it) without another copy.
     """
     x_lo, x_hi, dx = _tf1_grid(x.shape[3], size, x.device)
     y_lo, y_hi, dy = _tf1_grid(x.shape[2], size, x.device)
-    a, b = x.index_select(3, x_lo), x.index_select(3, x_hi)
-    rows = a + (b - a) * dx.view(1, 1, 1, size)
-    top, bottom = rows.index_select(2, y_lo), rows.index_select(2, y_hi)
-    return top + (bottom - top) * dy.view(1, 1, size, 1)
+    nhwc = x.permute(0, 2, 3, 1)
+    a, b = nhwc.index_select(2, x_lo), nhwc.index_select(2, x_hi)
+    rows = a + (b - a) * dx.view(1, 1, size, 1)
+    top, bottom = rows.index_select(1, y_lo), rows.index_select(1, y_hi)
+    return (top + (bottom - top) * dy.view(1, size, 1, 1)).permute(0, 3, 1, 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,15 +285,26 @@ class InceptionFeatures(FeatureNet):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) → the network's input: TF1 bilinear to 299, (x - 128) / 128, channels-last."""
         x = tf1_resize(images.float(), self.size)
-        x = (x - 128) / 128  # what the TF graph does, bit-exact with torch-fidelity
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        if x.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = self.layers(x.to(dtype))
+        x = (x - 128) / 128  # what the TF graph does, bit-exact with torch-fidelity; stays channels-last
+        return x.to(torch.bfloat16 if self.precision == "bf16" else torch.float32)
+
+    def _head(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pool = F.adaptive_avg_pool2d(x.float(), 1).flatten(1)
         return pool, pool.mm(self.fc_weight.T)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._head(self.layers(self._input(images)))
+
+    def stages(self) -> list[tuple[str, Callable]]:
+        """forward as named steps, applied in turn (`gancli bench eval --profile` times each).
+
+        A compiled engine is stepped through its uncompiled layers.
+        """
+        layers = getattr(self.layers, "_orig_mod", self.layers)
+        return [("resize to 299 + normalise", self._input), *zip(_LAYERS, layers), ("pool3 + logits", self._head)]
 
 
 def load_inception(weights: str | Path | None = None, download: bool | None = None) -> InceptionFeatures:
@@ -337,9 +351,10 @@ def resolve_engine(engine: str, device: torch.device) -> str:
 def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32", engine: str = "auto") -> FeatureNet:
     """Move a feature network to device and set its precision and conv engine.
 
-    engine 'eager': folded conv + in-place ReLU; 'fused': cuDNN's conv+bias+ReLU kernel (CUDA);
-    'compile': torch.compile of the eager layers (CUDA; compiles once per batch shape);
-    'auto' is 'eager' (`gancli bench eval --engine all` times them all).
+    engine 'eager': folded conv + in-place ReLU; 'fused': cuDNN's conv+bias+ReLU kernel (CUDA only);
+    'compile': torch.compile of the eager layers (compiles once per batch shape: about 50 s on a 2-core CPU,
+    where it gives the same features as eager to the last bit and no speed); 'auto' is 'fused' on CUDA and
+    'eager' elsewhere (`gancli bench eval --engine all` times them all).
     """
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'.")
@@ -347,15 +362,13 @@ def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32"
     if precision == "bf16" and device.type != "cuda":
         raise ConfigError("--precision bf16 needs a CUDA device; use fp32 on the CPU.")
     engine = resolve_engine(engine, device)
-    if engine in ("fused", "compile") and device.type != "cuda":
+    if engine == "fused" and device.type != "cuda":
         raise ConfigError(f"--engine {engine} needs a CUDA device.")
     net.precision, net.engine = precision, engine
     net.to(device)
     if isinstance(net, InceptionFeatures):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        net.layers.to(dtype)
-        if device.type == "cuda":
-            net.layers.to(memory_format=torch.channels_last)
+        net.layers.to(dtype).to(memory_format=torch.channels_last)  # 1.76× on a 2-core CPU too
         for module in net.layers.modules():
             if isinstance(module, FoldedConvReLU):
                 module.fused = engine == "fused"

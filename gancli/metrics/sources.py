@@ -111,6 +111,9 @@ def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pi
     if _looks_like_path(spec) and not Path(spec).expanduser().exists():
         raise DataError(f"'{spec}' does not exist (expected an image folder, a run folder, a .npz statistics "
                         f"file or a dataset spec such as cifar10:test).")
+    if Path(spec).expanduser().is_file():
+        raise DataError(f"'{spec}' is a file; a SPEC is an image folder, a run folder, a .npz statistics file or "
+                        f"a dataset spec such as cifar10:test.")
     dataset = open_dataset(spec, root=data_root)
     total = len(dataset)
     if total == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ class ReferenceStats:
                             data["logits"] if "logits" in data.files else None)
         except DataError:
             raise
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # JSONDecodeError is a ValueError
             raise DataError(f"Statistics file '{path}' is unreadable or corrupt ({exc.__class__.__name__}).") from None
         if meta.get("format") != FORMAT:
             raise DataError(f"'{path}' is a statistics file of another format ({meta.get('format')!r}).")
