@@ -13,12 +13,16 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from gancli.errors import ConfigError
+from gancli.nn.padding import make_circular
 
 CRITIC_NORMS = ("none", "sn", "san", "sn-exact", "wn")
 
 # Spectrum entries handled per chunk (~128 MB of complex64), so that large layers
 # (512x512 kernels at 64x64) never hold their whole spectrum at once.
 _CHUNK = 1 << 24
+# SAN's |DFT|² entries per matrix product: on the CPU a 4 MB block that stays in cache until its max is
+# taken (3.5x faster than 64 MB blocks on 2 cores); on a GPU few large blocks, each one kernel launch.
+_SAN_CHUNK = {"cpu": 1 << 20}
 
 
 def san_compensation(n_pairs: int, ratio: float) -> float:
@@ -32,6 +36,9 @@ def sparsity_aware_sigma(
     """||W||_{0,inf} of eq. 6 by Lemma 1 (eq. 8): the largest |DFT| of any kernel w_ij zero-padded to H×W.
 
     With ratio < 1 the maximum runs over round(m·n·r) kernels drawn uniformly (Alg. 1, line 2).
+    The squared magnitude of a real kernel's DFT is the DFT of its autocorrelation, a short cosine series,
+    so |DFT|² at every frequency of every kernel is one real matrix product (kernels × shifts) @ (shifts ×
+    frequencies): 6-7× faster than padded FFTs on the CPU, and the same numbers.
     """
     h, w = input_size
     kernels = _fold(weight, h, w).flatten(0, 1)
@@ -40,10 +47,46 @@ def sparsity_aware_sigma(
         device = weight.device if generator is None else generator.device
         picked = torch.randperm(len(kernels), generator=generator, device=device)[:n_sampled]
         kernels = kernels[picked.to(weight.device)]
-    per_chunk = max(1, _CHUNK // (h * (w // 2 + 1)))
-    # rfft2 keeps half the spectrum; for real kernels the other half holds conjugates of equal |.|.
-    tops = [torch.fft.rfft2(chunk, s=(h, w)).abs().amax() for chunk in kernels.split(per_chunk)]
-    return torch.stack(tops).amax()
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    with torch.autocast(weight.device.type, enabled=False):  # a bf16 product would cost σ two digits
+        acf = _half_autocorrelation(kernels.to(dtype))
+        basis = _cosine_basis(*kernels.shape[-2:], h, w, dtype, weight.device)
+        per_chunk = max(1, _SAN_CHUNK.get(weight.device.type, _CHUNK) // basis.shape[1])
+        power = torch.stack([(chunk @ basis).amax() for chunk in acf.split(per_chunk)]).amax()
+    return power.clamp(min=0).sqrt()
+
+
+def _shifts(kh: int, kw: int) -> list[tuple[int, int]]:
+    """One shift of each ± pair of the autocorrelation's support, the zero shift first."""
+    return [(0, 0)] + [(da, db) for da in range(kh) for db in range(-kw + 1, kw) if da > 0 or db > 0]
+
+
+def _half_autocorrelation(kernels: Tensor) -> Tensor:
+    """r(Δ) = Σ_t k(t) k(t + Δ) of each (kh, kw) kernel at the shifts of _shifts, doubled past the zero shift."""
+    kh, kw = kernels.shape[-2:]
+    taps = kernels.permute(1, 2, 0).contiguous()  # (kh, kw, K): each product below runs along K, contiguous
+    rows = []
+    for da, db in _shifts(kh, kw):
+        a = taps[: kh - da, max(0, -db) : kw - max(0, db)]
+        b = taps[da:, max(0, db) : kw - max(0, -db)]
+        rows.append((a * b).sum(dim=(0, 1)) * (1 if (da, db) == (0, 0) else 2))
+    return torch.stack(rows).T  # (K, shifts)
+
+
+_basis_cache: dict[tuple, Tensor] = {}
+
+
+def _cosine_basis(kh: int, kw: int, h: int, w: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """cos 2π(u·Δa/h + v·Δb/w) for each shift (rows) and frequency u < h, v ≤ w/2 (columns; |DFT| is even)."""
+    key = (kh, kw, h, w, dtype, str(device))
+    if key not in _basis_cache:
+        shifts = torch.tensor(_shifts(kh, kw), dtype=torch.float64)
+        u = torch.arange(h, dtype=torch.float64).repeat_interleave(w // 2 + 1)
+        v = torch.arange(w // 2 + 1, dtype=torch.float64).repeat(h)
+        # the turns are reduced mod 1 exactly (integers) before the cosine, as an FFT's twiddles are
+        turns = (torch.outer(shifts[:, 0], u).remainder(h) / h + torch.outer(shifts[:, 1], v).remainder(w) / w)
+        _basis_cache[key] = torch.cos(2 * math.pi * turns).to(dtype=dtype, device=device)
+    return _basis_cache[key]
 
 
 def exact_conv_sigma(weight: Tensor, input_size: tuple[int, int]) -> Tensor:
@@ -182,7 +225,7 @@ def apply_critic_norm(
         else:
             norm = SparsityAwareNorm(layer, ratio, gain, every) if name == "san" else ExactSpectralNorm(layer, every)
             if layer.padding not in ((0, 0), "valid"):
-                layer.padding_mode = "circular"
+                make_circular(layer)
             parametrize.register_parametrization(layer, "weight", norm)
             layer.register_forward_pre_hook(_refresh_sigma)
     return module
