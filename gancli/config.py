@@ -48,6 +48,7 @@ class TrainConfig:
     ema_start: int = 0
     # execution
     precision: str = "fp32"  # fp32 | bf16 (autocast, CUDA only)
+    memory_format: str = "channels_last"  # or contiguous: layout of 4-D weights and image batches (NHWC: faster convs)
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     deterministic: bool = False
@@ -64,6 +65,7 @@ class TrainConfig:
 CHOICES: dict[str, tuple[str, ...]] = {
     "lr_schedule": ("constant", "multistep", "linear"),
     "precision": ("fp32", "bf16"),
+    "memory_format": ("contiguous", "channels_last"),
     "device": ("auto", "cpu", "cuda"),
 }
 POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples")

@@ -39,6 +39,30 @@ def test_exact_resume_reproduces_uninterrupted_run(tmp_path):
     assert [s for s in logged if s <= 6] == [1, 2, 3, 4, 5, 6]  # resumed logs are appended, not rewritten
 
 
+def test_memory_format_changes_the_layout_not_the_training(tmp_path):
+    from gancli.train.trainer import Trainer
+    from recipes import get_recipe
+
+    runs = {}
+    for layout in ("channels_last", "contiguous"):
+        cfg = tiny_config(tmp_path / layout, steps=2, norm="san", memory_format=layout)
+        trainer = Trainer(get_recipe("uncond")(cfg), tmp_path / layout)
+        conv_weights = [p for p in trainer.models["D"].parameters() if p.dim() == 4]
+        expected = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        assert conv_weights and all(p.is_contiguous(memory_format=expected) for p in conv_weights)
+        batch = trainer._to_device({"image": torch.zeros(2, 3, 8, 8), "label": torch.zeros(2)})
+        assert batch["image"].is_contiguous(memory_format=expected) and batch["label"].dim() == 1
+        runs[layout] = api.train(cfg)
+    # the first step's losses come from the same initial weights: equal up to the order of float sums
+    # (later steps drift apart further, as Adam's first updates are nearly ±lr whatever the gradient's size)
+    first = {layout: json.loads((tmp_path / layout / "metrics.jsonl").read_text().splitlines()[0])
+             for layout in runs}
+    losses = [key for key in first["contiguous"] if key.startswith(("D/", "G/"))]
+    assert losses
+    for key in losses:
+        assert first["channels_last"][key] == pytest.approx(first["contiguous"][key], rel=1e-4, abs=1e-5), key
+
+
 def test_keeps_last_k_checkpoints_and_ignores_partial_writes(tmp_path):
     run = api.train(tiny_config(tmp_path / "r", steps=8, ckpt_every=1, keep_ckpts=2))
     names = [p.name for p in ckpt.step_dirs(run.path)]

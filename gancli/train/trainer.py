@@ -100,8 +100,9 @@ class Trainer:
             apply_critic_norm(self.models["D"], cfg.norm, ratio=cfg.norm_ratio,
                               gain=cfg.norm_gain or None, every=cfg.norm_every)
             count_critic_updates(self.models["D"])
+        self.memory_format = torch.channels_last if cfg.memory_format == "channels_last" else torch.contiguous_format
         for model in self.models.values():
-            model.to(self.device).train()
+            model.to(self.device, memory_format=self.memory_format).train()
         self.G = self.models["G"]
         self.ema = EMA(self.G, cfg.ema_decay, cfg.ema_start) if cfg.ema else None
         self.optimizers = {"G": torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=tuple(cfg.betas_g))}
@@ -199,7 +200,13 @@ class Trainer:
                 group["lr"] = self.base_lr[name] * self.lr_factor(self.step)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        def move(v):
+            if not torch.is_tensor(v):
+                return v
+            layout = self.memory_format if v.dim() == 4 else torch.preserve_format
+            return v.to(self.device, memory_format=layout, non_blocking=True)
+
+        return {k: move(v) for k, v in batch.items()}
 
     # ---- outputs -----------------------------------------------------------------------
     def inference_generator(self) -> nn.Module:
