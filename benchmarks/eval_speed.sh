@@ -10,22 +10,22 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 COLUMNS=140
 g="python3 -m gancli bench eval --device cuda --random-weights --n 10000 --size 32"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/eval_speed.txt"
-$g --batch-size 500 --engine all --precision all --repeats 3 --profile --json > "$OUT/default_tf32.json"
-$g --batch-size 500 --engine all --precision fp32 --repeats 3 --no-tf32 --json > "$OUT/no_tf32.json"
-$g --batch-size 1000 --engine fused --precision fp32 --repeats 3 --json > "$OUT/batch1000.json"
-for f in default_tf32 no_tf32 batch1000; do
-  python3 - "$OUT/$f.json" <<'PY' | tee -a "$OUT/eval_speed.txt"
+J="$OUT/eval_speed.jsonl"; : > "$J"
+$g --batch-size 500 --engine all --precision all --repeats 3 --profile --json >> "$J"
+$g --batch-size 500 --engine all --precision fp32 --repeats 3 --no-tf32 --json >> "$J"
+$g --batch-size 1000 --engine fused --precision fp32 --repeats 3 --json >> "$J"
+python3 - "$J" <<'PY' | tee -a "$OUT/eval_speed.txt"
 import json, sys
-info = json.load(open(sys.argv[1]))
-print(f"== {sys.argv[1]}: batch {info['batch_size']}, TF32 {'on' if info['tf32'] else 'off'}")
-for row in info["rows"]:
-    if "error" in row:
-        print(f"{row['engine']:22s} {row['precision']:5s} failed: {row['error']}")
-    else:
-        print(f"{row['engine']:22s} {row['precision']:5s} {row['img_per_s']:9,.0f} img/s  x{row.get('speedup', 1):.2f}"
-              f"  |dFID|/FID {row.get('fid_rel_diff', 0):.1e}  |dIS|/IS {row.get('is_rel_diff', 0):.1e}")
-for prof in info.get("profiles", []):
-    print(f"-- {prof['engine']} {prof['precision']}: " + ", ".join(
-        f"{s['step']} {s['ms']:.1f} ms" for s in prof["steps"]))
+for line in open(sys.argv[1]):
+    info = json.loads(line)
+    print(f"== batch {info['batch_size']}, TF32 {'on' if info['tf32'] else 'off'}, {info['device']}")
+    for row in info["rows"]:
+        if "error" in row:
+            print(f"{row['engine']:22s} {row['precision']:5s} failed: {row['error']}")
+        else:
+            print(f"{row['engine']:22s} {row['precision']:5s} {row['img_per_s']:9,.0f} img/s  x{row.get('speedup', 1):.2f}"
+                  f"  |dFID|/FID {row.get('fid_rel_diff', 0):.1e}  |dIS|/IS {row.get('is_rel_diff', 0):.1e}")
+    for prof in info.get("profiles", []):
+        print(f"-- {prof['engine']} {prof['precision']}: " + ", ".join(
+            f"{s['step']} {s['ms']:.1f} ms" for s in prof["steps"]))
 PY
-done

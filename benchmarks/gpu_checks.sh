@@ -13,15 +13,14 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/bench
 
 # 1. Training throughput: SAN vs SN vs none, fp32 vs bf16 (issue 2), full SNDCGAN, batch 64
 $g bench train uncond --device cuda --iters 200 --warmup 30 --set width=1 --set batch_size=64 \
-   --variant precision=bf16 --variant norm=sn --variant norm=none 2>&1 | tee -a "$OUT/bench.txt"
+   --variant precision=bf16 --variant norm=sn --variant norm=none --variant memory_format=contiguous \
+   2>&1 | tee -a "$OUT/bench.txt"
 # 2. SR critic+generator throughput at the paper's batch 32 and 128 px crops (issue 4)
 $g bench train sr --device cuda --iters 40 --warmup 10 --set batch_size=32 --set hr_size=128 \
-   --set perceptual=none --set pretrain_steps=0 --variant norm=sn --variant precision=bf16 2>&1 | tee -a "$OUT/bench.txt"
-# 3. Feature extraction vs torch-fidelity on the same 10k 32x32 images (issue 3)
-$g bench eval --device cuda --random-weights --n 10000 --size 32 --batch-size 500 --engine eager \
-   --precision all --repeats 2 2>&1 | tee -a "$OUT/bench.txt"
-$g bench eval --device cuda --random-weights --n 10000 --size 32 --batch-size 500 --engine fused \
-   --precision fp32 --repeats 2 --no-baseline 2>&1 | tee -a "$OUT/bench.txt"
+   --set perceptual=none --set pretrain_steps=0 --variant norm=sn --variant precision=bf16 \
+   --variant memory_format=contiguous 2>&1 | tee -a "$OUT/bench.txt"
+# 3. Feature extraction vs torch-fidelity on the same 10k 32x32 images (issue 3), with per-step profiles
+OUT="$OUT" bash "$(dirname "$0")/eval_speed.sh"
 
 # 4. Short real SR runs on the builtin photos: one L1 pretraining, then SAN and SN from it (issue 4)
 SR="--device cuda --hr-size 128 --batch-size 16 --perceptual none --lambda-content 1 --lambda-adv 0.01 \
@@ -41,7 +40,7 @@ wait
 for run in sr-l1 sr-san sr-sn uncond-san uncond-sn; do
   echo "== $run"; tail -n 12 "$RUNS/$run.log"; grep '"eval/' "$RUNS/$run/metrics.jsonl" | cut -c1-400
 done > "$OUT/runs_summary.txt" 2>&1
-for run in sr-san sr-sn uncond-san uncond-sn; do
+for run in sr-san uncond-san; do  # the device returns at most 8 files: the rest is in runs.tar.gz
   last=$(ls "$RUNS/$run/samples" 2>/dev/null | tail -n 1); [ -n "$last" ] && cp "$RUNS/$run/samples/$last" "$OUT/$run-$last"
 done
 tar czf "$OUT/runs.tar.gz" -C "$RUNS" --exclude checkpoints . 2>/dev/null
