@@ -76,4 +76,5 @@ def register(app: typer.Typer) -> None:
                 save_image(result, dst)
                 bar.advance(task)
         note = f" ({converted} lossy inputs written as .png)" if converted else ""
-        console.print(f"Wrote {len(pairs)} images upscaled x{cfg.scale} to [cyan]{out}[/]{note}")
+        images = f"{len(pairs)} image{'s' if len(pairs) != 1 else ''}"
+        console.print(f"Wrote {images} upscaled x{cfg.scale} to [cyan]{out}[/]{note}")
