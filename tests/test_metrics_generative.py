@@ -347,3 +347,21 @@ def test_fused_engine_on_the_cpu_is_a_clear_error(random_weights):
         prepare(load_inception(random_weights), "cpu", "fp32", "fused")
     with pytest.raises(ConfigError, match="--engine must be one of"):
         prepare(load_inception(random_weights), "cpu", "fp32", "tensorrt")
+
+
+def test_compile_engine_pads_a_short_last_batch_instead_of_recompiling(random_weights):
+    """The compiled network sees one batch shape; the padding never changes the features of real images."""
+    from gancli.metrics.features import load_inception
+
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    eager = prepare(load_inception(random_weights), "cpu", "fp32", "eager")
+    padded = prepare(load_inception(random_weights), "cpu", "fp32", "eager")
+    padded.engine = "compile"  # the padding path, without paying for a compilation in the test
+    shapes = []
+    padded.layers.register_forward_pre_hook(lambda module, args: shapes.append(args[0].shape[0]))
+    with torch.no_grad():
+        first, short = padded(images[:3]), padded(images[3:])
+        reference = eager(images)
+    assert shapes == [3, 3]
+    assert short[0].shape == (2, 2048) and short[1].shape == (2, 1008)
+    torch.testing.assert_close(torch.cat([first[0], short[0]]), reference[0], rtol=1e-5, atol=1e-5)

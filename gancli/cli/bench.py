@@ -94,7 +94,7 @@ def time_gancli(images: torch.Tensor, weights: Path, device: torch.device, batch
     net = prepare(load_inception(weights), device, precision, engine)
     host = images.pin_memory() if device.type == "cuda" else images
     batches = lambda: (host[i:i + batch_size] for i in range(0, len(host), batch_size))
-    extract(net, (host[:batch_size], host[len(host) - (len(host) % batch_size or batch_size):]))  # warm-up shapes
+    extract(net, (host[:batch_size], host[len(host) - (len(host) % batch_size or batch_size):]))  # warm-up: the full and the last batch
     best, result = float("inf"), None
     for _ in range(repeats):
         _sync(device)

@@ -296,7 +296,13 @@ class InceptionFeatures(FeatureNet):
         return pool, pool.mm(self.fc_weight.T)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._head(self.layers(self._input(images)))
+        n = images.shape[0]
+        if self.engine == "compile":  # one compiled shape: a short last batch is padded with blank images
+            self.compiled_batch = max(getattr(self, "compiled_batch", 0), n)
+            if n < self.compiled_batch:
+                images = torch.cat([images, images.new_zeros(self.compiled_batch - n, *images.shape[1:])])
+        pool, logits = self._head(self.layers(self._input(images)))
+        return pool[:n], logits[:n]
 
     def stages(self) -> list[tuple[str, Callable]]:
         """forward as named steps, applied in turn (`gancli bench eval --profile` times each).
