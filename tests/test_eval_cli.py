@@ -123,6 +123,45 @@ def test_run_folder_as_fake_appends_to_metrics_jsonl(cli, folders, tmp_path):
     assert "builtin-cnn-v1" in records[-1]["protocol"]["fid"]
 
 
+def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, monkeypatch):
+    """A class-conditional recipe's run gives every class the same number of images, and --truncation reaches it."""
+    import dataclasses
+
+    import recipes
+    from gancli.config import save_toml
+    from gancli.metrics.sources import open_source
+    from gancli.train import checkpoint as ckpt
+    from recipes.uncond import Uncond, UncondConfig
+
+    @dataclasses.dataclass
+    class ToyConfig(UncondConfig):
+        num_classes: int = 5
+
+    calls = []
+
+    class Toy(Uncond):  # paints each image in its class's grey level
+        name, Config = "condtoy", ToyConfig
+
+        def sample(self, G, n, generator, labels=None, truncation=None):
+            calls.append(truncation)
+            return (labels.float() / 4 * 2 - 1).view(n, 1, 1, 1).expand(n, 3, 8, 8)
+
+    monkeypatch.setattr(recipes, "get_recipe", lambda name: Toy if name == "condtoy" else Uncond)
+    cfg = ToyConfig(recipe="condtoy", width=0.125, z_dim=8, device="cpu")
+    (tmp_path / "run").mkdir()
+    save_toml(cfg, tmp_path / "run" / "config.toml")
+    G = Toy(cfg).build_models()["G"]
+    ckpt.write_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000003", {"G": G.state_dict()},
+                          {"recipe": "condtoy", "step": 3})
+
+    source = open_source(str(tmp_path / "run"), n=23, truncation=0.5)
+    images = torch.cat(list(source.batches(4)))
+    classes = (images[:, 0, 0, 0].float() / 255 * 4).round().long()
+    assert len(images) == 23 and classes.bincount().tolist() == [5, 5, 5, 4, 4]
+    assert set(calls) == {0.5} and source.description["class_balanced"]
+    assert "truncation 0.5" in source.label
+
+
 def test_bench_eval_matches_torch_fidelity_on_cpu(cli):
     result = cli("bench", "eval", "--n", "8", "--size", "16", "--batch-size", "4", "--random-weights",
                  "--repeats", "1", "--device", "cpu", "--json")
