@@ -18,6 +18,7 @@ import torch
 from gancli.config import TrainConfig, apply_overrides, load_toml, validate
 from gancli.errors import ConfigError
 from gancli.runs import Run, open_run
+from gancli.train import distributed
 from gancli.train.trainer import Trainer, check_run_dir, start_run_dir
 
 __all__ = ["make_config", "train", "sample", "open_run"]
@@ -67,14 +68,19 @@ def train(cfg: TrainConfig, resume: bool = False,
     from recipes import get_recipe
 
     recipe = get_recipe(cfg.recipe)(cfg)
-    run_dir = check_run_dir(cfg, resume)
-    trainer = Trainer(recipe, run_dir)
-    if resume:
-        trainer.restore(open_run(run_dir).checkpoint())
-    start_run_dir(cfg, run_dir)
-    if on_start:
-        on_start(trainer)
-    trainer.fit(on_progress)
+    main = distributed.world_from_env().main  # under torchrun, process 0 alone writes the run folder
+    run_dir = check_run_dir(cfg, resume) if main else Path(cfg.out)
+    try:
+        trainer = Trainer(recipe, run_dir)
+        if resume:
+            trainer.restore(open_run(run_dir).checkpoint())
+        if main:
+            start_run_dir(cfg, run_dir)
+        if on_start:
+            on_start(trainer)
+        trainer.fit(on_progress)
+    finally:
+        distributed.stop()
     return open_run(run_dir)
 
 

@@ -109,6 +109,10 @@ def train(
     eval_every: Optional[int] = typer.Option(None, help="Evaluate every N steps."),
 ):
     """Train a recipe. Any config field can also be given as --field-name VALUE."""
+    from gancli.train.distributed import world_from_env
+
+    if world_from_env().rank:  # under torchrun, process 0 speaks for all (errors still reach stderr)
+        console.quiet = True
     options = dict(data=data, out=out, steps=steps, batch_size=batch_size, norm=norm, penalty=penalty,
                    loss=loss, lr_g=lr_g, lr_d=lr_d, n_dis=n_dis, ema=ema, precision=precision, device=device,
                    seed=seed, deterministic=deterministic, log_every=log_every, sample_every=sample_every,

@@ -74,9 +74,14 @@ def step_dirs(run_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: int(p.name.split("_")[1]))
 
 
+def step_dir(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint of a step lives."""
+    return Path(run_dir) / "checkpoints" / f"step_{step:08d}"
+
+
 def save_step(run_dir: Path, step: int, weights, meta, state, keep: int) -> Path:
     """Write checkpoint `step_XXXXXXXX`, then delete all but the newest `keep`."""
-    path = write_checkpoint(Path(run_dir) / "checkpoints" / f"step_{step:08d}", weights, meta, state)
+    path = write_checkpoint(step_dir(run_dir, step), weights, meta, state)
     for stale in step_dirs(run_dir)[:-keep]:
         shutil.rmtree(stale, ignore_errors=True)
     for leftover in (Path(run_dir) / "checkpoints").glob(".tmp-*"):

@@ -21,6 +21,7 @@ from gancli.data.stream import batch_stream
 from gancli.errors import CheckpointError, ConfigError, GancliError
 from gancli.nn import apply_critic_norm, count_critic_updates, mark_critic_updated
 from gancli.train import checkpoint as ckpt
+from gancli.train import distributed
 from gancli.train.ema import EMA
 from gancli.train.plots import plot_metrics, save_grid
 from gancli.train.recipe import Recipe
@@ -92,9 +93,13 @@ class Trainer:
     def __init__(self, recipe: Recipe, run_dir: Path):
         self.recipe, self.cfg, self.run_dir = recipe, recipe.cfg, Path(run_dir)
         cfg = self.cfg
-        self.device = resolve_device(cfg.device)
+        self.world = distributed.world_from_env()
+        if cfg.batch_size % self.world.size:
+            raise ConfigError(f"batch_size {cfg.batch_size} (the global batch) does not split evenly over "
+                              f"{self.world.size} processes.")
+        self.device = distributed.start(self.world, resolve_device(cfg.device))
         recipe.device = self.device
-        seed_everything(cfg.seed, cfg.deterministic)
+        seed_everything(cfg.seed, cfg.deterministic)  # the same initial weights in every process
         self.models: dict[str, nn.Module] = recipe.build_models()
         if "D" in self.models:
             apply_critic_norm(self.models["D"], cfg.norm, ratio=cfg.norm_ratio,
@@ -103,6 +108,10 @@ class Trainer:
         self.memory_format = torch.channels_last if cfg.memory_format == "channels_last" else torch.contiguous_format
         for model in self.models.values():
             model.to(self.device, memory_format=self.memory_format).train()
+            if self.world.size > 1:
+                distributed.broadcast_module(model)
+        if self.world.rank:  # every process draws its own noise from here on
+            seed_everything(cfg.seed * 1_000_003 + self.world.rank, cfg.deterministic)
         self.G = self.models["G"]
         self.ema = EMA(self.G, cfg.ema_decay, cfg.ema_start) if cfg.ema else None
         self.optimizers = {"G": torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=tuple(cfg.betas_g))}
@@ -129,9 +138,14 @@ class Trainer:
         return {"recipe": self.recipe.name, "step": self.step, "gancli": __version__}
 
     def save(self) -> Path:
-        state = {"step": self.step, "best": self.best, "rng": rng_state(),
-                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
-        return ckpt.save_step(self.run_dir, self.step, self.weights(), self.meta(), state, self.cfg.keep_ckpts)
+        """Checkpoint the step (process 0 writes it; every process's RNG state goes in)."""
+        rngs = distributed.gather_objects(rng_state(), self.world)
+        path = ckpt.step_dir(self.run_dir, self.step)
+        if self.world.main:
+            state = {"step": self.step, "best": self.best, "rng": rngs[0], "rng_ranks": rngs,
+                     "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
+            path = ckpt.save_step(self.run_dir, self.step, self.weights(), self.meta(), state, self.cfg.keep_ckpts)
+        return path
 
     def restore(self, path: Path) -> None:
         weights, meta = ckpt.load_weights(path)
@@ -150,7 +164,13 @@ class Trainer:
             raise CheckpointError(f"Checkpoint '{path}' does not fit this run's networks ({exc}).") from None
         self.step, self.best = state["step"], state.get("best")
         self.set_learning_rates()
-        set_rng_state(state["rng"])
+        rngs = state.get("rng_ranks") or [state["rng"]]
+        if len(rngs) == self.world.size:
+            set_rng_state(rngs[self.world.rank])
+        elif self.world.rank == 0:
+            set_rng_state(rngs[0])
+        else:  # resumed on another number of processes: fresh, still distinct, noise
+            seed_everything(self.cfg.seed * 1_000_003 + self.world.rank + 7919 * self.step, self.cfg.deterministic)
 
     # ---- one iteration -----------------------------------------------------------------
     def autocast(self):
@@ -169,6 +189,8 @@ class Trainer:
             (loss / len(batches)).backward()
             for k, v in parts.items():
                 logs[k] = logs.get(k, 0.0) + float(v) / len(batches)
+        if self.world.size > 1:
+            distributed.average_gradients(self.models[name].parameters(), self.world)
         optimizer.step()
         return logs
 
@@ -213,6 +235,8 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.G
 
     def write_samples(self) -> None:
+        if not self.world.main:
+            return
         G = self.inference_generator()
         was_training = G.training
         G.eval()
@@ -223,6 +247,8 @@ class Trainer:
         save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png")
 
     def evaluate(self) -> dict[str, Any]:
+        if not self.world.main:  # the others wait for it at their next gradient average
+            return {}
         G = self.inference_generator()
         was_training = G.training
         G.eval()
@@ -255,6 +281,8 @@ class Trainer:
                                   {**self.meta(), key: value})
 
     def log(self, record: dict[str, Any]) -> None:
+        if not self.world.main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -264,7 +292,7 @@ class Trainer:
         cfg = self.cfg
         per_step = (cfg.n_dis if "D" in self.models and cfg.n_dis > 0 else 1) * cfg.grad_accum
         stream = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self._batches_consumed(per_step),
-                              self.workers())
+                              self.workers(), shard=(self.world.rank, self.world.size))
         sums: dict[str, float] = {}
         count, t0 = 0, time.perf_counter()
         with StopSignal() as stop:
@@ -278,8 +306,9 @@ class Trainer:
                 if cfg.log_every and self.step % cfg.log_every == 0:
                     elapsed = time.perf_counter() - t0
                     lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
-                    self.log({"step": self.step, "it_s": count / elapsed,
-                              **{k: v / count for k, v in sums.items()}, **lrs})
+                    means = distributed.average_values({k: v / count for k, v in sums.items()}, self.world,
+                                                       self.device)
+                    self.log({"step": self.step, "it_s": count / elapsed, **means, **lrs})
                     sums, count, t0 = {}, 0, time.perf_counter()
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.write_samples()
@@ -287,7 +316,7 @@ class Trainer:
                     self.evaluate()
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
                     self.save()
-                if stop.signum is not None:
+                if distributed.any_process(stop.signum is not None, self.world, self.device):
                     path = self.save()
                     raise TrainingInterrupted(
                         f"Stopped by {signal.Signals(stop.signum).name} at step {self.step}; checkpoint saved to "
@@ -296,7 +325,8 @@ class Trainer:
         self.write_samples()
         if cfg.eval_every and self.step % cfg.eval_every and not self.eval_disabled:
             self.evaluate()
-        plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
+        if self.world.main:
+            plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
         return self.last_eval
 
     def workers(self) -> int:
