@@ -332,7 +332,8 @@ class Trainer:
     def workers(self) -> int:
         if self.cfg.workers >= 0:
             return self.cfg.workers
-        return min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
+        cpus = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # shared by torchrun's processes
+        return min(8, max(cpus, 1)) if self.device.type == "cuda" else 0
 
     def _batches_consumed(self, per_step: int) -> int:
         # critic_active may vary by step (e.g. a pretraining phase): count exactly
