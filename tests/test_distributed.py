@@ -68,10 +68,10 @@ def test_two_processes_keep_identical_replicas_on_different_data(tmp_path):
     assert [r["step"] for r in logged] == [1, 2, 3]  # one writer
 
 
-def test_torchrun_cli_trains_and_resumes(tmp_path):
-    run = tmp_path / "run"
+def test_torchrun_cli_trains_and_resumes_exactly(tmp_path):
+    run, whole = tmp_path / "run", tmp_path / "whole"
     tiny = ["--device", "cpu", "--width", "0.125", "--batch-size", "8", "--log-every", "1", "--sample-every", "0",
-            "--eval-every", "0", "--ckpt-every", "2"]
+            "--eval-every", "0", "--ckpt-every", "2", "--deterministic"]
     first = torchrun("-m", "gancli", "train", "uncond", "--steps", "2", "--out", run, *tiny)
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("new run in") == 1  # process 1 prints nothing
@@ -83,3 +83,12 @@ def test_torchrun_cli_trains_and_resumes(tmp_path):
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
     assert ckpt.resolve_checkpoint(run).name == "step_00000004"
+    # the same 4 steps without a break: every process's data, noise and RNG resumed where they stopped
+    uninterrupted = torchrun("-m", "gancli", "train", "uncond", "--steps", "4", "--out", whole, *tiny)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    resumed, _ = ckpt.load_weights(ckpt.resolve_checkpoint(run))
+    straight, _ = ckpt.load_weights(ckpt.resolve_checkpoint(whole))
+    assert straight.keys() == resumed.keys() and {"G", "D"} <= straight.keys()
+    for name in straight:
+        for key in straight[name]:
+            assert torch.equal(resumed[name][key], straight[name][key]), f"{name}.{key}"
