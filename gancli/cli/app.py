@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import typer
 
@@ -20,9 +21,10 @@ def report_errors(fn):
         try:
             return fn(*args, **kwargs)
         except GancliError as exc:
-            err_console.print(f"[bold red]Error:[/] {exc}", soft_wrap=True)
-            code = EXIT_INTERRUPTED if exc.__class__.__name__ == "TrainingInterrupted" else EXIT_ERROR
-            raise typer.Exit(code) from None
+            interrupted = exc.__class__.__name__ == "TrainingInterrupted"
+            if not (interrupted and os.environ.get("RANK", "0") != "0"):  # under torchrun, process 0 says it
+                err_console.print(f"[bold red]Error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED if interrupted else EXIT_ERROR) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]Interrupted.[/]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
