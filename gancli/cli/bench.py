@@ -94,7 +94,8 @@ def time_gancli(images: torch.Tensor, weights: Path, device: torch.device, batch
     net = prepare(load_inception(weights), device, precision, engine)
     host = images.pin_memory() if device.type == "cuda" else images
     batches = lambda: (host[i:i + batch_size] for i in range(0, len(host), batch_size))
-    extract(net, (host[:batch_size], host[len(host) - (len(host) % batch_size or batch_size):]))  # warm-up: the full and the last batch
+    # warm-up on both batch shapes, the full and the last one
+    extract(net, (host[:batch_size], host[len(host) - (len(host) % batch_size or batch_size):]))
     best, result = float("inf"), None
     for _ in range(repeats):
         _sync(device)
@@ -207,9 +208,10 @@ def register(bench_app: typer.Typer) -> None:
                         rows.append({**row, "error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"})
                         continue
                     rows.append({**row, "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
-                    if profile:
-                        profiles.append({**row, "batch_size": min(batch_size, n), "steps": profile_stages(
-                            images, weights, dev, batch_size, p, e, repeats)})
+                    if profile:  # a compiled engine is profiled through its uncompiled layers
+                        label = row["engine"] + (" (layers uncompiled)" if e == "compile" else "")
+                        profiles.append({**row, "engine": label, "batch_size": min(batch_size, n),
+                                         "steps": profile_stages(images, weights, dev, batch_size, p, e, repeats)})
             weights_hash = sha256_file(weights)[:8]
         base = rows[0] if baseline else None
         for row in rows:
