@@ -80,12 +80,17 @@ def _report(scores, ev, as_json: bool, record: bool) -> None:
         console.print(f"appended to {escape(recorded)}", style="dim", emoji=False)
 
 
-def _run(metric: str, *, fake, real, n, n_real, features, weights, device, precision, batch_size, workers,
-         checkpoint, ema, truncation, seed, as_json, use_cache, record, engine, **metric_options) -> None:
-    with _evaluator(features, weights, device, precision, batch_size, workers, use_cache, engine, as_json) as ev:
-        scores = ev.evaluate_many([metric], fake, real, n=n, n_real=n_real, checkpoint=checkpoint, ema=ema,
-                                  truncation=truncation, seed=seed, **metric_options)
-    _report(scores, ev, as_json, record)
+def _run(metric: str, options: dict, **metric_options) -> None:
+    """Evaluate one metric from a command's options (its locals(); `is` has no --real / --n-real)."""
+    o = {key: options.get(key) for key in ("fake", "real", "n", "n_real", "features", "weights", "device",
+                                           "precision", "batch_size", "workers", "checkpoint", "ema", "truncation",
+                                           "seed", "as_json", "use_cache", "record", "engine")}
+    with _evaluator(o["features"], o["weights"], o["device"], o["precision"], o["batch_size"], o["workers"],
+                    o["use_cache"], o["engine"], o["as_json"]) as ev:
+        scores = ev.evaluate_many([metric], o["fake"], o["real"], n=o["n"], n_real=o["n_real"],
+                                  checkpoint=o["checkpoint"], ema=o["ema"], truncation=o["truncation"],
+                                  seed=o["seed"], **metric_options)
+    _report(scores, ev, o["as_json"], o["record"])
 
 
 def register(eval_app: typer.Typer) -> None:
@@ -102,10 +107,7 @@ def register(eval_app: typer.Typer) -> None:
             method: str = typer.Option("eigh", "--method", help="Tr sqrt: eigh (default), sqrtm (pytorch-fid), "
                                                                 "eigvals (torch-fidelity); equal to ~1e-9.")):
         """Fréchet Inception Distance of --fake against --real (float64, streaming statistics)."""
-        _run("fid", fake=fake, real=real, n=n, n_real=n_real, features=features, weights=weights, device=device,
-             precision=precision, batch_size=batch_size, workers=workers, checkpoint=checkpoint, ema=ema,
-             truncation=truncation, seed=seed, as_json=as_json, use_cache=use_cache, record=record, engine=engine,
-             fid_method=method)
+        _run("fid", locals(), fid_method=method)
 
     @eval_app.command("is")
     def inception_score(
@@ -119,10 +121,7 @@ def register(eval_app: typer.Typer) -> None:
         """Inception Score of --fake (1008 logits without bias, 10 splits)."""
         if splits < 1:
             raise ConfigError(f"--splits must be a positive number, got {splits}.")
-        _run("is", fake=fake, real=None, n=n, n_real=None, features=features, weights=weights, device=device,
-             precision=precision, batch_size=batch_size, workers=workers, checkpoint=checkpoint, ema=ema,
-             truncation=truncation, seed=seed, as_json=as_json, use_cache=use_cache, record=record, engine=engine,
-             is_splits=splits)
+        _run("is", locals(), is_splits=splits)
 
     @eval_app.command("kid")
     def kid(real: str = typer.Option(..., "--real", help=f"Reference images: {SPEC_HELP}."),
@@ -139,10 +138,7 @@ def register(eval_app: typer.Typer) -> None:
         """Kernel Inception Distance: unbiased MMD², kernel (x·y/d + 1)³, mean ± std over subsets."""
         if subsets < 1:
             raise ConfigError(f"--subsets must be a positive number, got {subsets}.")
-        _run("kid", fake=fake, real=real, n=n, n_real=n_real, features=features, weights=weights, device=device,
-             precision=precision, batch_size=batch_size, workers=workers, checkpoint=checkpoint, ema=ema,
-             truncation=truncation, seed=seed, as_json=as_json, use_cache=use_cache, record=record, engine=engine,
-             kid_subsets=subsets, kid_subset_size=subset_size)
+        _run("kid", locals(), kid_subsets=subsets, kid_subset_size=subset_size)
 
     @eval_app.command("pr")
     def pr(real: str = typer.Option(..., "--real", help=f"Reference images: {SPEC_HELP}."),
@@ -157,10 +153,7 @@ def register(eval_app: typer.Typer) -> None:
         """Improved precision and recall (Kynkäänniemi et al. 2019) on the chosen network's pooled features."""
         if k < 1:
             raise ConfigError(f"--k must be a positive number, got {k}.")
-        _run("pr", fake=fake, real=real, n=n, n_real=n_real, features=features, weights=weights, device=device,
-             precision=precision, batch_size=batch_size, workers=workers, checkpoint=checkpoint, ema=ema,
-             truncation=truncation, seed=seed, as_json=as_json, use_cache=use_cache, record=record, engine=engine,
-             pr_k=k)
+        _run("pr", locals(), pr_k=k)
 
     @eval_app.command("stats")
     def stats(spec: str = typer.Argument(..., help=f"Images to summarise: {SPEC_HELP[:-24]}."),

@@ -161,6 +161,7 @@ class FeatureNet(nn.Module):
     official: bool = True
     precision: str = "fp32"
     engine: str = "eager"
+    compiled_batch: int = 0  # the batch size the 'compile' engine was traced with
 
     def describe(self) -> dict[str, str]:
         """What produced a set of features: part of every protocol and cache key."""
@@ -298,7 +299,7 @@ class InceptionFeatures(FeatureNet):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = images.shape[0]
         if self.engine == "compile":  # one compiled shape: a short last batch is padded with blank images
-            self.compiled_batch = max(getattr(self, "compiled_batch", 0), n)
+            self.compiled_batch = max(self.compiled_batch, n)
             if n < self.compiled_batch:
                 images = torch.cat([images, images.new_zeros(self.compiled_batch - n, *images.shape[1:])])
         pool, logits = self._head(self.layers(self._input(images)))
