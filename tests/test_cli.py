@@ -48,10 +48,19 @@ def test_train_and_sample_grid_and_folder(cli, tiny_uncond, tmp_path):
     (["train", "uncond", "--batch-size", "0"], ["'batch_size' must be a positive number"]),
     (["train", "uncond", "--preset", "nope"], ["presets", "quick"]),
     (["train", "uncond", "--config", "/no/such.toml"], ["does not exist"]),
+    (["train", "uncond", "--memory-format", "nhwc"], ["'memory_format' must be one of contiguous, channels_last"]),
 ])
 def test_bad_train_input(cli, tmp_path, args, fragments):
     result = cli(*args, "--out", tmp_path / "r", *(["--steps", "1"] if "--steps" not in args else []))
     assert_error(result, *fragments)
+
+
+def test_global_batch_that_does_not_split_over_torchrun_processes(cli, tmp_path, tiny_uncond, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    result = cli("train", "uncond", "--out", tmp_path / "r", "--steps", "1", *tiny_uncond, "--batch-size", "4")
+    assert_error(result, "batch_size 4 (the global batch) does not split evenly over 3 processes")
+    assert not (tmp_path / "r").exists()
 
 
 def test_missing_data_path(cli, tmp_path, tiny_uncond):
