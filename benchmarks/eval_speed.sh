@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 3's speed measurement on one CUDA machine: gancli's Inception feature engines against
-# torch-fidelity on the same 10k random 32x32 uint8 images in the same process, with the per-step
-# profile of each engine, under PyTorch's default cuDNN TF32 convolutions and in true fp32 (TF32 off).
+# torch-fidelity on the same 10k random 32x32 uint8 images in the same process, with each engine's
+# profile (time per step, and its costliest CUDA kernels), under PyTorch's default cuDNN TF32
+# convolutions and in true fp32 (TF32 off).
 # Usage: OUT=/some/dir bash benchmarks/eval_speed.sh   (random weights of the right shapes: nothing is
 # downloaded; the speed and the agreement of scores do not depend on the weights' values).
 set -uo pipefail
@@ -28,4 +29,6 @@ for line in open(sys.argv[1]):
     for prof in info.get("profiles", []):
         print(f"-- {prof['engine']} {prof['precision']}: " + ", ".join(
             f"{s['step']} {s['ms']:.1f} ms" for s in prof["steps"]))
+        for k in prof.get("kernels", []):
+            print(f"   {k['share']:6.1%} {k['ms']:8.2f} ms {k['calls']:4d}x  {k['name']}")
 PY

@@ -181,6 +181,9 @@ def test_bench_eval_profile_times_every_step(cli):
     assert "Conv2d_1a_3x3" in names and "Mixed_7c" in names and len(names) == 18 + 3
     assert all(step["ms"] > 0 for step in profile["steps"])
     assert sum(step["share"] for step in profile["steps"]) == pytest.approx(1)
+    kernels = profile["kernels"]  # torch.profiler's costliest operators, the convolutions among them
+    assert 0 < len(kernels) <= 15 and any("convolution" in k["name"] for k in kernels)
+    assert all(k["calls"] > 0 and k["ms"] >= 0 for k in kernels) and sum(k["share"] for k in kernels) <= 1 + 1e-9
 
 
 # ---- bad input -----------------------------------------------------------------------------

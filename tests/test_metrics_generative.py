@@ -340,13 +340,53 @@ def test_gpu_engines_agree_with_torch_fidelity(random_weights, monkeypatch, engi
     assert fid(pool_ours) == pytest.approx(fid(pool_theirs), rel=tolerance)
 
 
-def test_fused_engine_on_the_cpu_is_a_clear_error(random_weights):
+@pytest.mark.parametrize("name", ["Mixed_5b", "Mixed_6a", "Mixed_6b", "Mixed_7a", "Mixed_7b", "Mixed_7c"])
+def test_each_rewritten_block_computes_torch_fidelitys_block(name):
+    """Stacked 1×1 convolutions, pool after convolution, one concatenation: the same block, up to rounding."""
+    import copy
+
+    from gancli.metrics.features import inception_skeleton
+    from gancli.metrics.inception_blocks import InceptionBlock, fold_and_rewrite
+
+    net = inception_skeleton()
+    net.load_state_dict(random_inception_state_dict(3))
+    net.eval()
+    block = getattr(net, name)
+    holder = torch.nn.Module()
+    holder.block = copy.deepcopy(block)
+    fold_and_rewrite(holder)
+    assert isinstance(holder.block, InceptionBlock)
+    channels = {"Mixed_5b": 192, "Mixed_6a": 288, "Mixed_6b": 768, "Mixed_7a": 768, "Mixed_7b": 1280,
+                "Mixed_7c": 2048}[name]
+    x = torch.relu(torch.randn(2, channels, 9, 9, generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        expected, got = block(x), holder.block(x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_engine_on_the_cpu_equals_eager(random_weights):
+    """On the CPU 'fused' is oneDNN's one-kernel conv+bias+ReLU: the same features as the eager conv then ReLU."""
     from gancli.metrics.features import load_inception
 
-    with pytest.raises(ConfigError, match="--engine fused needs a CUDA device"):
-        prepare(load_inception(random_weights), "cpu", "fp32", "fused")
+    fused = prepare(load_inception(random_weights), "cpu", "fp32", "fused")
+    eager = prepare(load_inception(random_weights), "cpu")
+    assert fused.engine == "fused" and eager.engine == "eager"
+    images = torch.randint(0, 256, (2, 3, 24, 24), dtype=torch.uint8)
+    with torch.no_grad():
+        (pool_f, logits_f), (pool_e, logits_e) = fused(images), eager(images)
+    torch.testing.assert_close(pool_f, pool_e, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logits_f, logits_e, rtol=1e-5, atol=1e-5)
+
+
+def test_engine_errors(random_weights, monkeypatch):
+    from gancli.metrics.features import load_inception
+
     with pytest.raises(ConfigError, match="--engine must be one of"):
         prepare(load_inception(random_weights), "cpu", "fp32", "tensorrt")
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="--engine fused needs cuDNN or oneDNN, which this cpu device lacks"):
+        prepare(load_inception(random_weights), "cpu", "fp32", "fused")
 
 
 def test_compile_engine_pads_a_short_last_batch_instead_of_recompiling(random_weights):

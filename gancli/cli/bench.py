@@ -143,6 +143,35 @@ def profile_stages(images: torch.Tensor, weights: Path, device: torch.device, ba
     return [{"step": name, "ms": 1e3 * t, "share": t / total} for (name, _), t in zip(steps, best)]
 
 
+def profile_kernels(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int, precision: str,
+                    engine: str, top: int = 15) -> list[dict[str, float | str | int]]:
+    """The kernels (CUDA) or operators (CPU) that take the most time in one forward pass, from torch.profiler.
+
+    Where the stage profile says which block is slow, this says why: the convolution algorithms cuDNN chose,
+    layout transposes, element-wise passes, concatenations.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    from gancli.metrics.features import cudnn_benchmark, load_inception, prepare
+
+    net = prepare(load_inception(weights), device, precision, engine)
+    batch = images[:batch_size].to(device)
+    cuda = device.type == "cuda"
+    with cudnn_benchmark(cuda), torch.no_grad():
+        net(batch)  # warm-up: kernel search, allocations, compilation
+        _sync(device)
+        with profile(activities=[ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]) as prof:
+            net(batch)
+            _sync(device)
+    kind = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
+    events = [e for e in prof.key_averages() if e.device_type == kind]
+    self_us = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+    total = sum(self_us(e) for e in events) or 1.0
+    events.sort(key=self_us, reverse=True)
+    return [{"name": e.key[:100], "calls": e.count, "ms": self_us(e) / 1e3, "share": self_us(e) / total}
+            for e in events[:top]]
+
+
 def register(bench_app: typer.Typer) -> None:
     """Add `gancli bench eval`."""
 
@@ -162,7 +191,8 @@ def register(bench_app: typer.Typer) -> None:
         tf32: Optional[bool] = typer.Option(None, "--tf32/--no-tf32",
                                             help="cuDNN TF32 convolutions for both engines (default: PyTorch's)."),
         profile: bool = typer.Option(False, "--profile",
-                                     help="Also time each step of gancli's forward (resize, blocks, statistics)."),
+                                     help="Also time each step of gancli's forward (resize, blocks, statistics) "
+                                          "and list its costliest kernels."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     ):
         """Feature-extraction img/s of gancli vs torch-fidelity on the same in-memory images, and how far FID/IS move."""
@@ -182,7 +212,6 @@ def register(bench_app: typer.Typer) -> None:
                 raise ConfigError(f"--precision must be fp32, bf16 or all, got '{p}'.")
         if dev.type != "cuda":
             precisions = [p for p in precisions if p == "fp32"] or precisions
-            engines = [e for e in engines if e != "fused"] or engines
         with tempfile.TemporaryDirectory() as tmp:
             if random_weights:
                 if weights:
@@ -211,7 +240,8 @@ def register(bench_app: typer.Typer) -> None:
                     if profile:  # a compiled engine is profiled through its uncompiled layers
                         label = row["engine"] + (" (layers uncompiled)" if e == "compile" else "")
                         profiles.append({**row, "engine": label, "batch_size": min(batch_size, n),
-                                         "steps": profile_stages(images, weights, dev, batch_size, p, e, repeats)})
+                                         "steps": profile_stages(images, weights, dev, batch_size, p, e, repeats),
+                                         "kernels": profile_kernels(images, weights, dev, batch_size, p, e)})
             weights_hash = sha256_file(weights)[:8]
         base = rows[0] if baseline else None
         for row in rows:
@@ -239,13 +269,20 @@ def register(bench_app: typer.Typer) -> None:
                           f"{row['fid_rel_diff']:.2e}" if compared else "–", f"{row['is']:.6g}",
                           f"{row['is_rel_diff']:.2e}" if compared else "–")
         console.print(table)
+        row_label = lambda entry: f"{entry['engine']} {entry['precision']}"
         for entry in profiles:
-            steps = Table("step", "ms / batch", "share", title=f"{entry['engine']} {entry['precision']}: one batch of "
+            steps = Table("step", "ms / batch", "share", title=f"{row_label(entry)}: one batch of "
                                                               f"{entry['batch_size']}, step by step")
             for step in entry["steps"]:
                 steps.add_row(step["step"], f"{step['ms']:.2f}", f"{step['share']:.1%}")
             steps.add_row("total", f"{sum(step['ms'] for step in entry['steps']):.2f}", "", style="bold")
             console.print(steps)
+            kernels = Table("kernel" if dev.type == "cuda" else "operator", "calls", "ms", "share",
+                            title=f"{row_label(entry)}: where one forward pass spends its time (torch.profiler)")
+            for kernel in entry["kernels"]:
+                kernels.add_row(escape(kernel["name"]), str(kernel["calls"]), f"{kernel['ms']:.2f}",
+                                f"{kernel['share']:.1%}")
+            console.print(kernels)
         console.print(f"weights sha256 {weights_hash}{' (random values)' if random_weights else ''} · "
                       f"cuDNN TF32 {'on' if info['tf32'] else 'off'} · best of "
                       f"{repeats} passes · torch {torch.__version__}", style="dim")

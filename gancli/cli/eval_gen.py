@@ -34,7 +34,7 @@ SEED = typer.Option(0, "--seed", help="Seed of the generator's latents.")
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
 CACHE = typer.Option(True, "--cache/--no-cache", help="Use and fill the reference-statistics cache.")
 RECORD = typer.Option(True, "--record/--no-record", help="Append the scores to the run's metrics.jsonl.")
-ENGINE = typer.Option("auto", "--engine", help="Feature engine: auto, eager, fused (cuDNN conv+ReLU).")
+ENGINE = typer.Option("auto", "--engine", help="Feature engine: auto, eager, fused (one conv+ReLU kernel) or compile.")
 
 
 @contextmanager

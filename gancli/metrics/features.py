@@ -2,8 +2,9 @@
 
 `inception`: the TF Inception v3 graph of 2015-12-05 in torch-fidelity's port (its blocks are used as a
 library), pool3 2048-d features and 1008-class logits without bias, uint8 input resized to 299 with
-TF1-compatible bilinear. Batch norms are folded into the convolutions and the resize is done
-separably; both are exact rewrites of torch-fidelity's forward (tests compare the scores to 1e-4).
+TF1-compatible bilinear. The resize is done separably (bit-identical) and the blocks are rewritten
+(inception_blocks: folded batch norms, stacked 1×1 convolutions, pool after convolution), all exact
+rewrites of torch-fidelity's forward in real arithmetic (tests compare the scores to 1e-4).
 `builtin`: a small classifier trained on gancli's builtin procedural images (see builtin_classifier).
 """
 
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.errors import ConfigError, MissingWeightsError
+from gancli.metrics.inception_blocks import FoldedConvReLU, fold_and_rewrite
 
 if TYPE_CHECKING:
     from gancli.metrics.stats import FeatureStats
@@ -174,25 +176,6 @@ class FeatureNet(nn.Module):
         return self.name if self.official else f"{self.name} (UNOFFICIAL weights {self.weights_hash[:8]})"
 
 
-class FoldedConvReLU(nn.Module):
-    """conv → BN(eval) → ReLU with the BN folded into the conv's weight and bias."""
-
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d):
-        super().__init__()
-        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
-        bias = bn.bias.double() - bn.running_mean.double() * scale
-        self.register_buffer("weight", weight.float().contiguous())
-        self.register_buffer("bias", bias.float())
-        self.stride, self.padding = conv.stride, conv.padding
-        self.fused = False  # cuDNN conv+bias+ReLU in one kernel (CUDA only)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused:
-            return torch.cudnn_convolution_relu(x, self.weight, self.bias, self.stride, self.padding, (1, 1), 1)
-        return F.relu(F.conv2d(x, self.weight, self.bias, self.stride, self.padding), inplace=True)
-
-
 def inception_skeleton() -> nn.Module:
     """torch-fidelity's InceptionV3 layers (same names and shapes), without loading any weights."""
     try:
@@ -253,16 +236,6 @@ def random_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-def _fold_batchnorms(module: nn.Module) -> None:
-    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
-
-    for name, child in list(module.named_children()):
-        if isinstance(child, BasicConv2d):
-            setattr(module, name, FoldedConvReLU(child.conv, child.bn))
-        else:
-            _fold_batchnorms(child)
-
-
 class InceptionFeatures(FeatureNet):
     """TF Inception v3 (2015-12-05): pool3 (2048-d) and the 1008 logits without bias, as torch-fidelity."""
 
@@ -278,7 +251,7 @@ class InceptionFeatures(FeatureNet):
             first = str(exc).strip().splitlines()[0][:160]
             raise MissingWeightsError(f"Weights file '{weights_path}' is not a torch-fidelity TF-Inception v3 "
                                       f"state dict ({first}).") from None
-        _fold_batchnorms(net)
+        fold_and_rewrite(net)
         self.layers = nn.Sequential(*(getattr(net, name) for name in _LAYERS))
         self.register_buffer("fc_weight", net.fc.weight.detach().float().clone())
         self.name, self.weights_hash, self.weights_path = INCEPTION_NAME, weights_hash, weights_path
@@ -345,23 +318,33 @@ def load_feature_net(name: str = "inception", weights: str | Path | None = None,
 
 
 ENGINES = ("auto", "eager", "fused", "compile")
-AUTO_ENGINE = "fused"  # what 'auto' means on CUDA (fastest in `gancli bench eval` on an H100); eager elsewhere
+
+
+def fused_available(device: torch.device) -> bool:
+    """Whether this device has a one-kernel conv+bias+ReLU: cuDNN on CUDA, oneDNN (mkldnn) on the CPU."""
+    if device.type == "cuda":
+        return torch.backends.cudnn.is_available()
+    return device.type == "cpu" and torch.backends.mkldnn.is_available()
 
 
 def resolve_engine(engine: str, device: torch.device) -> str:
-    """What 'auto' means on this device: the fastest engine on CUDA, eager elsewhere."""
+    """What 'auto' means on this device: 'fused' on CUDA (the fastest in `gancli bench eval` on an H100), else 'eager'.
+
+    On a 2-core CPU oneDNN's fused kernel measured the same as eager (`gancli bench eval --device cpu --engine
+    all`: 1.78× torch-fidelity against 1.73–1.81×), so the CPU keeps the public conv + ReLU.
+    """
     if engine != "auto":
         return engine
-    return AUTO_ENGINE if device.type == "cuda" else "eager"
+    return "fused" if device.type == "cuda" and fused_available(device) else "eager"
 
 
 def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32", engine: str = "auto") -> FeatureNet:
     """Move a feature network to device and set its precision and conv engine.
 
-    engine 'eager': folded conv + in-place ReLU; 'fused': cuDNN's conv+bias+ReLU kernel (CUDA only);
+    engine 'eager': folded conv + in-place ReLU; 'fused': one conv+bias+ReLU kernel (cuDNN's, or oneDNN's on the CPU);
     'compile': torch.compile of the eager layers (compiles once per batch shape: about 50 s on a 2-core CPU,
-    where it gives the same features as eager to the last bit and no speed); 'auto' is 'fused' on CUDA and
-    'eager' elsewhere (`gancli bench eval --engine all` times them all).
+    where it gives the same features as eager to the last bit); 'auto' is 'fused' on CUDA and 'eager' elsewhere
+    (`gancli bench eval --engine all` times them all).
     """
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'.")
@@ -369,8 +352,9 @@ def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32"
     if precision == "bf16" and device.type != "cuda":
         raise ConfigError("--precision bf16 needs a CUDA device; use fp32 on the CPU.")
     engine = resolve_engine(engine, device)
-    if engine == "fused" and device.type != "cuda":
-        raise ConfigError(f"--engine {engine} needs a CUDA device.")
+    if engine == "fused" and not fused_available(device):
+        raise ConfigError(f"--engine fused needs cuDNN or oneDNN, which this {device.type} device lacks; "
+                          f"use --engine eager.")
     net.precision, net.engine = precision, engine
     net.to(device)
     if isinstance(net, InceptionFeatures):
