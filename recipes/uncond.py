@@ -27,6 +27,7 @@ class UncondConfig(TrainConfig):
     flip: bool = True
     # evaluation every eval_every steps; the best checkpoint by FID is kept
     eval_n: int = 10_000  # generated images (the large-scale study's CIFAR-10 protocol: 10k vs 10k test)
+    data_root: str = ""  # folder of the dataset specs (cifar10, stl10); "" means $GANCLI_DATA or ~/.cache/gancli/datasets
     eval_reference: str = ""  # "" means builtin:test at the training resolution, or the data's own spec
     eval_features: str = ""  # "" means the builtin-data classifier on builtin data, Inception otherwise
     eval_metrics: list[str] = field(default_factory=lambda: ["fid", "is"])
@@ -139,7 +140,7 @@ class Uncond(Recipe):
     def build_dataset(self):
         cfg = self.cfg
         if cfg.data:
-            source = resized(open_dataset(cfg.data), cfg.resolution)
+            source = resized(open_dataset(cfg.data, root=cfg.data_root or None), cfg.resolution)
         else:
             source = BuiltinImages("train", cfg.resolution)
         return ImageDataset(source, cfg.flip)
@@ -183,5 +184,6 @@ class Uncond(Recipe):
             reference = cfg.eval_reference or (f"builtin:test:{cfg.resolution}" if builtin else cfg.data)
             features = cfg.eval_features or ("builtin" if builtin else "inception")
             self._evaluator = GeneratorEvaluator(reference, n=cfg.eval_n, metrics=tuple(cfg.eval_metrics),
-                                                 features=features, device=self.device)
+                                                 features=features, device=self.device,
+                                                 data_root=cfg.data_root or None)
         return self._evaluator(lambda n, generator: self.sample(G, n, generator))

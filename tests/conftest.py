@@ -8,6 +8,7 @@ import pytest
 import torch
 
 os.environ.setdefault("COLUMNS", "160")
+os.environ["GANCLI_NO_DOWNLOAD"] = "1"  # no test reaches for the network; the download tests say so explicitly
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 TINY_UNCOND = ["--resolution", "32", "--width", "0.125", "--batch-size", "4", "--z-dim", "8",

@@ -70,6 +70,13 @@ def test_missing_data_path(cli, tmp_path, tiny_uncond):
     assert not (tmp_path / "r").exists()  # a failed start leaves no half-made run folder behind
 
 
+def test_data_root_names_where_cifar10_is_looked_for(cli, tmp_path, tiny_uncond):
+    result = cli("train", "uncond", "--data", "cifar10:train", "--data-root", tmp_path / "datasets",
+                 "--out", tmp_path / "r", "--steps", "1", *tiny_uncond)
+    assert_error(result, f"CIFAR-10 file '{tmp_path / 'datasets' / 'cifar-10-batches-py' / 'data_batch_1'}' is missing")
+    assert not (tmp_path / "r").exists()
+
+
 def test_run_folder_errors(cli, tmp_path, tiny_uncond):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -194,6 +194,18 @@ def test_missing_and_empty_folders(cli, folders, tmp_path):
     assert_error(cli("eval", "fid", "--real", real, "--fake", tmp_path / "empty", *BUILTIN), "contains no images")
 
 
+def test_data_root_is_where_dataset_specs_are_read(cli, folders, tmp_path):
+    """--data-root reaches the CIFAR-10 reader, which checks the official MD5 before reading anything."""
+    _, fake = folders
+    batches = tmp_path / "datasets" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    (batches / "test_batch").write_bytes(b"not the official file")
+    assert_error(cli("eval", "fid", "--real", "cifar10:test", "--fake", fake, "--data-root", tmp_path / "datasets",
+                     *BUILTIN), f"File '{batches / 'test_batch'}' is corrupt or not the official one")
+    assert_error(cli("eval", "fid", "--real", "cifar10:test", "--fake", fake, "--data-root", tmp_path / "none",
+                     *BUILTIN), "cifar-10-batches-py/test_batch' is missing", "GANCLI_NO_DOWNLOAD is set")
+
+
 def test_mixed_sizes_and_unreadable_images(cli, folders, tmp_path):
     real, _ = folders
     mixed = _folder(tmp_path / "mixed", count=3)

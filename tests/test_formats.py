@@ -7,6 +7,7 @@ import os
 import pickle
 import struct
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +91,31 @@ def test_cifar_missing_file_is_named(tmp_path, cifar_root):
     (cifar_root / "cifar-10-batches-py" / "data_batch_4").unlink()
     with pytest.raises(DataError, match="data_batch_4"):
         CIFAR10Images(cifar_root, "train", verify=False)
+
+
+def test_cifar_is_downloaded_on_first_use_into_the_data_root(tmp_path, monkeypatch):
+    """Where the network allows, a missing official archive is fetched (URL and MD5 as published) and extracted."""
+    calls = []
+
+    def fake_download(url, download_root, filename, md5):
+        calls.append((url, filename, md5))
+        write_cifar(Path(download_root))
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", fake_download)
+    monkeypatch.delenv("GANCLI_NO_DOWNLOAD")
+    assert len(open_dataset("cifar10:test", root=tmp_path / "data", verify=False)) == PER_FILE
+    assert calls == [("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz",
+                      "c58f30108f718f92721af3b95e74349a")]
+    open_dataset("cifar10:train", root=tmp_path / "data", verify=False)
+    assert len(calls) == 1  # found on the second use
+
+
+def test_no_download_when_the_environment_says_offline(tmp_path, monkeypatch):
+    monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive",
+                        lambda *a, **k: pytest.fail("no download may be tried"))
+    monkeypatch.setenv("GANCLI_NO_DOWNLOAD", "1")
+    with pytest.raises(DataError, match=r"stl10_binary/unlabeled_X.bin' is missing.*GANCLI_NO_DOWNLOAD is set"):
+        open_dataset("stl10:unlabeled", root=tmp_path)
 
 
 def test_cifar_download_failure_is_one_sentence(tmp_path, monkeypatch):

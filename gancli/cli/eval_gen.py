@@ -35,17 +35,21 @@ JSON = typer.Option(False, "--json", help="Print one JSON object instead of text
 CACHE = typer.Option(True, "--cache/--no-cache", help="Use and fill the reference-statistics cache.")
 RECORD = typer.Option(True, "--record/--no-record", help="Append the scores to the run's metrics.jsonl.")
 ENGINE = typer.Option("auto", "--engine", help="Feature engine: auto, eager, fused (one conv+ReLU kernel) or compile.")
+DATA_ROOT = typer.Option(None, "--data-root", help="Folder of the official datasets (cifar10, stl10; else $GANCLI_DATA "
+                                                   "or ~/.cache/gancli/datasets), fetched there on first use.")
+# The options of each command that configure the Evaluator rather than one evaluation.
+EVALUATOR_OPTIONS = ("features", "weights", "device", "precision", "batch_size", "workers", "use_cache", "engine",
+                     "data_root")
 
 
 @contextmanager
-def _evaluator(features, weights, device, precision, batch_size, workers, use_cache, engine, quiet):
-    """An Evaluator whose progress and notes go to a rich bar (stderr notes only with --json)."""
+def _evaluator(options: dict, quiet: bool):
+    """An Evaluator from a command's options, its progress and notes on a rich bar (stderr notes only with --json)."""
     from gancli.metrics import Evaluator
 
+    settings = {key: options[key] for key in EVALUATOR_OPTIONS}
     if quiet:
-        yield Evaluator(features=features, weights=weights, device=device, precision=precision,
-                        batch_size=batch_size, workers=workers, use_cache=use_cache, engine=engine,
-                        on_info=lambda text: err_console.print(escape(text), soft_wrap=True, emoji=False))
+        yield Evaluator(**settings, on_info=lambda text: err_console.print(escape(text), soft_wrap=True, emoji=False))
         return
     with progress(unit="img/s") as bar:
         tasks: dict[str, int] = {}
@@ -55,9 +59,7 @@ def _evaluator(features, weights, device, precision, batch_size, workers, use_ca
                 tasks[label] = bar.add_task(escape(label).replace(":", ":\u200b"), total=total, info="")
             bar.update(tasks[label], completed=done)
 
-        yield Evaluator(features=features, weights=weights, device=device, precision=precision,
-                        batch_size=batch_size, workers=workers, use_cache=use_cache, engine=engine,
-                        on_progress=on_progress,
+        yield Evaluator(**settings, on_progress=on_progress,
                         on_info=lambda text: bar.console.print(escape(text), soft_wrap=True, emoji=False))
 
 
@@ -82,11 +84,9 @@ def _report(scores, ev, as_json: bool, record: bool) -> None:
 
 def _run(metric: str, options: dict, **metric_options) -> None:
     """Evaluate one metric from a command's options (its locals(); `is` has no --real / --n-real)."""
-    o = {key: options.get(key) for key in ("fake", "real", "n", "n_real", "features", "weights", "device",
-                                           "precision", "batch_size", "workers", "checkpoint", "ema", "truncation",
-                                           "seed", "as_json", "use_cache", "record", "engine")}
-    with _evaluator(o["features"], o["weights"], o["device"], o["precision"], o["batch_size"], o["workers"],
-                    o["use_cache"], o["engine"], o["as_json"]) as ev:
+    o = {key: options.get(key) for key in ("fake", "real", "n", "n_real", "checkpoint", "ema", "truncation", "seed",
+                                           "as_json", "record")}
+    with _evaluator(options, o["as_json"]) as ev:
         scores = ev.evaluate_many([metric], o["fake"], o["real"], n=o["n"], n_real=o["n_real"],
                                   checkpoint=o["checkpoint"], ema=o["ema"], truncation=o["truncation"],
                                   seed=o["seed"], **metric_options)
@@ -104,6 +104,7 @@ def register(eval_app: typer.Typer) -> None:
             batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS, checkpoint: Optional[str] = CHECKPOINT,
             ema: bool = EMA, truncation: Optional[float] = TRUNCATION, seed: int = SEED, as_json: bool = JSON,
             use_cache: bool = CACHE, record: bool = RECORD, engine: str = ENGINE,
+            data_root: Optional[Path] = DATA_ROOT,
             method: str = typer.Option("eigh", "--method", help="Tr sqrt: eigh (default), sqrtm (pytorch-fid), "
                                                                 "eigvals (torch-fidelity); equal to ~1e-9.")):
         """Fréchet Inception Distance of --fake against --real (float64, streaming statistics)."""
@@ -117,7 +118,7 @@ def register(eval_app: typer.Typer) -> None:
             precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
             checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
             seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
-            engine: str = ENGINE):
+            engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
         """Inception Score of --fake (1008 logits without bias, 10 splits)."""
         if splits < 1:
             raise ConfigError(f"--splits must be a positive number, got {splits}.")
@@ -134,7 +135,7 @@ def register(eval_app: typer.Typer) -> None:
             precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
             checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
             seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
-            engine: str = ENGINE):
+            engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
         """Kernel Inception Distance: unbiased MMD², kernel (x·y/d + 1)³, mean ± std over subsets."""
         if subsets < 1:
             raise ConfigError(f"--subsets must be a positive number, got {subsets}.")
@@ -149,7 +150,7 @@ def register(eval_app: typer.Typer) -> None:
            precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
            checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
            seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
-           engine: str = ENGINE):
+           engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
         """Improved precision and recall (Kynkäänniemi et al. 2019) on the chosen network's pooled features."""
         if k < 1:
             raise ConfigError(f"--k must be a positive number, got {k}.")
@@ -164,9 +165,10 @@ def register(eval_app: typer.Typer) -> None:
               features: str = FEATURES, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
               precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
               checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
-              seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, engine: str = ENGINE):
+              seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, engine: str = ENGINE,
+              data_root: Optional[Path] = DATA_ROOT):
         """Precompute reference statistics (mean, covariance, features) of SPEC into FILE.npz."""
-        with _evaluator(features, weights, device, precision, batch_size, workers, use_cache, engine, as_json) as ev:
+        with _evaluator(locals(), as_json) as ev:
             path, result = ev.save_stats(spec, out, n=n, keep_features=keep_features, checkpoint=checkpoint, ema=ema,
                                          truncation=truncation, seed=seed)
         source = ev.last_sources[0]

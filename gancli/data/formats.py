@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
@@ -23,12 +27,32 @@ except ImportError:  # numpy < 2
     from numpy.core.multiarray import _reconstruct
 
 
+NO_DOWNLOAD_ENV = "GANCLI_NO_DOWNLOAD"  # set (to anything) on offline machines: never try the network
+
+
+def downloads_allowed(download: bool | None = None) -> bool:
+    """An explicit choice, else yes unless $GANCLI_NO_DOWNLOAD is set: missing files are fetched on first use."""
+    return (not os.environ.get(NO_DOWNLOAD_ENV)) if download is None else download
+
+
+@contextmanager
+def network_timeout(seconds: float = 30.0) -> Iterator[None]:
+    """A socket timeout for a download, so a network that drops packets fails instead of hanging."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
 def download_archive(url: str, root: Path, filename: str, md5: str, what: str) -> None:
-    """Download and extract an official archive into root, turning network failures into one sentence."""
+    """Download and extract an official archive into root (MD5-checked), network failures as one sentence."""
     from torchvision.datasets.utils import download_and_extract_archive
 
     try:
-        download_and_extract_archive(url, download_root=str(root), filename=filename, md5=md5)
+        with network_timeout():
+            download_and_extract_archive(url, download_root=str(root), filename=filename, md5=md5)
     except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError; a bad checksum a RuntimeError
         raise DataError(f"Could not download {what} from {url} ({exc.__class__.__name__}: {exc}); "
                         f"fetch it on a machine with network access and extract it into '{root}'.") from None
@@ -39,14 +63,15 @@ def _require_files(paths: list[Path], what: str, url: str, root: Path) -> None:
     for path in paths:
         if not path.is_file():
             raise DataError(f"{what} file '{path}' is missing: download {url} and extract it into '{root}' "
-                            f"(or pass download=True where the network allows).")
+                            f"(gancli fetches it on first use unless ${NO_DOWNLOAD_ENV} is set; --data-root or "
+                            f"$GANCLI_DATA names another folder).")
 
 
 def _verify_md5(path: Path, md5: str) -> None:
     """Raise when a file's MD5 differs from the official one."""
     if not check_integrity(str(path), md5):
         raise DataError(f"File '{path}' is corrupt or not the official one (MD5 differs from {md5}); "
-                        f"re-extract the archive or pass verify=False to skip the check.")
+                        f"extract the official archive again.")
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
@@ -90,12 +115,12 @@ class CIFAR10Images(Dataset):
     files: ClassVar[dict[str, list[list[str]]]] = {"train": CIFAR10.train_list, "test": CIFAR10.test_list}
     num_classes, resolution = 10, 32
 
-    def __init__(self, root: str | Path, split: str = "train", verify: bool = True, download: bool = False):
+    def __init__(self, root: str | Path, split: str = "train", verify: bool = True, download: bool | None = None):
         if split not in self.files:
             raise DataError(f"CIFAR-10 has splits {', '.join(self.files)}, not '{split}'.")
         self.root, self.split, self.name = Path(root).expanduser(), split, f"cifar10:{split}"
         paths = [self.root / self.folder / filename for filename, _ in self.files[split]]
-        if download and not all(path.is_file() for path in paths):
+        if not all(path.is_file() for path in paths) and downloads_allowed(download):
             download_archive(self.url, self.root, self.archive, self.archive_md5, "CIFAR-10")
         _require_files(paths, "CIFAR-10", self.url, self.root)
         if verify:
@@ -123,13 +148,13 @@ class STL10Images(Dataset):
     official_md5: ClassVar[dict[str, str]] = dict(STL10.train_list + STL10.test_list)
     image_bytes, resolution = 3 * 96 * 96, 96
 
-    def __init__(self, root: str | Path, split: str = "unlabeled", verify: bool = True, download: bool = False):
+    def __init__(self, root: str | Path, split: str = "unlabeled", verify: bool = True, download: bool | None = None):
         if split not in self.splits:
             raise DataError(f"STL-10 has splits {', '.join(self.splits)}, not '{split}'.")
         self.root, self.split, self.name = Path(root).expanduser(), split, f"stl10:{split}"
         names = [name for name in self.splits[split] if name]
         paths = [self.root / self.folder / name for name in names]
-        if download and not all(path.is_file() for path in paths):
+        if not all(path.is_file() for path in paths) and downloads_allowed(download):
             download_archive(self.url, self.root, self.archive, self.archive_md5, "STL-10")
         _require_files(paths, "STL-10", self.url, self.root)
         if verify:

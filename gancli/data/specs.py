@@ -24,8 +24,12 @@ def data_root(root: str | Path | None = None) -> Path:
 
 
 def open_dataset(spec: str, *, root: str | Path | None = None, resolution: int | None = None,
-                 verify: bool = True, download: bool = False) -> Dataset:
-    """The dataset a spec names; `resolution` sets builtin's size when the spec gives none (real data keeps its own)."""
+                 verify: bool = True, download: bool | None = None) -> Dataset:
+    """The dataset a spec names; `resolution` sets builtin's size when the spec gives none (real data keeps its own).
+
+    Official datasets are read from data_root(root) and downloaded there when missing, unless download=False
+    or $GANCLI_NO_DOWNLOAD is set.
+    """
     kind, _, rest = spec.partition(":")
     if kind == "folder":
         if not rest:

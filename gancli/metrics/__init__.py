@@ -101,7 +101,8 @@ class Evaluator:
     workers: int | None = None
     engine: str = "auto"
     use_cache: bool = True
-    download: bool | None = None
+    download: bool | None = None  # weights and datasets: None fetches them unless $GANCLI_NO_DOWNLOAD is set
+    data_root: str | Path | None = None  # where cifar10/stl10 specs live (else $GANCLI_DATA, ~/.cache/gancli/datasets)
     on_progress: Callable[[str, int, int | None], Any] | None = None  # (label, images done, total)
     on_info: Callable[[str], Any] | None = None
     last_cache: dict[str, str] = field(default_factory=dict)  # role -> hit | miss | file | off
@@ -132,7 +133,8 @@ class Evaluator:
     # ---- sources and statistics --------------------------------------------------------------
     def open(self, spec: str, *, n: int | None = None, **run_options) -> Source:
         from gancli.metrics.sources import open_source
-        return open_source(spec, n=n, device=self.device, workers=self.workers, **run_options)
+        return open_source(spec, n=n, device=self.device, workers=self.workers, data_root=self.data_root,
+                           download=self.download, **run_options)
 
     def feature_description(self) -> dict[str, Any]:
         return {**self.net.describe(), "protocol": PROTOCOL_VERSION}
@@ -300,13 +302,14 @@ class GeneratorEvaluator:
 
     def __init__(self, reference: str, n: int = 10_000, metrics: tuple[str, ...] = ("fid", "is"),
                  features: str = "inception", weights: str | Path | None = None, device: str | torch.device = "auto",
-                 batch_size: int | None = None, precision: str = "fp32", seed: int = 0, n_real: int | None = None):
+                 batch_size: int | None = None, precision: str = "fp32", seed: int = 0, n_real: int | None = None,
+                 data_root: str | Path | None = None):
         for metric in metrics:
             if metric not in ("fid", "is", "kid"):
                 raise ConfigError(f"Training-time evaluation supports fid, is and kid, not '{metric}'.")
         self.reference, self.n, self.n_real, self.metrics, self.seed = reference, n, n_real, tuple(metrics), seed
         self.options = {"features": features, "weights": weights, "device": device, "batch_size": batch_size,
-                        "precision": precision}
+                        "precision": precision, "data_root": data_root}
         self._evaluator: Evaluator | None = None
         self._real = None
 
@@ -355,7 +358,8 @@ def evaluate(metric: str, fake: str, real: str | None = None, **options: Any) ->
     Options are Evaluator fields (features, weights, device, precision, batch_size, ...) or
     Evaluator.evaluate arguments (n, n_real, kid_subset_size, truncation, ...).
     """
-    fields = {"features", "weights", "device", "precision", "batch_size", "workers", "engine", "use_cache", "download"}
+    fields = {"features", "weights", "device", "precision", "batch_size", "workers", "engine", "use_cache", "download",
+              "data_root"}
     ev = Evaluator(**{k: v for k, v in options.items() if k in fields})
     return ev.evaluate(metric, fake, real, **{k: v for k, v in options.items() if k not in fields})
 

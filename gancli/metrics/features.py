@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gancli.data.formats import downloads_allowed, network_timeout
 from gancli.errors import ConfigError, MissingWeightsError
 from gancli.metrics.inception_blocks import FoldedConvReLU, fold_and_rewrite
 
@@ -36,7 +36,6 @@ INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.
 # torch.hub convention: the name ends in the first 8 hex digits of the file's sha256.
 INCEPTION_SHA256_PREFIX = "6726825d"
 WEIGHTS_ENV = "GANCLI_INCEPTION_WEIGHTS"
-NO_DOWNLOAD_ENV = "GANCLI_NO_DOWNLOAD"
 INCEPTION_NAME = "inception-v3-tf-2015-12-05"
 FEATURE_NETS = ("inception", "builtin")
 PRECISIONS = ("fp32", "bf16")
@@ -77,17 +76,14 @@ def _missing(reason: str) -> MissingWeightsError:
 def _download(target: Path) -> None:
     """Fetch the official file with torch.hub, checking the sha256 prefix; a clear error without network."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    old_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(30)
     try:
-        torch.hub.download_url_to_file(INCEPTION_URL, str(target), hash_prefix=INCEPTION_SHA256_PREFIX,
-                                       progress=True)
+        with network_timeout():
+            torch.hub.download_url_to_file(INCEPTION_URL, str(target), hash_prefix=INCEPTION_SHA256_PREFIX,
+                                           progress=True)
     except RuntimeError as exc:  # hash mismatch: torch.hub deletes the temporary file
         raise _missing(f"The downloaded file failed its sha256 check ({exc})") from None
     except (OSError, ValueError) as exc:  # URLError, timeouts, no route, ...
         raise _missing(f"Downloading the weights failed ({exc.__class__.__name__})") from None
-    finally:
-        socket.setdefaulttimeout(old_timeout)
 
 
 def find_inception_weights(weights: str | Path | None = None, download: bool | None = None) -> Path:
@@ -110,9 +106,7 @@ def find_inception_weights(weights: str | Path | None = None, download: bool | N
                 f"'{path}' is corrupt: its sha256 starts with {digest[:8]}, not {INCEPTION_SHA256_PREFIX}; "
                 f"delete it and download {INCEPTION_URL} again.")
         return path
-    if download is None:
-        download = not os.environ.get(NO_DOWNLOAD_ENV)
-    if not download:
+    if not downloads_allowed(download):
         raise _missing(f"'{path}' does not exist")
     _download(path)
     return path

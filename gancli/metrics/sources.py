@@ -104,7 +104,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pin_memory: bool = False,
-                        data_root: str | Path | None = None) -> Source:
+                        data_root: str | Path | None = None, download: bool | None = None) -> Source:
     """A dataset spec or image folder; the first n images (all by default)."""
     from gancli.data.specs import check_uniform_size, open_dataset
 
@@ -114,7 +114,7 @@ def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pi
     if Path(spec).expanduser().is_file():
         raise DataError(f"'{spec}' is a file; a SPEC is an image folder, a run folder, a .npz statistics file or "
                         f"a dataset spec such as cifar10:test.")
-    dataset = open_dataset(spec, root=data_root)
+    dataset = open_dataset(spec, root=data_root, download=download)
     total = len(dataset)
     if total == 0:
         raise DataError(f"Dataset '{spec}' has no images.")
@@ -213,7 +213,8 @@ def open_run_source(spec: str, n: int, *, device: str | torch.device = "cpu", ch
 # ---------------------------------------------------------------------------------------------
 def open_source(spec: str, *, n: int | None = None, device: str | torch.device = "cpu", workers: int = 0,
                 checkpoint: str | None = None, ema: bool = True, truncation: float | None = None, seed: int = 0,
-                default_run_n: int = 10_000, data_root: str | Path | None = None) -> Source:
+                default_run_n: int = 10_000, data_root: str | Path | None = None,
+                download: bool | None = None) -> Source:
     """Open a SPEC: statistics file, run folder, or dataset spec / image folder."""
     if not spec:
         raise ConfigError("An empty SPEC was given; name a folder, run, dataset spec or .npz statistics file.")
@@ -228,4 +229,4 @@ def open_source(spec: str, *, n: int | None = None, device: str | torch.device =
     if truncation is not None:
         raise ConfigError(f"--truncation applies to run folders, and '{spec}' is not one.")
     return open_dataset_source(spec, n, workers=workers, pin_memory=torch.device(device).type == "cuda",
-                               data_root=data_root)
+                               data_root=data_root, download=download)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -61,6 +62,16 @@ def start(world: World, device: torch.device) -> torch.device:
 def stop() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def main_first(world: World) -> Iterator[None]:
+    """Process 0 runs the block first (a dataset's first-use download), then the others, which find it done."""
+    if world.size > 1 and not world.main:
+        dist.barrier()
+    yield
+    if world.size > 1 and world.main:
+        dist.barrier()
 
 
 def broadcast_module(module: nn.Module) -> None:

@@ -124,7 +124,8 @@ class Trainer:
         self.best: float | None = None
         self.last_eval: dict[str, Any] = {}
         self.eval_disabled: str | None = None
-        self.dataset = recipe.build_dataset()
+        with distributed.main_first(self.world):
+            self.dataset = recipe.build_dataset()
         self.sample_generator_seed = cfg.seed + 2**20
 
     # ---- state -------------------------------------------------------------------------
