@@ -389,6 +389,22 @@ def test_engine_errors(random_weights, monkeypatch):
         prepare(load_inception(random_weights), "cpu", "fp32", "fused")
 
 
+def test_compile_engine_equals_eager_on_the_cpu(random_weights):
+    """The whole computation compiled as one graph (about 35 s here): eager's features up to float rounding."""
+    from gancli.metrics.features import load_inception
+
+    eager = prepare(load_inception(random_weights), "cpu")
+    compiled = prepare(load_inception(random_weights), "cpu", "fp32", "compile")
+    images = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        (pool_e, logits_e), (pool_c, logits_c) = eager(images), compiled(images)
+        pool_short, _ = compiled(images[:2])  # padded to the compiled batch, not compiled again
+    assert compiled.compiled_batch == 3
+    torch.testing.assert_close(pool_c, pool_e, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logits_c, logits_e, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(pool_short, pool_e[:2], rtol=1e-5, atol=1e-6)
+
+
 def test_compile_engine_pads_a_short_last_batch_instead_of_recompiling(random_weights):
     """The compiled network sees one batch shape; the padding never changes the features of real images."""
     from gancli.metrics.features import load_inception

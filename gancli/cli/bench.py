@@ -238,7 +238,7 @@ def register(bench_app: typer.Typer) -> None:
                         continue
                     rows.append({**row, "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
                     if profile:  # a compiled engine is profiled through its uncompiled layers
-                        label = row["engine"] + (" (layers uncompiled)" if e == "compile" else "")
+                        label = row["engine"] + (" (steps timed uncompiled)" if e == "compile" else "")
                         profiles.append({**row, "engine": label, "batch_size": min(batch_size, n),
                                          "steps": profile_stages(images, weights, dev, batch_size, p, e, repeats),
                                          "kernels": profile_kernels(images, weights, dev, batch_size, p, e)})
