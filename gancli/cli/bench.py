@@ -237,7 +237,7 @@ def register(bench_app: typer.Typer) -> None:
                         rows.append({**row, "error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"})
                         continue
                     rows.append({**row, "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
-                    if profile:  # a compiled engine is profiled through its uncompiled layers
+                    if profile:  # steps are timed uncompiled; the kernel list is of the engine as it runs
                         label = row["engine"] + (" (steps timed uncompiled)" if e == "compile" else "")
                         profiles.append({**row, "engine": label, "batch_size": min(batch_size, n),
                                          "steps": profile_stages(images, weights, dev, batch_size, p, e, repeats),

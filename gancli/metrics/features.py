@@ -326,7 +326,7 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     """What 'auto' means on this device: 'fused' on CUDA (the fastest in `gancli bench eval` on an H100), else 'eager'.
 
     On a 2-core CPU oneDNN's fused kernel measured the same as eager (`gancli bench eval --device cpu --engine
-    all`: 1.78× torch-fidelity against 1.73–1.81×), so the CPU keeps the public conv + ReLU.
+    all`, three runs: 1.73–1.78× torch-fidelity against eager's 1.73–1.81×), so the CPU keeps the public ops.
     """
     if engine != "auto":
         return engine
