@@ -239,9 +239,14 @@ def register(bench_app: typer.Typer) -> None:
                     rows.append({**row, "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
                     if profile:  # steps are timed uncompiled; the kernel list is of the engine as it runs
                         label = row["engine"] + (" (steps timed uncompiled)" if e == "compile" else "")
+                        try:  # the profiler needs CUPTI on a GPU: without it, the timings above still stand
+                            kernels = profile_kernels(images, weights, dev, batch_size, p, e)
+                        except RuntimeError as exc:
+                            kernels = [{"name": f"torch.profiler failed: {str(exc).splitlines()[0][:80]}",
+                                        "calls": 0, "ms": 0.0, "share": 0.0}]
                         profiles.append({**row, "engine": label, "batch_size": min(batch_size, n),
                                          "steps": profile_stages(images, weights, dev, batch_size, p, e, repeats),
-                                         "kernels": profile_kernels(images, weights, dev, batch_size, p, e)})
+                                         "kernels": kernels})
             weights_hash = sha256_file(weights)[:8]
         base = rows[0] if baseline else None
         for row in rows:
