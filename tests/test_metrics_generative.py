@@ -421,3 +421,15 @@ def test_compile_engine_pads_a_short_last_batch_instead_of_recompiling(random_we
     assert shapes == [3, 3]
     assert short[0].shape == (2, 2048) and short[1].shape == (2, 1008)
     torch.testing.assert_close(torch.cat([first[0], short[0]]), reference[0], rtol=1e-5, atol=1e-5)
+
+
+def test_cudnn_search_flags_are_set_for_extraction_and_restored():
+    from gancli.metrics.features import cudnn_benchmark
+
+    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit
+    with cudnn_benchmark(True):
+        assert torch.backends.cudnn.benchmark and torch.backends.cudnn.benchmark_limit == 0  # time every kernel
+    assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit) == before
+    with pytest.raises(KeyError), cudnn_benchmark(True):
+        raise KeyError  # restored on the way out of an error too
+    assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit) == before

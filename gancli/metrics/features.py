@@ -368,13 +368,23 @@ def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32"
 # ---------------------------------------------------------------------------------------------
 @contextmanager
 def cudnn_benchmark(enabled: bool = True):
-    """Let cuDNN pick its fastest kernels for the (fixed) batch shape, restoring the flag afterwards."""
+    """Let cuDNN time its kernels for the (fixed) batch shape and keep the fastest, restoring the flags afterwards.
+
+    With benchmark_limit 0 cuDNN times every kernel it has for a convolution rather than PyTorch's default first
+    10: a longer search, once per shape, for the fastest kernel of each of Inception's odd shapes (1×7, 7×1, ...).
+    """
     old = torch.backends.cudnn.benchmark
+    searchable = enabled and torch.backends.cudnn.is_available()
+    old_limit = torch.backends.cudnn.benchmark_limit if searchable else None
     torch.backends.cudnn.benchmark = enabled
+    if searchable:
+        torch.backends.cudnn.benchmark_limit = 0
     try:
         yield
     finally:
         torch.backends.cudnn.benchmark = old
+        if searchable:
+            torch.backends.cudnn.benchmark_limit = old_limit
 
 
 def to_device_ahead(batches: Iterable[torch.Tensor], device: torch.device, depth: int = 2) -> Iterator[torch.Tensor]:
