@@ -423,6 +423,7 @@ def test_compile_engine_pads_a_short_last_batch_instead_of_recompiling(random_we
     torch.testing.assert_close(torch.cat([first[0], short[0]]), reference[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(not torch.backends.cudnn.is_available(), reason="this torch build has no cuDNN")
 def test_cudnn_search_flags_are_set_for_extraction_and_restored():
     from gancli.metrics.features import cudnn_benchmark
 
