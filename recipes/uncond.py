@@ -141,6 +141,7 @@ class Uncond(Recipe):
         cfg = self.cfg
         if cfg.data:
             source = resized(open_dataset(cfg.data, root=cfg.data_root or None), cfg.resolution)
+            source[0]  # a dataset that reads its files on first use does so now, before loader workers fork
         else:
             source = BuiltinImages("train", cfg.resolution)
         return ImageDataset(source, cfg.flip)

@@ -305,3 +305,21 @@ def test_check_uniform_size(tmp_path):
         check_uniform_size(data)
     assert check_uniform_size(BuiltinImages("test", 16, size=5)) == (16, 16)
     assert check_uniform_size(resized(data, 8)) == (8, 8)
+
+
+def test_official_cifar_is_counted_without_reading_and_verified_once(cifar_root, tmp_path, monkeypatch):
+    """A second open of an MD5-checked file reads nothing: what a cached reference statistic relies on."""
+    monkeypatch.setenv("GANCLI_CACHE", str(tmp_path / "cache"))
+    hashed, loaded = [], []
+    monkeypatch.setattr(formats, "check_integrity", lambda path, md5: hashed.append(path) or True)
+    real_load = formats.load_cifar_batch
+    monkeypatch.setattr(formats, "load_cifar_batch", lambda path: loaded.append(path) or real_load(path))
+    data = CIFAR10Images(cifar_root, "train")
+    assert len(data) == 50_000 and len(hashed) == 5 and loaded == []  # the official files hold 10,000 each
+    CIFAR10Images(cifar_root, "train")
+    assert len(hashed) == 5  # same size and mtime as when they passed: not read again
+    batch = cifar_root / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes() + b"x")  # changed since: checked again
+    CIFAR10Images(cifar_root, "train")
+    assert len(hashed) == 6
+    assert data[PER_FILE][0].shape == (3, 32, 32) and len(loaded) == 5  # read on first use only

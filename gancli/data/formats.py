@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import socket
@@ -20,6 +21,7 @@ from torchvision.datasets.utils import check_integrity
 
 from gancli.data.images import list_images, load_image
 from gancli.errors import DataError
+from gancli.paths import cache_root
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -67,11 +69,41 @@ def _require_files(paths: list[Path], what: str, url: str, root: Path) -> None:
                             f"$GANCLI_DATA names another folder).")
 
 
+def _verified_record() -> Path:
+    return cache_root() / "verified-md5.json"
+
+
+def _read_verified() -> dict[str, list]:
+    try:
+        record = json.loads(_verified_record().read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _verify_md5(path: Path, md5: str) -> None:
-    """Raise when a file's MD5 differs from the official one."""
+    """Raise when a file's MD5 differs from the official one.
+
+    A file that passed before and has the same size and modification time is not read again (the record is
+    kept in the gancli cache), so a second evaluation against a cached CIFAR-10 or STL-10 reference reads nothing.
+    """
+    stat = path.stat()
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns, md5]
+    record = _read_verified()
+    if record.get(key) == stamp:
+        return
     if not check_integrity(str(path), md5):
         raise DataError(f"File '{path}' is corrupt or not the official one (MD5 differs from {md5}); "
                         f"extract the official archive again.")
+    record[key] = stamp
+    target = _verified_record()
+    try:  # a cache that cannot be written only means checking again next time
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, target)
+    except OSError:
+        pass
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
@@ -114,6 +146,7 @@ class CIFAR10Images(Dataset):
     # [[filename, official md5], ...] as torchvision lists them
     files: ClassVar[dict[str, list[list[str]]]] = {"train": CIFAR10.train_list, "test": CIFAR10.test_list}
     num_classes, resolution = 10, 32
+    OFFICIAL_PER_FILE = 10_000
 
     def __init__(self, root: str | Path, split: str = "train", verify: bool = True, download: bool | None = None):
         if split not in self.files:
@@ -126,15 +159,25 @@ class CIFAR10Images(Dataset):
         if verify:
             for path, (_, md5) in zip(paths, self.files[split]):
                 _verify_md5(path, md5)
-        batches = [load_cifar_batch(path) for path in paths]
-        self.images = np.concatenate([data for data, _ in batches]).reshape(-1, 3, 32, 32)
-        self.labels = [label for _, labels in batches for label in labels]
+        self.paths, self.verified = paths, verify
+        if not verify:  # files of unknown content are read now, so a bad one is an error at once
+            self._loaded  # noqa: B018
+
+    @cached_property
+    def _loaded(self) -> tuple[np.ndarray, list[int]]:
+        """(images N×3×32×32, labels), read when first needed: a cached reference never needs them."""
+        batches = [load_cifar_batch(path) for path in self.paths]
+        return (np.concatenate([data for data, _ in batches]).reshape(-1, 3, 32, 32),
+                [label for _, labels in batches for label in labels])
 
     def __len__(self) -> int:
-        return len(self.images)
+        if self.verified:  # the official files hold 10,000 images each: counted without reading them
+            return self.OFFICIAL_PER_FILE * len(self.paths)
+        return len(self._loaded[0])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return torch.from_numpy(self.images[index].copy()), self.labels[index]
+        images, labels = self._loaded
+        return torch.from_numpy(images[index].copy()), labels[index]
 
 
 class STL10Images(Dataset):

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from gancli.errors import DataError
 from gancli.metrics.stats import ReferenceStats
-
-CACHE_ENV = "GANCLI_CACHE"
+from gancli.paths import cache_root
 
 
 def cache_dir() -> Path:
     """$GANCLI_CACHE/stats, default ~/.cache/gancli/stats."""
-    return Path(os.environ.get(CACHE_ENV) or "~/.cache/gancli").expanduser() / "stats"
+    return cache_root() / "stats"
 
 
 def cache_key(description: dict[str, Any]) -> str:

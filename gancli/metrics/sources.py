@@ -132,6 +132,8 @@ def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pi
     def make_batches(batch_size: int) -> Iterable[torch.Tensor]:
         from gancli.metrics.features import background
 
+        if workers:  # a dataset that reads its files on first use does so here, once, not in every worker
+            dataset[0]
         loader = DataLoader(_Guarded(dataset, n), batch_size=batch_size, shuffle=False, num_workers=workers,
                             collate_fn=_collate, pin_memory=pin_memory, persistent_workers=False)
         # Without worker processes, a thread still decodes the next batches while the GPU computes.
