@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,17 @@ from gancli.config import TrainConfig, apply_overrides, load_toml
 from gancli.errors import CheckpointError, ConfigError
 from gancli.train import checkpoint as ckpt
 from gancli.train.recipe import Recipe
+
+
+def sampling_options(recipe: Recipe, truncation: float | None) -> dict[str, Any]:
+    """The keyword arguments of recipe.sample() that --truncation asks for, checked against what it supports."""
+    if truncation is None:
+        return {}
+    if "truncation" not in inspect.signature(recipe.sample).parameters:
+        raise ConfigError(f"Recipe '{recipe.name}' does not support --truncation.")
+    if not truncation > 0:
+        raise ConfigError(f"--truncation must be a positive threshold, got {truncation:g}.")
+    return {"truncation": truncation}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from PIL import Image
 
 from gancli.data.builtin import BuiltinImages
 from gancli.data.images import save_image
+from gancli.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -160,6 +161,8 @@ def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, mon
     assert len(images) == 23 and classes.bincount().tolist() == [5, 5, 5, 4, 4]
     assert set(calls) == {0.5} and source.description["class_balanced"]
     assert "truncation 0.5" in source.label
+    with pytest.raises(ConfigError, match="--truncation must be a positive threshold, got -1"):
+        open_source(str(tmp_path / "run"), n=23, truncation=-1.0)
 
 
 def test_bench_eval_matches_torch_fidelity_on_cpu(cli):
@@ -271,6 +274,15 @@ def test_missing_inception_weights_name_the_file(cli, folders):
     (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin",
       "--truncation", "0.5"], ["--truncation applies to run folders"]),
     (["eval", "stats", "builtin:test", "--out", "x.txt", "--features", "builtin"], [".npz"]),
+    (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin", "--n", "-5"],
+     ["--n must be a positive number of images, got -5"]),
+    (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin", "--n", "0"],
+     ["--n must be a positive number of images, got 0"]),
+    (["eval", "kid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin",
+      "--n-real", "0"], ["--n-real must be a positive number of images, got 0"]),
+    (["eval", "stats", "builtin:test", "--out", "x.npz", "--features", "builtin", "--n", "-1"], ["--n must be"]),
+    (["eval", "is", "--fake", "builtin:train", "--features", "builtin", "--workers", "-1"],
+     ["--workers must be 0 or more, got -1"]),
 ])
 def test_bad_options(cli, args, fragments):
     assert_error(cli(*args, "--device", "cpu"), *fragments)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 from typing import Optional
 
@@ -179,18 +178,14 @@ def sample(
     import torch
 
     from gancli.data.images import save_image, to_uint8
-    from gancli.runs import open_run
+    from gancli.runs import open_run, sampling_options
     from gancli.train.plots import save_grid
     from gancli.train.trainer import resolve_device
 
     if n <= 0:
         raise ConfigError(f"--n must be a positive number, got {n}.")
     handle = open_run(run)
-    kwargs = {}
-    if truncation is not None:
-        if "truncation" not in inspect.signature(handle.recipe.sample).parameters:
-            raise ConfigError(f"Recipe '{handle.recipe.name}' does not support --truncation.")
-        kwargs["truncation"] = truncation
+    kwargs = sampling_options(handle.recipe, truncation)
     dev = resolve_device(device)
     G = handle.load_generator(checkpoint, dev, ema=ema)
     images = handle.recipe.sample(G, n, torch.Generator(dev).manual_seed(seed), **kwargs)

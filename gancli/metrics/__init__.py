@@ -89,6 +89,11 @@ class Score:
         return {"metric": self.metric, **self.values, "protocol": self.protocol}
 
 
+def _check_count(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{flag} must be a positive number of images, got {value}.")
+
+
 @dataclass
 class Evaluator:
     """A loaded feature network plus the options of an evaluation; reusable across many evaluations."""
@@ -120,6 +125,8 @@ class Evaluator:
             raise ConfigError(f"--batch-size must be a positive number, got {self.batch_size}.")
         if self.workers is None:
             self.workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be 0 or more, got {self.workers}.")
         if not self.net.official and self.on_info:
             self.on_info(f"warning: weights '{self.net.weights_path}' are not the official TF-Inception file "
                          f"(sha256 {self.net.weights_hash[:8]}, expected {self._official_prefix()}…); "
@@ -204,6 +211,8 @@ class Evaluator:
         for metric in metrics:
             if metric not in METRICS:
                 raise ConfigError(f"Unknown metric '{metric}'; use one of {', '.join(METRICS)}.")
+        _check_count(n, "--n")
+        _check_count(n_real, "--n-real")
         needs_real = any(m != "is" for m in metrics)
         if needs_real and not real:
             raise ConfigError(f"{NAMES[next(m for m in metrics if m != 'is')]} needs --real SPEC.")
@@ -262,6 +271,7 @@ class Evaluator:
                    checkpoint: str | None = None, ema: bool = True, truncation: float | None = None,
                    seed: int = 0) -> tuple[Path, ReferenceStats]:
         """Compute (or take from the cache) the statistics of spec and write them to out (.npz)."""
+        _check_count(n, "--n")
         out = Path(out)
         if out.suffix != ".npz":
             raise ConfigError(f"--out must end in .npz, got '{out}'.")

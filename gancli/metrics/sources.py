@@ -114,6 +114,8 @@ def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pi
     if Path(spec).expanduser().is_file():
         raise DataError(f"'{spec}' is a file; a SPEC is an image folder, a run folder, a .npz statistics file or "
                         f"a dataset spec such as cifar10:test.")
+    if n is not None and n < 1:
+        raise ConfigError(f"The number of images must be positive, got {n}.")
     dataset = open_dataset(spec, root=data_root, download=download)
     total = len(dataset)
     if total == 0:
@@ -166,19 +168,14 @@ def open_run_source(spec: str, n: int, *, device: str | torch.device = "cpu", ch
     number of images of every class.
     """
     from gancli.data.images import to_uint8
-    from gancli.runs import open_run
+    from gancli.runs import open_run, sampling_options
 
     if n < 1:
         raise ConfigError(f"--n must be a positive number of images, got {n}.")
     run = open_run(spec)
     recipe = run.recipe
-    params = inspect.signature(recipe.sample).parameters
-    kwargs: dict[str, Any] = {}
-    if truncation is not None:
-        if "truncation" not in params:
-            raise ConfigError(f"Recipe '{recipe.name}' does not support --truncation.")
-        kwargs["truncation"] = truncation
-    classes = _num_classes(recipe) if "labels" in params else 0
+    kwargs = sampling_options(recipe, truncation)
+    classes = _num_classes(recipe) if "labels" in inspect.signature(recipe.sample).parameters else 0
     ckpt_path = run.checkpoint(checkpoint)  # CheckpointError when the run has none
     device = torch.device(device)
     G = run.load_generator(checkpoint, device, ema=ema)
