@@ -125,7 +125,11 @@ class Uncond(Recipe):
         "stl10": {"data": "stl10:unlabeled", "resolution": 48},
     }
 
-    def build_models(self):
+    def __init__(self, cfg: UncondConfig):
+        super().__init__(cfg)
+        self.validate()  # before the trainer creates the run folder
+
+    def validate(self) -> None:
         cfg = self.cfg
         if cfg.arch != "sndcgan":
             raise ConfigError(f"Recipe 'uncond' has arch 'sndcgan', not '{cfg.arch}'.")
@@ -133,7 +137,19 @@ class Uncond(Recipe):
             raise ConfigError(f"'resolution' must be a multiple of 8 and at least 16, got {cfg.resolution}.")
         if cfg.g_kernel not in (3, 4):
             raise ConfigError(f"'g_kernel' must be 3 (SAN Table 4) or 4 (Miyato et al.), got {cfg.g_kernel}.")
+        if not cfg.width > 0:
+            raise ConfigError(f"'width' must be a positive channel multiplier, got {cfg.width}.")
+        for key in ("z_dim", "eval_n"):
+            if getattr(cfg, key) < 1:
+                raise ConfigError(f"'{key}' must be a positive number, got {getattr(cfg, key)}.")
+        if not cfg.eval_metrics or any(m not in ("fid", "is", "kid") for m in cfg.eval_metrics):
+            raise ConfigError(f"'eval_metrics' must name one or more of fid, is, kid, got {cfg.eval_metrics}.")
+        if cfg.eval_features not in ("", "inception", "builtin"):
+            raise ConfigError(f"'eval_features' must be inception or builtin, got '{cfg.eval_features}'.")
         get_loss(cfg.loss)  # fail early on an unknown loss name
+
+    def build_models(self):
+        cfg = self.cfg
         return {"G": SNDCGANGenerator(cfg.resolution, cfg.z_dim, cfg.width, cfg.g_kernel),
                 "D": SNDCGANCritic(cfg.resolution, cfg.width)}
 

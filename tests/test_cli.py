@@ -49,6 +49,11 @@ def test_train_and_sample_grid_and_folder(cli, tiny_uncond, tmp_path):
     (["train", "uncond", "--preset", "nope"], ["presets", "quick"]),
     (["train", "uncond", "--config", "/no/such.toml"], ["does not exist"]),
     (["train", "uncond", "--memory-format", "nhwc"], ["'memory_format' must be one of contiguous, channels_last"]),
+    (["train", "uncond", "--width", "0"], ["'width' must be a positive channel multiplier, got 0.0"]),
+    (["train", "uncond", "--z-dim", "0"], ["'z_dim' must be a positive number, got 0"]),
+    (["train", "uncond", "--eval-n", "-1"], ["'eval_n' must be a positive number, got -1"]),
+    (["train", "uncond", "--eval-metrics", "fid,xyz"], ["'eval_metrics' must name one or more of fid, is, kid"]),
+    (["train", "uncond", "--eval-features", "vgg"], ["'eval_features' must be inception or builtin"]),
 ])
 def test_bad_train_input(cli, tmp_path, args, fragments):
     result = cli(*args, "--out", tmp_path / "r", *(["--steps", "1"] if "--steps" not in args else []))
@@ -114,6 +119,9 @@ def test_truncation_unsupported(cli, tmp_path, tiny_uncond):
     run = tmp_path / "run"
     assert cli("train", "uncond", "--out", run, "--steps", "1", *tiny_uncond).exit_code == 0
     assert_error(cli("sample", run, "--truncation", "0.5"), "does not support --truncation")
+    assert_error(cli("sample", run, "--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N, got 'tpu'")
+    assert_error(cli("sample", run, "--out", tmp_path / "x.gif"), "is neither a .png or .jpg file")
+    assert not (tmp_path / "x.gif").exists()
 
 
 def test_bench_train_prints_ratios_against_the_baseline(cli):

@@ -180,17 +180,22 @@ def sample(
     from gancli.data.images import save_image, to_uint8
     from gancli.runs import open_run, sampling_options
     from gancli.train.plots import save_grid
-    from gancli.train.trainer import resolve_device
+    from gancli.device import resolve_device
 
     if n <= 0:
         raise ConfigError(f"--n must be a positive number, got {n}.")
+    grid = out is not None and out.suffix.lower() in (".png", ".jpg", ".jpeg")
+    if out is not None and not grid and out.suffix and not out.is_dir():
+        raise ConfigError(f"--out '{out}' is neither a .png or .jpg file (for a grid) nor a folder (for one PNG per "
+                          f"image); give a name ending in .png, or a folder name without a suffix.")
     handle = open_run(run)
     kwargs = sampling_options(handle.recipe, truncation)
     dev = resolve_device(device)
     G = handle.load_generator(checkpoint, dev, ema=ema)
     images = handle.recipe.sample(G, n, torch.Generator(dev).manual_seed(seed), **kwargs)
-    out = out or handle.path / "samples" / "sample.png"
-    if out.suffix.lower() in (".png", ".jpg", ".jpeg"):
+    if out is None:
+        out, grid = handle.path / "samples" / "sample.png", True
+    if grid:
         save_grid(images, out)
     else:
         out.mkdir(parents=True, exist_ok=True)

@@ -196,7 +196,7 @@ def register(bench_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     ):
         """Feature-extraction img/s of gancli vs torch-fidelity on the same in-memory images, and how far FID/IS move."""
-        from gancli.metrics import resolve_device
+        from gancli.device import resolve_device
         from gancli.metrics.features import (ENGINES, PRECISIONS, find_inception_weights,
                                              random_inception_state_dict, resolve_engine, sha256_file)
 

@@ -164,7 +164,7 @@ def register(eval_app: typer.Typer) -> None:
                   as_json: bool = json_opt):
         """LPIPS distance of predictions to ground truth (lower is better); needs the backbone weights."""
         from gancli.metrics.iqa import LPIPSMetric
-        from gancli.train.trainer import resolve_device
+        from gancli.device import resolve_device
 
         metric = LPIPSMetric(net, lpips_weights, resolve_device(device))
         rows, notes = _run_pairs("lpips", pred, gt, as_json, lambda p, g: metric(p, g, crop_border))
@@ -205,7 +205,7 @@ def register(eval_app: typer.Typer) -> None:
         """Super-resolve a test set with a run and report PSNR/SSIM (Y, crop = scale) and NIQE next to bicubic."""
         from gancli.data.sr import SRTestSet, open_sr_images
         from gancli.sr_inference import SR_PROTOCOL, mean_scores, score_sr_images
-        from gancli.train.trainer import resolve_device
+        from gancli.device import resolve_device
         from recipes.sr import load_sr_run
 
         dev = resolve_device(device)

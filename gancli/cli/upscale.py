@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         """Upscale images of any size with an sr run's generator (tiled with overlap)."""
         from gancli.data.images import load_image, save_image
         from gancli.sr_inference import upscale_image
-        from gancli.train.trainer import resolve_device
+        from gancli.device import resolve_device
         from recipes.sr import load_sr_run
 
         if tile < 0 or overlap < 0:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gancli.device import resolve_device
 from gancli.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -29,18 +30,6 @@ if TYPE_CHECKING:
 METRICS = ("fid", "is", "kid", "pr")
 NAMES = {"fid": "FID", "is": "IS", "kid": "KID", "pr": "precision/recall"}
 PROTOCOL_VERSION = 1
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device must be auto, cpu or cuda, got '{device}'.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available.")
-    return device
 
 
 @dataclass

@@ -18,6 +18,7 @@ from torch import nn
 from gancli import __version__
 from gancli.config import TrainConfig, save_toml
 from gancli.data.stream import batch_stream
+from gancli.device import resolve_device
 from gancli.errors import CheckpointError, ConfigError, GancliError
 from gancli.nn import apply_critic_norm, count_critic_updates, mark_critic_updated
 from gancli.train import checkpoint as ckpt
@@ -30,14 +31,6 @@ from gancli.train.schedules import lr_factor
 
 class TrainingInterrupted(GancliError):
     """Ctrl-C or SIGTERM: the last step was checkpointed and the run can be resumed."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but no CUDA GPU is available.")
-    return torch.device(name)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
