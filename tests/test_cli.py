@@ -122,6 +122,11 @@ def test_truncation_unsupported(cli, tmp_path, tiny_uncond):
     assert_error(cli("sample", run, "--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N, got 'tpu'")
     assert_error(cli("sample", run, "--out", tmp_path / "x.gif"), "is neither a .png or .jpg file")
     assert not (tmp_path / "x.gif").exists()
+    (tmp_path / "file").write_text("x")  # an output path through a file: the OS's reason, no traceback
+    assert_error(cli("sample", run, "--out", tmp_path / "file" / "grid.png"),
+                 f"Cannot read or write '{tmp_path / 'file'}': File exists.")
+    assert_error(cli("train", "uncond", "--out", tmp_path / "file" / "r", "--steps", "1", *tiny_uncond),
+                 f"Cannot read or write '{tmp_path / 'file' / 'r'}': Not a directory.")
 
 
 def test_bench_train_prints_ratios_against_the_baseline(cli):

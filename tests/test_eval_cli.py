@@ -286,3 +286,10 @@ def test_missing_inception_weights_name_the_file(cli, folders):
 ])
 def test_bad_options(cli, args, fragments):
     assert_error(cli(*args, "--device", "cpu"), *fragments)
+
+
+def test_stats_file_under_a_file_is_a_clear_error(cli, tmp_path):
+    (tmp_path / "file.png").write_bytes(b"x")
+    out = tmp_path / "file.png" / "stats.npz"
+    assert_error(cli("eval", "stats", "builtin:test", "--out", out, "--n", "10", *BUILTIN),
+                 f"Cannot write statistics file '{out}'")

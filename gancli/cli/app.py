@@ -6,6 +6,7 @@ import functools
 import os
 
 import typer
+from rich.markup import escape
 
 from gancli.cli.ui import err_console
 from gancli.errors import GancliError
@@ -28,6 +29,12 @@ def report_errors(fn):
         except KeyboardInterrupt:
             err_console.print("[bold red]Interrupted.[/]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about a path the user gave (sockets, pipes): a real bug, keep it loud
+                raise
+            err_console.print(f"[bold red]Error:[/] Cannot read or write '{escape(str(exc.filename))}': "
+                              f"{escape(exc.strerror or str(exc))}.", soft_wrap=True)
+            raise typer.Exit(EXIT_ERROR) from None
         except MemoryError:
             err_console.print("[bold red]Error:[/] out of memory; try a smaller --batch-size.")
             raise typer.Exit(EXIT_ERROR) from None

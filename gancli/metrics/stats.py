@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
@@ -78,7 +79,6 @@ class ReferenceStats:
         path = Path(path)
         if path.suffix != ".npz":
             raise DataError(f"Statistics files end in .npz, got '{path}'.")
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"mu": self.mu, "sigma": self.sigma, "n": np.int64(self.n),
                   "meta": np.array(json.dumps({"format": FORMAT, **self.meta}, sort_keys=True))}
         if self.pool is not None:
@@ -87,10 +87,12 @@ class ReferenceStats:
             arrays["logits"] = self.logits.astype(np.float32)
         tmp = path.with_name(f".{path.stem}-{os.getpid()}.tmp.npz")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(tmp, **arrays)
             os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # there may be no folder to hold it
+                tmp.unlink(missing_ok=True)
             raise DataError(f"Cannot write statistics file '{path}' ({exc.strerror or exc}).") from None
         return path
 
