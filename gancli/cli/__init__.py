@@ -178,9 +178,9 @@ def sample(
     import torch
 
     from gancli.data.images import save_image, to_uint8
+    from gancli.device import resolve_device
     from gancli.runs import open_run, sampling_options
     from gancli.train.plots import save_grid
-    from gancli.device import resolve_device
 
     if n <= 0:
         raise ConfigError(f"--n must be a positive number, got {n}.")

@@ -163,8 +163,8 @@ def register(eval_app: typer.Typer) -> None:
                   device: str = typer.Option("auto", help="auto, cpu or cuda."),
                   as_json: bool = json_opt):
         """LPIPS distance of predictions to ground truth (lower is better); needs the backbone weights."""
-        from gancli.metrics.iqa import LPIPSMetric
         from gancli.device import resolve_device
+        from gancli.metrics.iqa import LPIPSMetric
 
         metric = LPIPSMetric(net, lpips_weights, resolve_device(device))
         rows, notes = _run_pairs("lpips", pred, gt, as_json, lambda p, g: metric(p, g, crop_border))
@@ -204,8 +204,8 @@ def register(eval_app: typer.Typer) -> None:
                as_json: bool = json_opt):
         """Super-resolve a test set with a run and report PSNR/SSIM (Y, crop = scale) and NIQE next to bicubic."""
         from gancli.data.sr import SRTestSet, open_sr_images
-        from gancli.sr_inference import SR_PROTOCOL, mean_scores, score_sr_images
         from gancli.device import resolve_device
+        from gancli.sr_inference import SR_PROTOCOL, mean_scores, score_sr_images
         from recipes.sr import load_sr_run
 
         dev = resolve_device(device)

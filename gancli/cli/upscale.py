@@ -53,8 +53,8 @@ def register(app: typer.Typer) -> None:
     ):
         """Upscale images of any size with an sr run's generator (tiled with overlap)."""
         from gancli.data.images import load_image, save_image
-        from gancli.sr_inference import upscale_image
         from gancli.device import resolve_device
+        from gancli.sr_inference import upscale_image
         from recipes.sr import load_sr_run
 
         if tile < 0 or overlap < 0:
