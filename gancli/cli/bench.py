@@ -197,14 +197,8 @@ def register(bench_app: typer.Typer) -> None:
     ):
         """Feature-extraction img/s of gancli vs torch-fidelity on the same in-memory images, and how far FID/IS move."""
         from gancli.device import resolve_device
-        from gancli.metrics.features import (
-            ENGINES,
-            PRECISIONS,
-            find_inception_weights,
-            random_inception_state_dict,
-            resolve_engine,
-            sha256_file,
-        )
+        from gancli.metrics.features import (ENGINES, PRECISIONS, find_inception_weights,
+                                             random_inception_state_dict, resolve_engine, sha256_file)
 
         if n < 4 or size < 1 or batch_size < 1 or repeats < 1:
             raise ConfigError("--n must be at least 4, and --size, --batch-size and --repeats positive.")
