@@ -114,8 +114,6 @@ def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pi
     if Path(spec).expanduser().is_file():
         raise DataError(f"'{spec}' is a file; a SPEC is an image folder, a run folder, a .npz statistics file or "
                         f"a dataset spec such as cifar10:test.")
-    if n is not None and n < 1:
-        raise ConfigError(f"The number of images must be positive, got {n}.")
     dataset = open_dataset(spec, root=data_root, download=download)
     total = len(dataset)
     if total == 0:
@@ -170,8 +168,6 @@ def open_run_source(spec: str, n: int, *, device: str | torch.device = "cpu", ch
     from gancli.data.images import to_uint8
     from gancli.runs import open_run, sampling_options
 
-    if n < 1:
-        raise ConfigError(f"--n must be a positive number of images, got {n}.")
     run = open_run(spec)
     recipe = run.recipe
     kwargs = sampling_options(recipe, truncation)
@@ -217,6 +213,8 @@ def open_source(spec: str, *, n: int | None = None, device: str | torch.device =
     """Open a SPEC: statistics file, run folder, or dataset spec / image folder."""
     if not spec:
         raise ConfigError("An empty SPEC was given; name a folder, run, dataset spec or .npz statistics file.")
+    if n is not None and n < 1:
+        raise ConfigError(f"The number of images must be positive, got {n}.")
     if spec.lower().endswith(".npz"):
         stats = ReferenceStats.load(Path(spec).expanduser())
         label = f"{spec} ({stats.meta.get('source', 'statistics')})"
