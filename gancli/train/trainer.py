@@ -312,8 +312,9 @@ class Trainer:
                     self.save()
                 if distributed.any_process(stop.signum is not None, self.world, self.device):
                     path = self.save()
+                    cause = signal.Signals(stop.signum).name if stop.signum is not None else "another process's signal"
                     raise TrainingInterrupted(
-                        f"Stopped by {signal.Signals(stop.signum).name} at step {self.step}; checkpoint saved to "
+                        f"Stopped by {cause} at step {self.step}; checkpoint saved to "
                         f"'{path}', continue with: gancli train {self.recipe.name} --resume {self.run_dir}")
         self.save()
         self.write_samples()
