@@ -167,11 +167,31 @@ def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, mon
 
 def test_bench_eval_matches_torch_fidelity_on_cpu(cli):
     result = cli("bench", "eval", "--n", "8", "--size", "16", "--batch-size", "4", "--random-weights",
-                 "--repeats", "1", "--device", "cpu", "--json")
+                 "--repeats", "1", "--device", "cpu", "--memory-format", "all", "--json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)["rows"]
-    assert [r["engine"] for r in rows] == ["torch-fidelity", "gancli eager"]
-    assert rows[1]["fid_rel_diff"] < 1e-4 and rows[1]["img_per_s"] > 0
+    info = json.loads(result.stdout)
+    rows = info["rows"]
+    assert info["pytorch_default_precision"] == "fp32"  # no TF32 on a CPU: one torch-fidelity run
+    assert [(r["engine"], r.get("memory_format")) for r in rows] == [
+        ("torch-fidelity", None), ("gancli eager", "channels_last"), ("gancli eager", "contiguous")]
+    assert all(r["fid_rel_diff"] < 1e-4 and r["img_per_s"] > 0 for r in rows[1:])
+
+
+def test_bench_compares_speed_with_pytorchs_defaults_and_scores_with_ieee_fp32():
+    """On a TF32 GPU torch-fidelity runs twice: as PyTorch's defaults run it (the speed baseline) and in IEEE fp32
+    (the scores' reference)."""
+    from gancli.cli.bench import compare
+
+    row = lambda engine, precision, img_s, fid, **extra: {"engine": engine, "precision": precision,
+                                                         "img_per_s": img_s, "fid": fid, "is": 2.0, **extra}
+    rows = [row("torch-fidelity", "tf32", 4000, 10.02, pytorch_defaults=True),
+            row("torch-fidelity", "fp32", 2000, 10.0, pytorch_defaults=False),
+            row("gancli fused", "fp32", 3000, 10.0), row("gancli fused", "tf32", 8000, 9.99),
+            row("gancli fused", "bf16", 9000, 10.05), {"engine": "gancli compile", "precision": "fp32", "error": "x"}]
+    compare(rows)
+    assert [r.get("speedup") for r in rows] == [1.0, 0.5, 0.75, 2.0, 2.25, None]
+    assert [r.get("speedup_same_precision") for r in rows] == [1.0, 1.0, 1.5, 2.0, None, None]
+    assert [r.get("fid_rel_diff") for r in rows[:5]] == pytest.approx([2e-3, 0, 0, 1e-3, 5e-3])
 
 
 def test_bench_eval_profile_times_every_step(cli):
@@ -283,6 +303,10 @@ def test_missing_inception_weights_name_the_file(cli, folders):
     (["eval", "stats", "builtin:test", "--out", "x.npz", "--features", "builtin", "--n", "-1"], ["--n must be"]),
     (["eval", "is", "--fake", "builtin:train", "--features", "builtin", "--workers", "-1"],
      ["--workers must be 0 or more, got -1"]),
+    (["eval", "is", "--fake", "builtin:train", "--features", "builtin", "--precision", "tf32"],
+     ["--precision tf32 needs a CUDA device; use fp32 on the CPU."]),
+    (["bench", "eval", "--random-weights", "--memory-format", "nhwc"],
+     ["--memory-format must be one of channels_last, contiguous or all, got 'nhwc'."]),
 ])
 def test_bad_options(cli, args, fragments):
     assert_error(cli(*args, "--device", "cpu"), *fragments)

@@ -312,12 +312,15 @@ def test_generator_evaluator_for_training(tmp_path, monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("engine,precision,tolerance", [
-    ("eager", "fp32", 1e-4), ("fused", "fp32", 1e-4), ("compile", "fp32", 1e-4), ("eager", "bf16", 0.1)])
-def test_gpu_engines_agree_with_torch_fidelity(random_weights, monkeypatch, engine, precision, tolerance):
-    """On the GPU, in true fp32 (TF32 off for both), every engine gives torch-fidelity's FID to 1e-4.
+@pytest.mark.parametrize("engine,precision,layout,tolerance", [
+    ("eager", "fp32", "channels_last", 1e-4), ("fused", "fp32", "channels_last", 1e-4),
+    ("fused", "fp32", "contiguous", 1e-4), ("compile", "fp32", "channels_last", 1e-4),
+    ("fused", "tf32", "channels_last", 1e-2), ("eager", "bf16", "channels_last", 0.1)])
+def test_gpu_engines_agree_with_torch_fidelity(random_weights, monkeypatch, engine, precision, layout, tolerance):
+    """On the GPU, in IEEE fp32 (torch-fidelity with TF32 off too), every engine gives torch-fidelity's FID to 1e-4.
 
-    bf16 only has to stay within 10% here; `gancli bench eval --precision bf16` reports how far it moves.
+    tf32 and bf16 only have to stay within 1% and 10% here; `gancli bench eval --precision all` reports how far
+    they move.
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -330,7 +333,7 @@ def test_gpu_engines_agree_with_torch_fidelity(random_weights, monkeypatch, engi
                                          feature_extractor_weights_path=str(random_weights)).cuda()
     with torch.no_grad():
         pool_theirs = torch.cat([theirs(part.cuda())[0] for part in images.split(50)]).cpu().numpy()
-    net = prepare(load_inception(random_weights), "cuda", precision, engine)
+    net = prepare(load_inception(random_weights), "cuda", precision, engine, layout)
     pool_ours = extract(net, images.split(50), keep_pool=True).pool
 
     def fid(pool):
@@ -365,14 +368,19 @@ def test_each_rewritten_block_computes_torch_fidelitys_block(name):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_fused_engine_on_the_cpu_equals_eager(random_weights):
-    """On the CPU 'fused' is oneDNN's one-kernel conv+bias+ReLU: the same features as the eager conv then ReLU."""
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_fused_engine_on_the_cpu_equals_eager(random_weights, layout):
+    """On the CPU 'fused' is oneDNN's one-kernel conv+bias+ReLU: the same features as the eager conv then ReLU,
+    in either activation layout."""
     from gancli.metrics.features import load_inception
 
-    fused = prepare(load_inception(random_weights), "cpu", "fp32", "fused")
+    fused = prepare(load_inception(random_weights), "cpu", "fp32", "fused", layout)
     eager = prepare(load_inception(random_weights), "cpu")
     assert fused.engine == "fused" and eager.engine == "eager"
     images = torch.randint(0, 256, (2, 3, 24, 24), dtype=torch.uint8)
+    first = fused.stages()[0][1](images)  # the network's input, in the layout asked for
+    assert first.is_contiguous(memory_format=torch.channels_last if layout == "channels_last" else
+                               torch.contiguous_format)
     with torch.no_grad():
         (pool_f, logits_f), (pool_e, logits_e) = fused(images), eager(images)
     torch.testing.assert_close(pool_f, pool_e, rtol=1e-5, atol=1e-6)
@@ -384,6 +392,11 @@ def test_engine_errors(random_weights, monkeypatch):
 
     with pytest.raises(ConfigError, match="--engine must be one of"):
         prepare(load_inception(random_weights), "cpu", "fp32", "tensorrt")
+    with pytest.raises(ConfigError, match="--memory-format must be one of channels_last, contiguous"):
+        prepare(load_inception(random_weights), "cpu", "fp32", "eager", "nhwc")
+    for precision in ("tf32", "bf16"):
+        with pytest.raises(ConfigError, match=f"--precision {precision} needs a CUDA device; use fp32 on the CPU"):
+            prepare(load_inception(random_weights), "cpu", precision)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="--engine fused needs cuDNN or oneDNN, which this cpu device lacks"):
         prepare(load_inception(random_weights), "cpu", "fp32", "fused")
@@ -424,13 +437,47 @@ def test_compile_engine_pads_a_short_last_batch_instead_of_recompiling(random_we
 
 
 @pytest.mark.skipif(not torch.backends.cudnn.is_available(), reason="this torch build has no cuDNN")
-def test_cudnn_search_flags_are_set_for_extraction_and_restored():
-    from gancli.metrics.features import cudnn_benchmark
+def test_cudnn_flags_are_set_for_extraction_and_restored():
+    from gancli.metrics.features import cudnn_flags
 
-    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit
-    with cudnn_benchmark(True):
-        assert torch.backends.cudnn.benchmark and torch.backends.cudnn.benchmark_limit == 0  # time every kernel
-    assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit) == before
-    with pytest.raises(KeyError), cudnn_benchmark(True):
+    flags = lambda: (torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit,
+                     torch.backends.cudnn.allow_tf32)
+    before = flags()
+    with cudnn_flags(benchmark=True, tf32=False):
+        assert flags()[:2] == (True, 0) and not flags()[2]  # time every kernel; IEEE float32 convolutions
+    assert flags() == before
+    with cudnn_flags(benchmark=True, tf32=True):
+        assert flags()[2]
+    with pytest.raises(KeyError), cudnn_flags(benchmark=True, tf32=not before[2]):
         raise KeyError  # restored on the way out of an error too
-    assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit) == before
+    assert flags() == before
+
+
+@pytest.mark.parametrize("precision,tf32", [("fp32", False), ("tf32", True), ("bf16", False)])
+def test_extraction_runs_under_its_precisions_convolution_arithmetic(precision, tf32, monkeypatch):
+    """'fp32' turns TF32 off while the network runs, even where PyTorch's default turns it on; 'tf32' turns it on."""
+    from gancli.metrics.builtin_classifier import load_builtin_features
+    from gancli.metrics.features import extract
+
+    net = prepare(load_builtin_features(), "cpu")
+    net.precision = precision  # what prepare() sets on a CUDA device
+    seen = []
+    forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda x: (seen.append(torch.backends.cudnn.allow_tf32), forward(x))[1])
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", not tf32)
+    extract(net, [torch.zeros(2, 3, 32, 32, dtype=torch.uint8)] * 2)
+    assert seen == [tf32, tf32] and torch.backends.cudnn.allow_tf32 is (not tf32)
+
+
+def test_builtin_features_run_in_bfloat16_when_asked():
+    """The builtin network's 'bf16' is real bfloat16 arithmetic, not a label (prepare() allows it on CUDA only)."""
+    from gancli.metrics.builtin_classifier import load_builtin_features
+
+    net = load_builtin_features()
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pool32 = net(images)[0]
+        net.precision = "bf16"
+        pool16 = net(images)[0]
+    assert pool16.dtype == torch.float32 and not torch.equal(pool16, pool32)
+    torch.testing.assert_close(pool16, pool32, rtol=0.05, atol=0.05)

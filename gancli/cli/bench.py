@@ -61,20 +61,30 @@ def _scores(pool: np.ndarray, logits: np.ndarray) -> dict[str, float]:
             "is": inception_score(logits, splits=splits)[0]}
 
 
+def pytorch_default_precision(device: torch.device) -> str:
+    """What PyTorch's default flags make of float32 convolutions here: 'tf32' on an Ampere or later GPU, else 'fp32'."""
+    if device.type != "cuda" or not torch.backends.cudnn.allow_tf32:
+        return "fp32"
+    return "tf32" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp32"
+
+
 def time_torch_fidelity(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int,
-                        repeats: int) -> tuple[float, np.ndarray, np.ndarray]:
-    """Best-of-repeats seconds of torch-fidelity's own feature pipeline (its Dataset → DataLoader → extractor)."""
+                        repeats: int, tf32: bool) -> tuple[float, np.ndarray, np.ndarray]:
+    """Best-of-repeats seconds of torch-fidelity's own feature pipeline (its Dataset → DataLoader → extractor).
+
+    No cuDNN kernel search, as torch-fidelity runs; tf32 says whether its convolutions may use TF32.
+    """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
-    from gancli.metrics.features import cudnn_benchmark
+    from gancli.metrics.features import cudnn_flags
 
     cuda = device.type == "cuda"
     extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                             feature_extractor_weights_path=str(weights)).to(device)
     dataset = _Images(images)
     best, out = float("inf"), None
-    with cudnn_benchmark(False), torch.no_grad():  # torch-fidelity as its users run it
+    with cudnn_flags(benchmark=False, tf32=tf32), torch.no_grad():
         extractor(images[:batch_size].to(device))  # warm-up
         for _ in range(repeats):
             _sync(device)
@@ -87,11 +97,11 @@ def time_torch_fidelity(images: torch.Tensor, weights: Path, device: torch.devic
 
 
 def time_gancli(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int, precision: str,
-                engine: str, repeats: int) -> tuple[float, np.ndarray, np.ndarray]:
+                engine: str, repeats: int, memory_format: str) -> tuple[float, np.ndarray, np.ndarray]:
     """Best-of-repeats seconds of gancli's engine: pinned host batches, side-stream copies, streamed stats."""
     from gancli.metrics.features import extract, load_inception, prepare
 
-    net = prepare(load_inception(weights), device, precision, engine)
+    net = prepare(load_inception(weights), device, precision, engine, memory_format)
     host = images.pin_memory() if device.type == "cuda" else images
     batches = lambda: (host[i:i + batch_size] for i in range(0, len(host), batch_size))
     # warm-up on both batch shapes, the full and the last one
@@ -107,21 +117,21 @@ def time_gancli(images: torch.Tensor, weights: Path, device: torch.device, batch
 
 
 def profile_stages(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int, precision: str,
-                   engine: str, repeats: int) -> list[dict[str, float | str]]:
+                   engine: str, repeats: int, memory_format: str) -> list[dict[str, float | str]]:
     """Milliseconds per batch of each step of gancli's forward (resize, each Inception block, head, statistics).
 
     Each step is timed alone (CUDA events on the GPU) on one batch already on the device, best of repeats,
     after a warm-up pass; the steps' sum is the engine's compute time per batch without the host side.
     """
-    from gancli.metrics.features import cudnn_benchmark, load_inception, prepare
+    from gancli.metrics.features import extraction_flags, load_inception, prepare
     from gancli.metrics.stats import FeatureStats
 
-    net = prepare(load_inception(weights), device, precision, engine)
+    net = prepare(load_inception(weights), device, precision, engine, memory_format)
     steps = [*net.stages(), ("feature statistics (float64)", lambda out: FeatureStats(device=device).update(out[0]))]
     batch = images[:batch_size].to(device)
     cuda = device.type == "cuda"
     best = [float("inf")] * len(steps)
-    with cudnn_benchmark(cuda), torch.no_grad():
+    with extraction_flags(net, device), torch.no_grad():
         for attempt in range(repeats + 1):  # the first pass warms up (cuDNN's kernel search, allocations)
             x = batch
             for index, (_, step) in enumerate(steps):
@@ -144,7 +154,7 @@ def profile_stages(images: torch.Tensor, weights: Path, device: torch.device, ba
 
 
 def profile_kernels(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int, precision: str,
-                    engine: str, top: int = 15) -> list[dict[str, float | str | int]]:
+                    engine: str, memory_format: str, top: int = 15) -> list[dict[str, float | str | int]]:
     """The kernels (CUDA) or operators (CPU) that take the most time in one forward pass, from torch.profiler.
 
     Where the stage profile says which block is slow, this says why: the convolution algorithms cuDNN chose,
@@ -152,12 +162,12 @@ def profile_kernels(images: torch.Tensor, weights: Path, device: torch.device, b
     """
     from torch.profiler import ProfilerActivity, profile
 
-    from gancli.metrics.features import cudnn_benchmark, load_inception, prepare
+    from gancli.metrics.features import extraction_flags, load_inception, prepare
 
-    net = prepare(load_inception(weights), device, precision, engine)
+    net = prepare(load_inception(weights), device, precision, engine, memory_format)
     batch = images[:batch_size].to(device)
     cuda = device.type == "cuda"
-    with cudnn_benchmark(cuda), torch.no_grad():
+    with extraction_flags(net, device), torch.no_grad():
         net(batch)  # warm-up: kernel search, allocations, compilation
         _sync(device)
         with profile(activities=[ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]) as prof:
@@ -180,38 +190,45 @@ def register(bench_app: typer.Typer) -> None:
         n: int = typer.Option(10_000, "--n", help="Number of random images."),
         size: int = typer.Option(32, "--size", help="Image side in pixels."),
         batch_size: int = typer.Option(500, "--batch-size", help="Batch size of both engines."),
-        precision: str = typer.Option("fp32", "--precision", help="gancli's precision: fp32, bf16 or all."),
+        precision: str = typer.Option("fp32", "--precision", help="gancli's precision: fp32, tf32, bf16 or all."),
         engine: str = typer.Option("auto", "--engine", help="gancli's engine: auto, eager, fused, compile or all."),
+        memory_format: str = typer.Option("channels_last", "--memory-format",
+                                          help="gancli's activation layout: channels_last, contiguous or all."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="Inception weights (default: the usual lookup)."),
         random_weights: bool = typer.Option(False, "--random-weights",
                                             help="Random weights of the right shapes (speed and agreement only)."),
         repeats: int = typer.Option(2, "--repeats", help="Timed passes per engine; the best is reported."),
         baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also time torch-fidelity."),
-        tf32: Optional[bool] = typer.Option(None, "--tf32/--no-tf32",
-                                            help="cuDNN TF32 convolutions for both engines (default: PyTorch's)."),
         profile: bool = typer.Option(False, "--profile",
                                      help="Also time each step of gancli's forward (resize, blocks, statistics) "
                                           "and list its costliest kernels."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     ):
-        """Feature-extraction img/s of gancli vs torch-fidelity on the same in-memory images, and how far FID/IS move."""
+        """Feature-extraction img/s of gancli vs torch-fidelity on the same in-memory images, and how far FID/IS move.
+
+        torch-fidelity is timed as PyTorch's default flags run it (on an Ampere or later GPU its float32 convolutions
+        then use TF32) and, where that is TF32, again in IEEE fp32. Every row's FID and IS are compared with
+        torch-fidelity's in IEEE fp32, the exact reference.
+        """
         from gancli.device import resolve_device
-        from gancli.metrics.features import (ENGINES, PRECISIONS, find_inception_weights,
+        from gancli.metrics.features import (ENGINES, MEMORY_FORMATS, PRECISIONS, find_inception_weights,
                                              random_inception_state_dict, resolve_engine, sha256_file)
 
         if n < 4 or size < 1 or batch_size < 1 or repeats < 1:
             raise ConfigError("--n must be at least 4, and --size, --batch-size and --repeats positive.")
         dev = resolve_device(device)
-        if tf32 is not None:
-            torch.backends.cudnn.allow_tf32 = tf32
+        choices = {"--precision": (precision, PRECISIONS), "--engine": (engine, ENGINES),
+                   "--memory-format": (memory_format, tuple(MEMORY_FORMATS))}
+        for flag, (value, allowed) in choices.items():
+            if value != "all" and value not in allowed:
+                raise ConfigError(f"{flag} must be one of {', '.join(allowed)} or all, got '{value}'.")
         precisions = list(PRECISIONS) if precision == "all" else [precision]
-        engines = [e for e in ENGINES if e != "auto"] if engine == "all" else [engine]
-        for p in precisions:
-            if p not in PRECISIONS:
-                raise ConfigError(f"--precision must be fp32, bf16 or all, got '{p}'.")
-        if dev.type != "cuda":
+        if dev.type != "cuda":  # tf32 and bf16 are CUDA precisions
             precisions = [p for p in precisions if p == "fp32"] or precisions
+        engines = [e for e in ENGINES if e != "auto"] if engine == "all" else [engine]
+        layouts = list(MEMORY_FORMATS) if memory_format == "all" else [memory_format]
+        default = pytorch_default_precision(dev)
         with tempfile.TemporaryDirectory() as tmp:
             if random_weights:
                 if weights:
@@ -222,72 +239,94 @@ def register(bench_app: typer.Typer) -> None:
                 weights = find_inception_weights(weights)
             images = make_images(n, size)
             rows, profiles = [], []
-            reference = None
-            if baseline:
-                seconds, pool, logits = time_torch_fidelity(images, weights, dev, batch_size, repeats)
-                reference = _scores(pool, logits)
-                rows.append({"engine": "torch-fidelity", "precision": "fp32", "seconds": seconds,
-                             "img_per_s": n / seconds, **reference})
+            for p in ([default] + (["fp32"] if default == "tf32" else [])) if baseline else []:
+                seconds, pool, logits = time_torch_fidelity(images, weights, dev, batch_size, repeats, p == "tf32")
+                rows.append({"engine": "torch-fidelity", "precision": p, "pytorch_defaults": p == default,
+                             "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
             for p in precisions:
                 for e in engines:
-                    row = {"engine": f"gancli {resolve_engine(e, dev)}", "precision": p}
-                    try:
-                        seconds, pool, logits = time_gancli(images, weights, dev, batch_size, p, e, repeats)
-                    except (RuntimeError, NotImplementedError) as exc:  # e.g. a kernel this GPU/cuDNN lacks
-                        rows.append({**row, "error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"})
-                        continue
-                    rows.append({**row, "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
-                    if profile:  # steps are timed uncompiled; the kernel list is of the engine as it runs
-                        label = row["engine"] + (" (steps timed uncompiled)" if e == "compile" else "")
-                        try:  # the profiler needs CUPTI on a GPU: without it, the timings above still stand
-                            kernels = profile_kernels(images, weights, dev, batch_size, p, e)
-                        except RuntimeError as exc:
-                            kernels = [{"name": f"torch.profiler failed: {str(exc).splitlines()[0][:80]}",
-                                        "calls": 0, "ms": 0.0, "share": 0.0}]
-                        profiles.append({**row, "engine": label, "batch_size": min(batch_size, n),
-                                         "steps": profile_stages(images, weights, dev, batch_size, p, e, repeats),
-                                         "kernels": kernels})
+                    for layout in layouts:
+                        row = {"engine": f"gancli {resolve_engine(e, dev)}", "precision": p, "memory_format": layout}
+                        try:
+                            seconds, pool, logits = time_gancli(images, weights, dev, batch_size, p, e, repeats,
+                                                                layout)
+                        except (RuntimeError, NotImplementedError) as exc:  # e.g. a kernel this GPU/cuDNN lacks
+                            rows.append({**row, "error": f"{exc.__class__.__name__}: "
+                                                         f"{str(exc).splitlines()[0][:200]}"})
+                            continue
+                        rows.append({**row, "seconds": seconds, "img_per_s": n / seconds, **_scores(pool, logits)})
+                        if profile:  # steps are timed uncompiled; the kernel list is of the engine as it runs
+                            label = row["engine"] + (" (steps timed uncompiled)" if e == "compile" else "")
+                            try:  # the profiler needs CUPTI on a GPU: without it, the timings above still stand
+                                kernels = profile_kernels(images, weights, dev, batch_size, p, e, layout)
+                            except RuntimeError as exc:
+                                kernels = [{"name": f"torch.profiler failed: {str(exc).splitlines()[0][:80]}",
+                                            "calls": 0, "ms": 0.0, "share": 0.0}]
+                            steps = profile_stages(images, weights, dev, batch_size, p, e, repeats, layout)
+                            profiles.append({**row, "engine": label, "batch_size": min(batch_size, n),
+                                             "steps": steps, "kernels": kernels})
             weights_hash = sha256_file(weights)[:8]
-        base = rows[0] if baseline else None
-        for row in rows:
-            if base is not None and "error" not in row:
-                row["speedup"] = row["img_per_s"] / base["img_per_s"]
-                row["fid_rel_diff"] = abs(row["fid"] - base["fid"]) / max(abs(base["fid"]), 1e-12)
-                row["is_rel_diff"] = abs(row["is"] - base["is"]) / max(abs(base["is"]), 1e-12)
+        compare(rows)
         info = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "n": n, "size": size,
                 "batch_size": batch_size, "weights_sha256": weights_hash, "random_weights": random_weights,
-                "tf32": dev.type == "cuda" and torch.backends.cudnn.allow_tf32, "torch": torch.__version__,
+                "pytorch_default_precision": default, "torch": torch.__version__,
                 "rows": rows, **({"profiles": profiles} if profile else {})}
         if as_json:
             print(json.dumps(info))
             return
-        table = Table("engine", "precision", "img/s", "× torch-fidelity", "FID (halves)", "|ΔFID|/FID", "IS",
-                      "|ΔIS|/IS", title=f"Inception features: {n:,} random {size}×{size} uint8 images, batch "
-                                        f"{batch_size}, {info['device']}")
-        for row in rows:
-            if "error" in row:
-                table.add_row(row["engine"], row["precision"], "failed", escape(row["error"]))
-                continue
-            compared = "speedup" in row  # not without --baseline
-            table.add_row(row["engine"], row["precision"], f"{row['img_per_s']:,.0f}",
-                          f"{row['speedup']:.2f}" if compared else "–", f"{row['fid']:.6g}",
-                          f"{row['fid_rel_diff']:.2e}" if compared else "–", f"{row['is']:.6g}",
-                          f"{row['is_rel_diff']:.2e}" if compared else "–")
-        console.print(table)
-        row_label = lambda entry: f"{entry['engine']} {entry['precision']}"
-        for entry in profiles:
-            steps = Table("step", "ms / batch", "share", title=f"{row_label(entry)}: one batch of "
-                                                              f"{entry['batch_size']}, step by step")
-            for step in entry["steps"]:
-                steps.add_row(step["step"], f"{step['ms']:.2f}", f"{step['share']:.1%}")
-            steps.add_row("total", f"{sum(step['ms'] for step in entry['steps']):.2f}", "", style="bold")
-            console.print(steps)
-            kernels = Table("kernel" if dev.type == "cuda" else "operator", "calls", "ms", "share",
-                            title=f"{row_label(entry)}: where one forward pass spends its time (torch.profiler)")
-            for kernel in entry["kernels"]:
-                kernels.add_row(escape(kernel["name"]), str(kernel["calls"]), f"{kernel['ms']:.2f}",
-                                f"{kernel['share']:.1%}")
-            console.print(kernels)
-        console.print(f"weights sha256 {weights_hash}{' (random values)' if random_weights else ''} · "
-                      f"cuDNN TF32 {'on' if info['tf32'] else 'off'} · best of "
-                      f"{repeats} passes · torch {torch.__version__}", style="dim")
+        show(info, repeats)
+
+
+def compare(rows: list[dict]) -> None:
+    """Add to each timed row its speed against torch-fidelity (as PyTorch's defaults run it, and in the same
+    precision) and how far its FID and IS are from torch-fidelity's in IEEE fp32."""
+    base = {row["precision"]: row for row in rows if row["engine"] == "torch-fidelity"}
+    default = next((row for row in base.values() if row["pytorch_defaults"]), None)
+    reference = base.get("fp32")
+    for row in rows:
+        if default is None or "error" in row:
+            continue
+        row["speedup"] = row["img_per_s"] / default["img_per_s"]
+        if row["precision"] in base:
+            row["speedup_same_precision"] = row["img_per_s"] / base[row["precision"]]["img_per_s"]
+        row["fid_rel_diff"] = abs(row["fid"] - reference["fid"]) / max(abs(reference["fid"]), 1e-12)
+        row["is_rel_diff"] = abs(row["is"] - reference["is"]) / max(abs(reference["is"]), 1e-12)
+
+
+def show(info: dict, repeats: int) -> None:
+    """The bench's tables: engines, then each profile's steps and kernels."""
+    rows, profiles = info["rows"], info.get("profiles", [])
+    ratio = lambda row, key: f"{row[key]:.2f}" if key in row else "–"
+    rel = lambda row, key: f"{row[key]:.2e}" if key in row else "–"
+    layout = lambda row: {"channels_last": "NHWC", "contiguous": "NCHW"}.get(row.get("memory_format"), "")
+    table = Table("engine", "precision", "layout", "img/s", "× torch-fidelity", "× same precision", "FID (halves)",
+                  "|ΔFID|/FID", "IS", "|ΔIS|/IS",
+                  title=f"Inception features: {info['n']:,} random {info['size']}×{info['size']} uint8 images, "
+                        f"batch {info['batch_size']}, {info['device']}",
+                  caption=f"× torch-fidelity: against torch-fidelity as PyTorch's defaults run it "
+                          f"({info['pytorch_default_precision']} here); Δ: against torch-fidelity in IEEE fp32")
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["engine"], row["precision"], layout(row), "failed", escape(row["error"]))
+            continue
+        table.add_row(row["engine"], row["precision"], layout(row), f"{row['img_per_s']:,.0f}", ratio(row, "speedup"),
+                      ratio(row, "speedup_same_precision"), f"{row['fid']:.6g}", rel(row, "fid_rel_diff"),
+                      f"{row['is']:.6g}", rel(row, "is_rel_diff"))
+    console.print(table)
+    row_label = lambda entry: f"{entry['engine']} {entry['precision']} {layout(entry)}"
+    cuda = info["device"] != "cpu"
+    for entry in profiles:
+        steps = Table("step", "ms / batch", "share", title=f"{row_label(entry)}: one batch of "
+                                                          f"{entry['batch_size']}, step by step")
+        for step in entry["steps"]:
+            steps.add_row(step["step"], f"{step['ms']:.2f}", f"{step['share']:.1%}")
+        steps.add_row("total", f"{sum(step['ms'] for step in entry['steps']):.2f}", "", style="bold")
+        console.print(steps)
+        kernels = Table("kernel" if cuda else "operator", "calls", "ms", "share",
+                        title=f"{row_label(entry)}: where one forward pass spends its time (torch.profiler)")
+        for kernel in entry["kernels"]:
+            kernels.add_row(escape(kernel["name"]), str(kernel["calls"]), f"{kernel['ms']:.2f}",
+                            f"{kernel['share']:.1%}")
+        console.print(kernels)
+    console.print(f"weights sha256 {info['weights_sha256']}{' (random values)' if info['random_weights'] else ''} · "
+                  f"best of {repeats} passes · torch {info['torch']}", style="dim")

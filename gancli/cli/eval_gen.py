@@ -22,7 +22,9 @@ FEATURES = typer.Option("inception", "--features",
 WEIGHTS = typer.Option(None, "--weights", help="Inception weights file (else $GANCLI_INCEPTION_WEIGHTS, the torch "
                                                "hub cache, or a download).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
-PRECISION = typer.Option("fp32", "--precision", help="fp32, or bf16 (faster on GPUs; FID moves, see bench).")
+PRECISION = typer.Option("fp32", "--precision",
+                         help="fp32 (IEEE: torch-fidelity's values), or on GPUs tf32 or bf16: faster, and FID moves "
+                              "(`gancli bench eval --precision all` reports how far).")
 BATCH = typer.Option(None, "--batch-size", help="Images per batch (default 500 on a GPU, 50 on the CPU).")
 WORKERS = typer.Option(None, "--workers", help="Image-decoding worker processes (default 8 on a GPU, 0 on CPU).")
 N_FAKE = typer.Option(None, "--n", help="Fake images: drawn from a run (default 10,000), or the first N of a folder.")

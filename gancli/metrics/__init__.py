@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 METRICS = ("fid", "is", "kid", "pr")
 NAMES = {"fid": "FID", "is": "IS", "kid": "KID", "pr": "precision/recall"}
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: 'fp32' means IEEE float32 convolutions on CUDA too (TF32 is the 'tf32' precision)
 
 
 @dataclass
@@ -249,9 +249,8 @@ class Evaluator:
             return {"n": stats.n, "label": source.label, "spec": source.spec, "kind": source.kind,
                     "description": source.description, "statistics": self.last_cache.get(role, "computed")}
 
-        tf32 = self.device.type == "cuda" and torch.backends.cudnn.allow_tf32
         return {**self.net.describe(), "feature_label": self.net.label, "official_weights": self.net.official,
-                "engine": self.net.engine, "tf32_convolutions": tf32,
+                "engine": self.net.engine,
                 "fake": side(fake_source, fake_stats, "fake"),
                 "real": side(real_source, real_stats, "real") if real_source else None,
                 "gancli": __version__, "protocol_version": PROTOCOL_VERSION}

@@ -69,8 +69,9 @@ class BuiltinFeatures(FeatureNet):
         self.official = True
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pool = self.model.embed(preprocess(images))
-        return pool.float(), self.model.head(pool).float()
+        with torch.autocast(images.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+            pool = self.model.embed(preprocess(images))
+            return pool.float(), self.model.head(pool).float()
 
 
 def load_classifier(path: str | Path = WEIGHTS_FILE) -> BuiltinClassifier:

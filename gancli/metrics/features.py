@@ -6,6 +6,12 @@ TF1-compatible bilinear. The resize is done separably (bit-identical) and the bl
 (inception_blocks: folded batch norms, stacked 1×1 convolutions, pool after convolution), all exact
 rewrites of torch-fidelity's forward in real arithmetic (tests compare the scores to 1e-4).
 `builtin`: a small classifier trained on gancli's builtin procedural images (see builtin_classifier).
+
+Precisions (the arithmetic of the convolutions; features, statistics and scores stay float32/float64):
+`fp32` is IEEE float32 throughout, TF32 off: torch-fidelity's values in fp32 to ~1e-6 relative. `tf32` lets cuDNN
+run the float32 convolutions on TF32 tensor cores (10-bit mantissa products), which PyTorch does by default on
+Ampere and later GPUs, torch-fidelity included: faster, and FID moves by about 1e-3 relative. `bf16` runs the
+network in bfloat16: faster still, and FID moves further. `gancli bench eval` reports how far each moves.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ INCEPTION_SHA256_PREFIX = "6726825d"
 WEIGHTS_ENV = "GANCLI_INCEPTION_WEIGHTS"
 INCEPTION_NAME = "inception-v3-tf-2015-12-05"
 FEATURE_NETS = ("inception", "builtin")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +165,7 @@ class FeatureNet(nn.Module):
     engine: str = "eager"
     compiled_batch: int = 0  # the batch size the 'compile' engine was traced with
     compiled: Callable | None = None  # torch.compile of features() (the 'compile' engine)
+    memory_format: torch.memory_format = torch.channels_last  # the activations' layout
 
     def describe(self) -> dict[str, str]:
         """What produced a set of features: part of every protocol and cache key."""
@@ -258,7 +265,8 @@ class InceptionFeatures(FeatureNet):
         """uint8 (N, 3, H, W) → the network's input: TF1 bilinear to 299, (x - 128) / 128, channels-last."""
         x = tf1_resize(images.float(), self.size)
         x = (x - 128) / 128  # what the TF graph does, bit-exact with torch-fidelity; stays channels-last
-        return x.to(torch.bfloat16 if self.precision == "bf16" else torch.float32)
+        x = x.to(torch.bfloat16 if self.precision == "bf16" else torch.float32)
+        return x.contiguous(memory_format=self.memory_format)  # no copy in the default channels-last
 
     def _head(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pool = F.adaptive_avg_pool2d(x.float(), 1).flatten(1)
@@ -297,7 +305,7 @@ def load_inception(weights: str | Path | None = None, download: bool | None = No
 
 def load_feature_net(name: str = "inception", weights: str | Path | None = None, device: str | torch.device = "cpu",
                      precision: str = "fp32", engine: str = "auto", download: bool | None = None) -> FeatureNet:
-    """A feature network by name ('inception' or 'builtin'), on device, in fp32 or bf16."""
+    """A feature network by name ('inception' or 'builtin'), on device, in fp32, tf32 or bf16."""
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'.")
     if name == "inception":
@@ -313,6 +321,7 @@ def load_feature_net(name: str = "inception", weights: str | Path | None = None,
 
 
 ENGINES = ("auto", "eager", "fused", "compile")
+MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 
 
 def fused_available(device: torch.device) -> bool:
@@ -333,31 +342,36 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     return "fused" if device.type == "cuda" and fused_available(device) else "eager"
 
 
-def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32", engine: str = "auto") -> FeatureNet:
-    """Move a feature network to device and set its precision and conv engine.
+def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32", engine: str = "auto",
+            memory_format: str = "channels_last") -> FeatureNet:
+    """Move a feature network to device and set its precision, conv engine and activation layout.
 
     engine 'eager': folded conv + in-place ReLU; 'fused': one conv+bias+ReLU kernel (cuDNN's, or oneDNN's on the CPU);
     'compile': torch.compile of the whole eager computation, resize included (compiled once per batch shape, in
     about 35–50 s on a 2-core CPU; its features differ from eager's by float rounding, ~1e-6 relative);
     'auto' is 'fused' on CUDA and 'eager' elsewhere (`gancli bench eval --engine all` times them all).
+    memory_format: 'channels_last' (NHWC, 1.76× faster than NCHW on a 2-core CPU, and the layout of tensor-core
+    kernels) or 'contiguous' (NCHW); `gancli bench eval --memory-format all` times both.
     """
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'.")
+    if memory_format not in MEMORY_FORMATS:
+        raise ConfigError(f"--memory-format must be one of {', '.join(MEMORY_FORMATS)}, got '{memory_format}'.")
     device = torch.device(device)
-    if precision == "bf16" and device.type != "cuda":
-        raise ConfigError("--precision bf16 needs a CUDA device; use fp32 on the CPU.")
+    if precision != "fp32" and device.type != "cuda":
+        raise ConfigError(f"--precision {precision} needs a CUDA device; use fp32 on the CPU.")
     engine = resolve_engine(engine, device)
     if engine == "fused" and not fused_available(device):
         raise ConfigError(f"--engine fused needs cuDNN or oneDNN, which this {device.type} device lacks; "
                           f"use --engine eager.")
-    net.precision, net.engine = precision, engine
+    net.precision, net.engine, net.memory_format = precision, engine, MEMORY_FORMATS[memory_format]
     net.to(device)
     if isinstance(net, InceptionFeatures):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        net.layers.to(dtype).to(memory_format=torch.channels_last)  # 1.76× on a 2-core CPU too
+        net.layers.to(dtype).to(memory_format=net.memory_format)
         for module in net.layers.modules():
             if isinstance(module, FoldedConvReLU):
-                module.fused = engine == "fused"
+                module.fused, module.memory_format = engine == "fused", net.memory_format
         if engine == "compile":  # resize, blocks and head in one graph: the resize's passes fuse into one kernel
             net.compiled = torch.compile(net.features, dynamic=False)
     return net
@@ -367,24 +381,31 @@ def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32"
 # The streaming engine
 # ---------------------------------------------------------------------------------------------
 @contextmanager
-def cudnn_benchmark(enabled: bool = True):
-    """Let cuDNN time its kernels for the (fixed) batch shape and keep the fastest, restoring the flags afterwards.
+def cudnn_flags(benchmark: bool = True, tf32: bool = False):
+    """cuDNN set up for feature extraction, and the previous flags restored afterwards.
 
-    With benchmark_limit 0 cuDNN times every kernel it has for a convolution rather than PyTorch's default first
-    10: a longer search, once per shape, for the fastest kernel of each of Inception's odd shapes (1×7, 7×1, ...).
+    benchmark: cuDNN times its kernels for each (fixed) batch shape and keeps the fastest. With benchmark_limit 0
+    it times every kernel it has rather than PyTorch's default first 10: a longer search, once per shape, for the
+    fastest kernel of each of Inception's odd shapes (1×7, 7×1, ...).
+    tf32: whether float32 convolutions may run on TF32 tensor cores (the 'tf32' precision), or in IEEE float32.
     """
-    old = torch.backends.cudnn.benchmark
-    searchable = enabled and torch.backends.cudnn.is_available()
+    searchable = benchmark and torch.backends.cudnn.is_available()
+    old = torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32
     old_limit = torch.backends.cudnn.benchmark_limit if searchable else None
-    torch.backends.cudnn.benchmark = enabled
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = benchmark, tf32
     if searchable:
         torch.backends.cudnn.benchmark_limit = 0
     try:
         yield
     finally:
-        torch.backends.cudnn.benchmark = old
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = old
         if searchable:
             torch.backends.cudnn.benchmark_limit = old_limit
+
+
+def extraction_flags(net: FeatureNet, device: torch.device):
+    """The cuDNN flags net runs under: kernel search on CUDA, TF32 convolutions only in the 'tf32' precision."""
+    return cudnn_flags(benchmark=device.type == "cuda", tf32=net.precision == "tf32")
 
 
 def to_device_ahead(batches: Iterable[torch.Tensor], device: torch.device, depth: int = 2) -> Iterator[torch.Tensor]:
@@ -486,7 +507,7 @@ def extract(net: FeatureNet, batches: Iterable[torch.Tensor], *, keep_pool: bool
     device = next(net.buffers()).device
     stats = FeatureStats(device=device)
     pools, logits = [], []
-    with cudnn_benchmark(device.type == "cuda"):
+    with extraction_flags(net, device):
         for batch in to_device_ahead(batches, device):
             pool, logit = net(batch)
             stats.update(pool)

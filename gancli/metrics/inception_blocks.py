@@ -28,6 +28,7 @@ class FoldedConvReLU(nn.Module):
         self.register_buffer("bias", bias.float())
         self.stride, self.padding = tuple(stride), tuple(padding)
         self.fused = False  # conv+bias+ReLU in one kernel: cuDNN's on CUDA, oneDNN's on the CPU
+        self.memory_format = torch.channels_last  # the layout the fused kernel is given
 
     @classmethod
     def fold(cls, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> FoldedConvReLU:
@@ -45,7 +46,7 @@ class FoldedConvReLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.fused:
             return F.relu(F.conv2d(x, self.weight, self.bias, self.stride, self.padding), inplace=True)
-        x = x.contiguous(memory_format=torch.channels_last)  # a channel slice of a stacked conv's output is strided
+        x = x.contiguous(memory_format=self.memory_format)  # a channel slice of a stacked conv's output is strided
         if x.is_cuda:
             return torch.cudnn_convolution_relu(x, self.weight, self.bias, self.stride, self.padding, (1, 1), 1)
         return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, self.padding, self.stride, (1, 1),
