@@ -180,6 +180,22 @@ def test_a_corrupt_hub_cache_file_fails_its_hash_check(tmp_path, monkeypatch):
         find_inception_weights(None, download=False)
 
 
+def test_pytorch_fids_copy_in_the_hub_cache_is_used_only_when_its_hash_is_the_official_one(tmp_path, monkeypatch):
+    import hashlib
+
+    from gancli.metrics import features
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("GANCLI_INCEPTION_WEIGHTS", raising=False)
+    theirs = tmp_path / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"pytorch-fid's file")
+    with pytest.raises(MissingWeightsError, match="does not exist"):  # another file under that name: not used
+        find_inception_weights(None, download=False)
+    monkeypatch.setattr(features, "INCEPTION_SHA256_PREFIX", hashlib.sha256(theirs.read_bytes()).hexdigest()[:8])
+    assert find_inception_weights(None, download=False) == theirs
+
+
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "random-inception.pth"

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from gancli.metrics.stats import FeatureStats
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+# pytorch-fid's name for the same TF graph's weights in the same layout; used from the hub cache when its hash matches
+PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
 # torch.hub convention: the name ends in the first 8 hex digits of the file's sha256.
 INCEPTION_SHA256_PREFIX = "6726825d"
@@ -93,7 +95,8 @@ def _download(target: Path) -> None:
 
 
 def find_inception_weights(weights: str | Path | None = None, download: bool | None = None) -> Path:
-    """The weights file: --weights, else $GANCLI_INCEPTION_WEIGHTS, else the torch hub cache, else a download."""
+    """The weights file: --weights, else $GANCLI_INCEPTION_WEIGHTS, else the torch hub cache (torch-fidelity's file,
+    or pytorch-fid's when its sha256 is the official one), else a download."""
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -112,6 +115,9 @@ def find_inception_weights(weights: str | Path | None = None, download: bool | N
                 f"'{path}' is corrupt: its sha256 starts with {digest[:8]}, not {INCEPTION_SHA256_PREFIX}; "
                 f"delete it and download {INCEPTION_URL} again.")
         return path
+    theirs = path.with_name(PYTORCH_FID_FILE)  # left there by pytorch-fid: used only when it is the same file
+    if theirs.is_file() and sha256_file(theirs).startswith(INCEPTION_SHA256_PREFIX):
+        return theirs
     if not downloads_allowed(download):
         raise _missing(f"'{path}' does not exist")
     _download(path)
