@@ -155,3 +155,24 @@ def test_out_of_memory_is_one_sentence(error, fragment, capsys):
         command()
     assert exit_info.value.exit_code == 1
     assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_progress_bars_keep_their_numbers_whole_in_a_narrow_terminal(width, monkeypatch):
+    """The bar and the losses give way (the losses end in an ellipsis); the count, rate and times never do."""
+    from rich.console import Console
+
+    from gancli.cli import ui
+
+    console = Console(width=width, force_terminal=True, color_system=None)
+    monkeypatch.setattr(ui, "console", console)
+    losses = "D/loss 0.328  D/real 1.502  D/fake -1.056  G/loss 1.512  lr 2e-4"
+    bar = ui.progress("it/s")
+    task = bar.add_task("real builtin:test:32", total=50000, info=losses)
+    bar.update(task, completed=20000)
+    bar.tasks[0].finished_speed = 931.2
+    with console.capture() as captured:
+        console.print(bar.make_tasks_table(bar.tasks))
+    (line,) = captured.get().splitlines()
+    assert "real builtin:test:32" in line and "20000/50000" in line and "40%" in line and "931.2 it/s" in line
+    assert ("lr 2e-4" in line) == (width == 160) and (line.rstrip().endswith("…") == (width == 80))
