@@ -161,34 +161,34 @@ def test_weights_of_the_wrong_shape_are_a_clear_error(tmp_path):
         load_inception(path)
 
 
-def test_missing_weights_name_the_file_and_where_to_get_it(tmp_path, monkeypatch):
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty torch hub cache, and no weights named by the environment: its checkpoints folder."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.delenv("GANCLI_INCEPTION_WEIGHTS", raising=False)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    return tmp_path / "hub" / "checkpoints"
+
+
+def test_missing_weights_name_the_file_and_where_to_get_it(hub_cache):
     with pytest.raises(MissingWeightsError) as info:
         find_inception_weights(None, download=False)
     text = str(info.value)
     assert "weights-inception-2015-12-05-6726825d.pth" in text and "https://" in text and "--weights" in text
 
 
-def test_a_corrupt_hub_cache_file_fails_its_hash_check(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.delenv("GANCLI_INCEPTION_WEIGHTS", raising=False)
-    target = tmp_path / "hub" / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
-    target.parent.mkdir(parents=True)
-    target.write_bytes(b"not the weights")
+def test_a_corrupt_hub_cache_file_fails_its_hash_check(hub_cache):
+    (hub_cache / "weights-inception-2015-12-05-6726825d.pth").write_bytes(b"not the weights")
     with pytest.raises(MissingWeightsError, match="corrupt: its sha256 starts with"):
         find_inception_weights(None, download=False)
 
 
-def test_pytorch_fids_copy_in_the_hub_cache_is_used_only_when_its_hash_is_the_official_one(tmp_path, monkeypatch):
+def test_pytorch_fids_copy_in_the_hub_cache_is_used_only_when_its_hash_is_the_official_one(hub_cache, monkeypatch):
     import hashlib
 
     from gancli.metrics import features
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.delenv("GANCLI_INCEPTION_WEIGHTS", raising=False)
-    theirs = tmp_path / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
-    theirs.parent.mkdir(parents=True)
+    theirs = hub_cache / "pt_inception-2015-12-05-6726825d.pth"
     theirs.write_bytes(b"pytorch-fid's file")
     with pytest.raises(MissingWeightsError, match="does not exist"):  # another file under that name: not used
         find_inception_weights(None, download=False)
