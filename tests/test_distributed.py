@@ -2,10 +2,15 @@
 
 import itertools
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
+import pytest
 import torch
 
 from gancli.data.stream import SeededBatchSampler
@@ -52,9 +57,12 @@ LOCKSTEP = textwrap.dedent("""
 """)
 
 
+def torchrun_command(*args) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *map(str, args)]
+
+
 def torchrun(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(torchrun_command(*args), capture_output=True, text=True, timeout=timeout)
 
 
 def test_two_processes_keep_identical_replicas_on_different_data(tmp_path):
@@ -92,3 +100,40 @@ def test_torchrun_cli_trains_and_resumes_exactly(tmp_path):
     for name in straight:
         for key in straight[name]:
             assert torch.equal(resumed[name][key], straight[name][key]), f"{name}.{key}"
+
+
+def _worker_of_rank(agent: int, rank: int) -> int | None:
+    """The pid of torchrun's worker process with RANK=rank (read from /proc), or None while it is not there yet."""
+    for child in Path(f"/proc/{agent}/task/{agent}/children").read_text().split():
+        try:
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ:
+            return int(child)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc")
+def test_a_signal_to_one_process_stops_every_process_with_one_checkpoint(tmp_path):
+    """SIGTERM to process 1 alone: both stop after the same step, and process 0 saves and says why (once)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        torchrun_command("--monitor-interval", "5", "-m", "gancli", "train", "uncond", "--out", out,
+                         "--steps", "100000", "--ckpt-every", "100000", "--resolution", "32", "--width", "0.125",
+                         "--batch-size", "8", "--z-dim", "8", "--sample-every", "0", "--eval-every", "0",
+                         "--device", "cpu"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "metrics.jsonl").exists():
+        time.sleep(0.2)
+    worker = _worker_of_rank(proc.pid, 1)
+    assert (out / "metrics.jsonl").exists() and worker, proc.communicate()[1][-3000:]
+    os.kill(worker, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    text = " ".join(stderr.split())
+    assert text.count("Stopped by another process's signal") == 1  # process 0 speaks for both
+    assert "Stopped by SIGTERM" not in text and "ValueError" not in text and "--resume" in text
+    step = int(ckpt.resolve_checkpoint(out).name.split("_")[1])
+    assert step >= 10
