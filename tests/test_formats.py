@@ -243,6 +243,26 @@ def test_image_folder_errors(tmp_path):
         data[data.files.index(tmp_path.resolve() / "broken.png")]
 
 
+def test_high_bit_depth_images_are_scaled_to_8_bits_not_clipped(tmp_path):
+    """A 16-bit grayscale PNG reads as round(v / 257) in each channel (PIL's own conversion clips at 255); pixels of
+    unknown range (float, or 32-bit integers beyond 255) are refused with the file's name."""
+    from gancli.data.images import load_image
+
+    values = np.array([[0, 128, 129, 1000, 32768, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    image = load_image(tmp_path / "deep.png")
+    assert image.shape == (3, 1, 6) and image[0].tolist() == [[0, 0, 1, 4, 128, 255]]
+    assert torch.equal(image[0], image[2])
+    Image.fromarray(np.array([[0, 100, 255]], dtype=np.int32), "I").save(tmp_path / "int.tif")
+    assert load_image(tmp_path / "int.tif")[1].tolist() == [[0, 100, 255]]  # 8-bit values in a 32-bit image
+    Image.fromarray(np.array([[0, 300]], dtype=np.int32), "I").save(tmp_path / "wide.tif")
+    with pytest.raises(DataError, match="wide.tif' has integer pixels outside the 8-bit range"):
+        load_image(tmp_path / "wide.tif")
+    Image.fromarray(np.array([[0.0, 0.5]], dtype=np.float32), "F").save(tmp_path / "float.tif")
+    with pytest.raises(DataError, match="float.tif' has floating-point pixels"):
+        load_image(tmp_path / "float.tif")
+
+
 def test_specs_builtin(monkeypatch):
     assert open_dataset("builtin").name == "builtin:train:32"
     assert open_dataset("builtin:test").name == "builtin:test:32"

@@ -27,14 +27,35 @@ def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
     return files
 
 
+def _gray_to_8bit(img: Image.Image, path: Path) -> Image.Image:
+    """A 16-bit (or 32-bit integer) grayscale image as 8-bit, scaled by 255/65535: PIL's own conversion clips at 255.
+
+    16-bit PNGs open as 'I;16' (or 'I' in older Pillow); an 'I' image from another format counts as 8-bit when
+    its values fit, and is refused otherwise, since its bit depth is unknown.
+    """
+    values = np.asarray(img).astype(np.int64)
+    sixteen = img.mode.startswith("I;16") or img.format == "PNG"
+    if values.size and (values.min() < 0 or values.max() > (65535 if sixteen else 255)):
+        raise DataError(f"Image '{path}' has integer pixels outside the {16 if sixteen else 8}-bit range, so its "
+                        f"bit depth is unknown; save it as 8-bit.")
+    if sixteen:
+        values = (values + 128) // 257  # round(v / 257): 65535 → 255
+    return Image.fromarray(values.astype(np.uint8), "L")
+
+
 def load_pil(path: str | Path) -> Image.Image:
-    """Open an image as RGB (grayscale, palette and RGBA are converted); corrupt files are named."""
+    """Open an image as RGB (grayscale, palette, RGBA and 16-bit are converted); corrupt files are named."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Image '{path}' does not exist.")
     try:
         with Image.open(path) as img:
             img.load()
+            if img.mode == "F":
+                raise DataError(f"Image '{path}' has floating-point pixels, whose range is unknown; "
+                                f"save it as 8-bit.")
+            if img.mode.startswith("I"):
+                img = _gray_to_8bit(img, path)
             if img.mode in ("RGBA", "LA", "P"):
                 img = img.convert("RGBA")
                 background = Image.new("RGBA", img.size, (255, 255, 255, 255))
