@@ -303,6 +303,8 @@ def test_missing_inception_weights_name_the_file(cli, folders):
     (["eval", "stats", "builtin:test", "--out", "x.npz", "--features", "builtin", "--n", "-1"], ["--n must be"]),
     (["eval", "is", "--fake", "builtin:train", "--features", "builtin", "--workers", "-1"],
      ["--workers must be 0 or more, got -1"]),
+    (["eval", "kid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin", "--n", "20",
+      "--n-real", "20", "--subset-size", "0"], ["KID's subset size must be at least 2, got 0."]),
     (["eval", "is", "--fake", "builtin:train", "--features", "builtin", "--precision", "tf32"],
      ["--precision tf32 needs a CUDA device; use fp32 on the CPU."]),
     (["bench", "eval", "--random-weights", "--memory-format", "nhwc"],

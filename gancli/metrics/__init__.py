@@ -229,7 +229,7 @@ class Evaluator:
             values = {"is": mean, "is_std": std}
             protocol.update(is_splits=is_splits, logits=self.net.logits_layer)
         elif metric == "kid":
-            size = kid_subset_size or min(1000, fake_stats.n, real_stats.n)
+            size = min(1000, fake_stats.n, real_stats.n) if kid_subset_size is None else kid_subset_size
             mean, std = gen.kid(fake_stats.pool, real_stats.pool, subsets=kid_subsets, subset_size=size,
                                 device=self.device)
             values = {"kid": mean, "kid_std": std}
