@@ -4,8 +4,8 @@
 # PyTorch's defaults run it (TF32 convolutions on Ampere and later: the speed baseline) and in IEEE fp32
 # (the scores' reference). gancli runs in each precision (fp32 = IEEE, tf32, bf16), each engine, and for
 # the fused engine in both activation layouts with profiles (time per step, costliest CUDA kernels).
-# Each part has its own time limit so that one slow part leaves the others' results (one device call
-# may run 10 minutes).
+# Each part has its own time limit and prints its JSON line when it ends, so that a slow part (the compile
+# engine compiles once per precision) leaves the others' results; one device call may run 10 minutes.
 # Usage: OUT=/some/dir bash benchmarks/eval_speed.sh   (random weights of the right shapes: nothing is
 # downloaded; the speed and the agreement of scores do not depend on the weights' values).
 set -uo pipefail
@@ -15,9 +15,10 @@ export PYTHONUNBUFFERED=1 COLUMNS=140
 g="python3 -m gancli bench eval --device cuda --random-weights --n 10000 --size 32"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/eval_speed.txt"
 J="$OUT/eval_speed.jsonl"; : > "$J"
-timeout 250 $g --batch-size 500 --engine all --precision all --repeats 3 --json >> "$J"
-timeout 200 $g --batch-size 500 --engine fused --precision all --memory-format all --repeats 2 --profile --json >> "$J"
-timeout 100 $g --batch-size 1000 --engine fused --precision all --repeats 3 --json >> "$J"
+timeout 200 $g --batch-size 500 --engine fused --precision all --memory-format all --repeats 3 --profile --json >> "$J"
+timeout 80 $g --batch-size 500 --engine eager --precision all --repeats 3 --json >> "$J"
+timeout 60 $g --batch-size 1000 --engine fused --precision tf32 --repeats 2 --json >> "$J"
+timeout 200 $g --batch-size 500 --engine compile --precision all --repeats 2 --json >> "$J"
 python3 - "$J" <<'PY' | tee -a "$OUT/eval_speed.txt"
 import json, sys
 for line in open(sys.argv[1]):
