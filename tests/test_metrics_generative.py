@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -194,6 +196,42 @@ def test_pytorch_fids_copy_in_the_hub_cache_is_used_only_when_its_hash_is_the_of
         find_inception_weights(None, download=False)
     monkeypatch.setattr(features, "INCEPTION_SHA256_PREFIX", hashlib.sha256(theirs.read_bytes()).hexdigest()[:8])
     assert find_inception_weights(None, download=False) == theirs
+
+
+def test_pytorch_fids_file_is_official_by_its_published_sha1(hub_cache, monkeypatch):
+    import hashlib
+
+    from gancli.metrics import features
+
+    theirs = hub_cache / "pt_inception-2015-12-05-6726825d.pth"
+    theirs.write_bytes(b"pytorch-fid's file")
+    monkeypatch.setattr(features, "PYTORCH_FID_SHA1", hashlib.sha1(theirs.read_bytes()).hexdigest())
+    assert features.is_official(theirs) and find_inception_weights(None, download=False) == theirs
+
+
+@pytest.mark.parametrize("official", [True, False])
+def test_the_weights_are_downloaded_into_the_hub_cache_and_checked_before_use(hub_cache, monkeypatch, official):
+    import hashlib
+
+    from gancli.metrics import features
+
+    fetched = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        fetched.append(url)
+        Path(dst).write_bytes(b"the official file" if official else b"a truncated file")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    monkeypatch.setattr(features, "INCEPTION_SHA256_PREFIX", hashlib.sha256(b"the official file").hexdigest()[:8])
+    target = hub_cache / "weights-inception-2015-12-05-6726825d.pth"
+    if official:
+        assert find_inception_weights(None, download=True) == target and target.read_bytes() == b"the official file"
+    else:
+        with pytest.raises(MissingWeightsError, match="failed its hash check"):
+            find_inception_weights(None, download=True)
+        assert not target.exists()
+    assert fetched == [features.INCEPTION_URL] and sorted(p.name for p in hub_cache.iterdir()) == (
+        [target.name] if official else [])  # no partial download is left behind
 
 
 @pytest.fixture(scope="module")

@@ -38,11 +38,13 @@ if TYPE_CHECKING:
     from gancli.metrics.stats import FeatureStats
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-# pytorch-fid's name for the same TF graph's weights in the same layout; used from the hub cache when its hash matches
+# pytorch-fid's checkpoint of the same TF graph, which torch-fidelity's documentation says it downloads
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
 # torch.hub convention: the name ends in the first 8 hex digits of the file's sha256.
 INCEPTION_SHA256_PREFIX = "6726825d"
+# pytorch-fid's file by the sha1 that NVIDIA's download scripts check it against (`sha1sum -c`)
+PYTORCH_FID_SHA1 = "bd836944fd6db519dfd8d924aa457f5b3c8357ff"
 WEIGHTS_ENV = "GANCLI_INCEPTION_WEIGHTS"
 INCEPTION_NAME = "inception-v3-tf-2015-12-05"
 FEATURE_NETS = ("inception", "builtin")
@@ -52,21 +54,32 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 # ---------------------------------------------------------------------------------------------
 # Weights: lookup, download, hash
 # ---------------------------------------------------------------------------------------------
-_hash_cache: dict[tuple[str, int, int], str] = {}
+_hash_cache: dict[tuple[str, str, int, int], str] = {}
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file (memoised by path, size and mtime)."""
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (memoised by algorithm, path, size and mtime)."""
     path = Path(path)
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (algorithm, str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _hash_cache:
-        digest = hashlib.sha256()
+        digest = hashlib.new(algorithm, usedforsecurity=False)  # integrity, not security: allowed under FIPS too
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(chunk)
         _hash_cache[key] = digest.hexdigest()
     return _hash_cache[key]
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file (memoised)."""
+    return file_digest(path, "sha256")
+
+
+def is_official(path: str | Path) -> bool:
+    """Whether a file is the official TF-Inception checkpoint: its sha256 starts with the prefix its name carries
+    (torch.hub's convention), or its sha1 is the one published for pytorch-fid's copy."""
+    return sha256_file(path).startswith(INCEPTION_SHA256_PREFIX) or file_digest(path, "sha1") == PYTORCH_FID_SHA1
 
 
 def default_weights_path() -> Path:
@@ -82,21 +95,26 @@ def _missing(reason: str) -> MissingWeightsError:
 
 
 def _download(target: Path) -> None:
-    """Fetch the official file with torch.hub, checking the sha256 prefix; a clear error without network."""
+    """Fetch the official file with torch.hub and check it (is_official) before it takes its place; a clear error
+    without network."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.download")
     try:
         with network_timeout():
-            torch.hub.download_url_to_file(INCEPTION_URL, str(target), hash_prefix=INCEPTION_SHA256_PREFIX,
-                                           progress=True)
-    except RuntimeError as exc:  # hash mismatch: torch.hub deletes the temporary file
-        raise _missing(f"The downloaded file failed its sha256 check ({exc})") from None
+            torch.hub.download_url_to_file(INCEPTION_URL, str(partial), progress=True)
+        if not is_official(partial):
+            raise _missing(f"The downloaded file failed its hash check (sha256 {sha256_file(partial)[:8]}, expected "
+                           f"{INCEPTION_SHA256_PREFIX})")
+        os.replace(partial, target)
     except (OSError, ValueError) as exc:  # URLError, timeouts, no route, ...
         raise _missing(f"Downloading the weights failed ({exc.__class__.__name__})") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def find_inception_weights(weights: str | Path | None = None, download: bool | None = None) -> Path:
     """The weights file: --weights, else $GANCLI_INCEPTION_WEIGHTS, else the torch hub cache (torch-fidelity's file,
-    or pytorch-fid's when its sha256 is the official one), else a download."""
+    or pytorch-fid's when it is the official file), else a download."""
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -109,14 +127,13 @@ def find_inception_weights(weights: str | Path | None = None, download: bool | N
         return path
     path = default_weights_path()
     if path.is_file():
-        digest = sha256_file(path)
-        if not digest.startswith(INCEPTION_SHA256_PREFIX):
+        if not is_official(path):
             raise MissingWeightsError(
-                f"'{path}' is corrupt: its sha256 starts with {digest[:8]}, not {INCEPTION_SHA256_PREFIX}; "
+                f"'{path}' is corrupt: its sha256 starts with {sha256_file(path)[:8]}, not {INCEPTION_SHA256_PREFIX}; "
                 f"delete it and download {INCEPTION_URL} again.")
         return path
-    theirs = path.with_name(PYTORCH_FID_FILE)  # left there by pytorch-fid: used only when it is the same file
-    if theirs.is_file() and sha256_file(theirs).startswith(INCEPTION_SHA256_PREFIX):
+    theirs = path.with_name(PYTORCH_FID_FILE)  # left there by pytorch-fid: used only when it is the official file
+    if theirs.is_file() and is_official(theirs):
         return theirs
     if not downloads_allowed(download):
         raise _missing(f"'{path}' does not exist")
@@ -250,7 +267,8 @@ class InceptionFeatures(FeatureNet):
     pool_layer, logits_layer, resize = "pool3", "logits_unbiased", "tf1-bilinear-299"
     size = 299
 
-    def __init__(self, state_dict: dict[str, torch.Tensor], weights_hash: str = "", weights_path: str = ""):
+    def __init__(self, state_dict: dict[str, torch.Tensor], weights_hash: str = "", weights_path: str = "",
+                 official: bool = False):
         super().__init__()
         net = inception_skeleton()
         try:
@@ -263,7 +281,7 @@ class InceptionFeatures(FeatureNet):
         self.layers = nn.Sequential(*(getattr(net, name) for name in _LAYERS))
         self.register_buffer("fc_weight", net.fc.weight.detach().float().clone())
         self.name, self.weights_hash, self.weights_path = INCEPTION_NAME, weights_hash, weights_path
-        self.official = weights_hash.startswith(INCEPTION_SHA256_PREFIX)
+        self.official = official
         self.requires_grad_(False)
         self.eval()
 
@@ -306,7 +324,7 @@ def load_inception(weights: str | Path | None = None, download: bool | None = No
                                   f"({exc.__class__.__name__}).") from None
     if not isinstance(state, dict):
         raise MissingWeightsError(f"Weights file '{path}' does not hold a state dict.")
-    return InceptionFeatures(state, sha256_file(path), str(path))
+    return InceptionFeatures(state, sha256_file(path), str(path), official=is_official(path))
 
 
 def load_feature_net(name: str = "inception", weights: str | Path | None = None, device: str | torch.device = "cpu",
