@@ -15,11 +15,12 @@ from gancli.errors import ConfigError
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """A private stats cache, and no Inception weights anywhere (no download either)."""
+    """A private stats cache, and no Inception or VGG16 weights anywhere (no download either)."""
     monkeypatch.setenv("GANCLI_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("GANCLI_NO_DOWNLOAD", "1")
     monkeypatch.delenv("GANCLI_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.delenv("GANCLI_VGG16_WEIGHTS", raising=False)
 
 
 def _folder(path, split="test", count=24, resolution=32, start=0):
@@ -283,6 +284,12 @@ def test_missing_inception_weights_name_the_file(cli, folders):
                  "weights-inception-2015-12-05-6726825d.pth", "--weights")
 
 
+def test_precision_recall_uses_vgg16_by_default_and_names_its_missing_weights(cli, folders):
+    real, fake = folders
+    assert_error(cli("eval", "pr", "--real", real, "--fake", fake, "--device", "cpu"),
+                 "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth", "--weights")
+
+
 @pytest.mark.parametrize("args,fragments", [
     (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "vgg"], ["--features"]),
     (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin",
@@ -307,6 +314,8 @@ def test_missing_inception_weights_name_the_file(cli, folders):
       "--n-real", "20", "--subset-size", "0"], ["KID's subset size must be at least 2, got 0."]),
     (["eval", "is", "--fake", "builtin:train", "--features", "builtin", "--precision", "tf32"],
      ["--precision tf32 needs a CUDA device; use fp32 on the CPU."]),
+    (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin",
+      "--engine", "fused"], ["--engine fused applies to the inception features; builtin-cnn-v1 runs in eager"]),
     (["bench", "eval", "--random-weights", "--memory-format", "nhwc"],
      ["--memory-format must be one of channels_last, contiguous or all, got 'nhwc'."]),
 ])

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from gancli.errors import ConfigError, DataError, MissingWeightsError
 from gancli.metrics import generative as gen
-from gancli.metrics.features import (InceptionFeatures, find_inception_weights, prepare, random_inception_state_dict,
-                                     tf1_resize)
+from gancli.metrics.features import InceptionFeatures, prepare, random_inception_state_dict, tf1_resize
 from gancli.metrics.stats import FeatureStats, ReferenceStats
 
 
@@ -161,77 +158,6 @@ def test_weights_of_the_wrong_shape_are_a_clear_error(tmp_path):
     from gancli.metrics.features import load_inception
     with pytest.raises(MissingWeightsError, match="not a torch-fidelity TF-Inception v3 state dict"):
         load_inception(path)
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty torch hub cache, and no weights named by the environment: its checkpoints folder."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.delenv("GANCLI_INCEPTION_WEIGHTS", raising=False)
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-    return tmp_path / "hub" / "checkpoints"
-
-
-def test_missing_weights_name_the_file_and_where_to_get_it(hub_cache):
-    with pytest.raises(MissingWeightsError) as info:
-        find_inception_weights(None, download=False)
-    text = str(info.value)
-    assert "weights-inception-2015-12-05-6726825d.pth" in text and "https://" in text and "--weights" in text
-
-
-def test_a_corrupt_hub_cache_file_fails_its_hash_check(hub_cache):
-    (hub_cache / "weights-inception-2015-12-05-6726825d.pth").write_bytes(b"not the weights")
-    with pytest.raises(MissingWeightsError, match="corrupt: its sha256 starts with"):
-        find_inception_weights(None, download=False)
-
-
-def test_pytorch_fids_copy_in_the_hub_cache_is_used_only_when_its_hash_is_the_official_one(hub_cache, monkeypatch):
-    import hashlib
-
-    from gancli.metrics import features
-
-    theirs = hub_cache / "pt_inception-2015-12-05-6726825d.pth"
-    theirs.write_bytes(b"pytorch-fid's file")
-    with pytest.raises(MissingWeightsError, match="does not exist"):  # another file under that name: not used
-        find_inception_weights(None, download=False)
-    monkeypatch.setattr(features, "INCEPTION_SHA256_PREFIX", hashlib.sha256(theirs.read_bytes()).hexdigest()[:8])
-    assert find_inception_weights(None, download=False) == theirs
-
-
-def test_pytorch_fids_file_is_official_by_its_published_sha1(hub_cache, monkeypatch):
-    import hashlib
-
-    from gancli.metrics import features
-
-    theirs = hub_cache / "pt_inception-2015-12-05-6726825d.pth"
-    theirs.write_bytes(b"pytorch-fid's file")
-    monkeypatch.setattr(features, "PYTORCH_FID_SHA1", hashlib.sha1(theirs.read_bytes()).hexdigest())
-    assert features.is_official(theirs) and find_inception_weights(None, download=False) == theirs
-
-
-@pytest.mark.parametrize("official", [True, False])
-def test_the_weights_are_downloaded_into_the_hub_cache_and_checked_before_use(hub_cache, monkeypatch, official):
-    import hashlib
-
-    from gancli.metrics import features
-
-    fetched = []
-
-    def fake_download(url, dst, hash_prefix=None, progress=True):
-        fetched.append(url)
-        Path(dst).write_bytes(b"the official file" if official else b"a truncated file")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    monkeypatch.setattr(features, "INCEPTION_SHA256_PREFIX", hashlib.sha256(b"the official file").hexdigest()[:8])
-    target = hub_cache / "weights-inception-2015-12-05-6726825d.pth"
-    if official:
-        assert find_inception_weights(None, download=True) == target and target.read_bytes() == b"the official file"
-    else:
-        with pytest.raises(MissingWeightsError, match="failed its hash check"):
-            find_inception_weights(None, download=True)
-        assert not target.exists()
-    assert fetched == [features.INCEPTION_URL] and sorted(p.name for p in hub_cache.iterdir()) == (
-        [target.name] if official else [])  # no partial download is left behind
 
 
 @pytest.fixture(scope="module")

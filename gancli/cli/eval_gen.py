@@ -17,10 +17,13 @@ SPEC_HELP = ("an image folder, a run folder, a dataset spec (cifar10:train, cifa
              "builtin:test, folder:PATH) or a .npz statistics file")
 
 # Options shared by every command (typer reads them from the function signature).
-FEATURES = typer.Option("inception", "--features",
-                        help="Feature network: inception (TF-Inception 2015-12-05) or builtin (builtin-data CNN).")
-WEIGHTS = typer.Option(None, "--weights", help="Inception weights file (else $GANCLI_INCEPTION_WEIGHTS, the torch "
-                                               "hub cache, or a download).")
+FEATURES_HELP = ("Feature network: inception (TF-Inception 2015-12-05, pool3), vgg16 (torchvision VGG16, fc2 after "
+                 "ReLU; no logits, so no IS) or builtin (builtin-data CNN).")
+FEATURES = typer.Option("inception", "--features", help=FEATURES_HELP)
+FEATURES_PR = typer.Option("vgg16", "--features", help=FEATURES_HELP + " Default vgg16, as Kynkäänniemi et al. and "
+                                                                       "torch-fidelity's prc.")
+WEIGHTS = typer.Option(None, "--weights", help="Weights file of the feature network (else $GANCLI_INCEPTION_WEIGHTS "
+                                               "or $GANCLI_VGG16_WEIGHTS, the torch hub cache, or a download).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 PRECISION = typer.Option("fp32", "--precision",
                          help="fp32 (IEEE: torch-fidelity's values), or on GPUs tf32 or bf16: faster, and FID moves "
@@ -148,12 +151,12 @@ def register(eval_app: typer.Typer) -> None:
            fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
            n: Optional[int] = N_FAKE, n_real: Optional[int] = N_REAL,
            k: int = typer.Option(3, "--k", help="Neighbourhood size of the k-NN radii."),
-           features: str = FEATURES, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
+           features: str = FEATURES_PR, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
            precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
            checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
            seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
            engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
-        """Improved precision and recall (Kynkäänniemi et al. 2019) on the chosen network's pooled features."""
+        """Improved precision and recall (Kynkäänniemi et al. 2019), k-NN balls in VGG16 fc2 space by default."""
         if k < 1:
             raise ConfigError(f"--k must be a positive number, got {k}.")
         _run("pr", locals(), pr_k=k)

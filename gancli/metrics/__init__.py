@@ -54,7 +54,7 @@ class Score:
         elif self.metric == "kid":
             text = f"KID {v['kid']:.6f} ± {v['kid_std']:.6f}"
         else:
-            text = f"precision {v['precision']:.4f}  recall {v['recall']:.4f}"
+            text = f"precision {v['precision']:.4f}  recall {v['recall']:.4f}  F {v['f_score']:.4f}"
         return f"{text}  [{self.protocol['feature_label']} {self.protocol['features']}]"
 
     def protocol_line(self) -> str:
@@ -117,14 +117,9 @@ class Evaluator:
         if self.workers < 0:
             raise ConfigError(f"--workers must be 0 or more, got {self.workers}.")
         if not self.net.official and self.on_info:
-            self.on_info(f"warning: weights '{self.net.weights_path}' are not the official TF-Inception file "
-                         f"(sha256 {self.net.weights_hash[:8]}, expected {self._official_prefix()}…); "
+            self.on_info(f"warning: weights '{self.net.weights_path}' are not the official {self.net.name} file "
+                         f"(sha256 {self.net.weights_hash[:8]}, expected {self.net.expected_sha256}…); "
                          f"scores are not comparable with published numbers.")
-
-    @staticmethod
-    def _official_prefix() -> str:
-        from gancli.metrics.features import INCEPTION_SHA256_PREFIX
-        return INCEPTION_SHA256_PREFIX
 
     # ---- sources and statistics --------------------------------------------------------------
     def open(self, spec: str, *, n: int | None = None, **run_options) -> Source:
@@ -200,6 +195,9 @@ class Evaluator:
         for metric in metrics:
             if metric not in METRICS:
                 raise ConfigError(f"Unknown metric '{metric}'; use one of {', '.join(METRICS)}.")
+        if "is" in metrics and not self.net.logits_layer:
+            raise ConfigError(f"The Inception Score needs class logits, which {self.net.name} does not give; use "
+                              f"--features inception.")
         _check_count(n, "--n")
         _check_count(n_real, "--n-real")
         needs_real = any(m != "is" for m in metrics)
@@ -237,9 +235,13 @@ class Evaluator:
                             kid_estimator="unbiased")
         else:
             precision, recall = gen.precision_recall(fake_stats.pool, real_stats.pool, k=pr_k, device=self.device)
-            values = {"precision": precision, "recall": recall}
+            f_score = 2 * precision * recall / max(1e-5, precision + recall)  # torch-fidelity's F-score
+            values = {"precision": precision, "recall": recall, "f_score": f_score}
+            from gancli.metrics.vgg16 import VGG16_NAME
+            usual = (" (torch-fidelity's prc default)" if self.net.name == VGG16_NAME else
+                     " (the paper and torch-fidelity use VGG16 fc2)")
             protocol.update(pr_k=pr_k, pr_note=f"Kynkäänniemi et al. 2019 on {self.net.name} {self.net.pool_layer} "
-                                               f"features (the paper and torch-fidelity use VGG16 fc2)")
+                                               f"features{usual}")
         return Score(metric, values, protocol)
 
     def protocol(self, fake_source, fake_stats, real_source=None, real_stats=None) -> dict[str, Any]:

@@ -16,8 +16,6 @@ network in bfloat16: faster still, and FID moves further. `gancli bench eval` re
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,115 +28,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.data.formats import downloads_allowed, network_timeout
 from gancli.errors import ConfigError, MissingWeightsError
 from gancli.metrics.inception_blocks import FoldedConvReLU, fold_and_rewrite
+from gancli.metrics.weights import INCEPTION, find_weights, sha256_file
 
 if TYPE_CHECKING:
     from gancli.metrics.stats import FeatureStats
 
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-# pytorch-fid's checkpoint of the same TF graph, which torch-fidelity's documentation says it downloads
-PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
-INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
-# torch.hub convention: the name ends in the first 8 hex digits of the file's sha256.
-INCEPTION_SHA256_PREFIX = "6726825d"
-# pytorch-fid's file by the sha1 that NVIDIA's download scripts check it against (`sha1sum -c`)
-PYTORCH_FID_SHA1 = "bd836944fd6db519dfd8d924aa457f5b3c8357ff"
-WEIGHTS_ENV = "GANCLI_INCEPTION_WEIGHTS"
 INCEPTION_NAME = "inception-v3-tf-2015-12-05"
-FEATURE_NETS = ("inception", "builtin")
+FEATURE_NETS = ("inception", "vgg16", "builtin")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
-# ---------------------------------------------------------------------------------------------
-# Weights: lookup, download, hash
-# ---------------------------------------------------------------------------------------------
-_hash_cache: dict[tuple[str, str, int, int], str] = {}
-
-
-def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file (memoised by algorithm, path, size and mtime)."""
-    path = Path(path)
-    stat = path.stat()
-    key = (algorithm, str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _hash_cache:
-        digest = hashlib.new(algorithm, usedforsecurity=False)  # integrity, not security: allowed under FIPS too
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(chunk)
-        _hash_cache[key] = digest.hexdigest()
-    return _hash_cache[key]
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file (memoised)."""
-    return file_digest(path, "sha256")
-
-
-def is_official(path: str | Path) -> bool:
-    """Whether a file is the official TF-Inception checkpoint: its sha256 starts with the prefix its name carries
-    (torch.hub's convention), or its sha1 is the one published for pytorch-fid's copy."""
-    return sha256_file(path).startswith(INCEPTION_SHA256_PREFIX) or file_digest(path, "sha1") == PYTORCH_FID_SHA1
-
-
-def default_weights_path() -> Path:
-    """Where torch-fidelity keeps the weights: $TORCH_HOME/hub/checkpoints (default ~/.cache/torch)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-
-
-def _missing(reason: str) -> MissingWeightsError:
-    return MissingWeightsError(
-        f"{reason}: TF-Inception weights '{INCEPTION_FILE}' are needed (download {INCEPTION_URL} into "
-        f"{default_weights_path().parent}, or pass --weights PATH / set {WEIGHTS_ENV}); "
-        f"use --features builtin for the builtin-data classifier instead.")
-
-
-def _download(target: Path) -> None:
-    """Fetch the official file with torch.hub and check it (is_official) before it takes its place; a clear error
-    without network."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.download")
-    try:
-        with network_timeout():
-            torch.hub.download_url_to_file(INCEPTION_URL, str(partial), progress=True)
-        if not is_official(partial):
-            raise _missing(f"The downloaded file failed its hash check (sha256 {sha256_file(partial)[:8]}, expected "
-                           f"{INCEPTION_SHA256_PREFIX})")
-        os.replace(partial, target)
-    except (OSError, ValueError) as exc:  # URLError, timeouts, no route, ...
-        raise _missing(f"Downloading the weights failed ({exc.__class__.__name__})") from None
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def find_inception_weights(weights: str | Path | None = None, download: bool | None = None) -> Path:
-    """The weights file: --weights, else $GANCLI_INCEPTION_WEIGHTS, else the torch hub cache (torch-fidelity's file,
-    or pytorch-fid's when it is the official file), else a download."""
-    if weights:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise MissingWeightsError(f"Inception weights file '{path}' (given by --weights) does not exist.")
-        return path
-    if os.environ.get(WEIGHTS_ENV):
-        path = Path(os.environ[WEIGHTS_ENV]).expanduser()
-        if not path.is_file():
-            raise MissingWeightsError(f"Inception weights file '{path}' (from ${WEIGHTS_ENV}) does not exist.")
-        return path
-    path = default_weights_path()
-    if path.is_file():
-        if not is_official(path):
-            raise MissingWeightsError(
-                f"'{path}' is corrupt: its sha256 starts with {sha256_file(path)[:8]}, not {INCEPTION_SHA256_PREFIX}; "
-                f"delete it and download {INCEPTION_URL} again.")
-        return path
-    theirs = path.with_name(PYTORCH_FID_FILE)  # left there by pytorch-fid: used only when it is the official file
-    if theirs.is_file() and is_official(theirs):
-        return theirs
-    if not downloads_allowed(download):
-        raise _missing(f"'{path}' does not exist")
-    _download(path)
-    return path
+    """The TF-Inception weights file (see weights.find_weights)."""
+    return find_weights(INCEPTION, weights, download)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +79,7 @@ def tf1_resize(x: torch.Tensor, size: int) -> torch.Tensor:
 # Feature networks
 # ---------------------------------------------------------------------------------------------
 class FeatureNet(nn.Module):
-    """uint8 images (N, 3, H, W) → (pooled features (N, D) float32, logits (N, K) float32)."""
+    """uint8 images (N, 3, H, W) → (pooled features (N, D) float32, logits (N, K) float32; K = 0 without logits)."""
 
     name: str = ""
     pool_layer: str = ""
@@ -184,6 +88,7 @@ class FeatureNet(nn.Module):
     weights_hash: str = ""
     weights_path: str = ""
     official: bool = True
+    expected_sha256: str = ""  # the official file's sha256 prefix, for the warning about other weights
     precision: str = "fp32"
     engine: str = "eager"
     compiled_batch: int = 0  # the batch size the 'compile' engine was traced with
@@ -281,7 +186,7 @@ class InceptionFeatures(FeatureNet):
         self.layers = nn.Sequential(*(getattr(net, name) for name in _LAYERS))
         self.register_buffer("fc_weight", net.fc.weight.detach().float().clone())
         self.name, self.weights_hash, self.weights_path = INCEPTION_NAME, weights_hash, weights_path
-        self.official = official
+        self.official, self.expected_sha256 = official, INCEPTION.sha256_prefix
         self.requires_grad_(False)
         self.eval()
 
@@ -314,9 +219,8 @@ class InceptionFeatures(FeatureNet):
         return [("resize to 299 + normalise", self._input), *zip(_LAYERS, self.layers), ("pool3 + logits", self._head)]
 
 
-def load_inception(weights: str | Path | None = None, download: bool | None = None) -> InceptionFeatures:
-    """The Inception feature network from the first weights file found (see find_inception_weights)."""
-    path = find_inception_weights(weights, download)
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's state dict, unpickled with weights_only (no code runs); an unusable file is one sentence."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
@@ -324,19 +228,30 @@ def load_inception(weights: str | Path | None = None, download: bool | None = No
                                   f"({exc.__class__.__name__}).") from None
     if not isinstance(state, dict):
         raise MissingWeightsError(f"Weights file '{path}' does not hold a state dict.")
-    return InceptionFeatures(state, sha256_file(path), str(path), official=is_official(path))
+    return state
+
+
+def load_inception(weights: str | Path | None = None, download: bool | None = None) -> InceptionFeatures:
+    """The Inception feature network from the first weights file found (see find_inception_weights)."""
+    path = find_inception_weights(weights, download)
+    return InceptionFeatures(load_state_dict_file(path), sha256_file(path), str(path),
+                             official=INCEPTION.is_official(path))
 
 
 def load_feature_net(name: str = "inception", weights: str | Path | None = None, device: str | torch.device = "cpu",
                      precision: str = "fp32", engine: str = "auto", download: bool | None = None) -> FeatureNet:
-    """A feature network by name ('inception' or 'builtin'), on device, in fp32, tf32 or bf16."""
+    """A feature network by name ('inception', 'vgg16' or 'builtin'), on device, in fp32, tf32 or bf16."""
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'.")
     if name == "inception":
         net = load_inception(weights, download)
+    elif name == "vgg16":
+        from gancli.metrics.vgg16 import load_vgg16
+        net = load_vgg16(weights, download)
     elif name == "builtin":
         if weights:
-            raise ConfigError("--weights applies to the inception features; the builtin classifier ships its own.")
+            raise ConfigError("--weights applies to the inception and vgg16 features; the builtin classifier ships "
+                              "its own.")
         from gancli.metrics.builtin_classifier import load_builtin_features
         net = load_builtin_features()
     else:
@@ -379,12 +294,14 @@ def prepare(net: FeatureNet, device: str | torch.device, precision: str = "fp32"
     """
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'.")
+    if not isinstance(net, InceptionFeatures) and engine not in ("auto", "eager"):
+        raise ConfigError(f"--engine {engine} applies to the inception features; {net.name} runs in eager PyTorch.")
     if memory_format not in MEMORY_FORMATS:
         raise ConfigError(f"--memory-format must be one of {', '.join(MEMORY_FORMATS)}, got '{memory_format}'.")
     device = torch.device(device)
     if precision != "fp32" and device.type != "cuda":
         raise ConfigError(f"--precision {precision} needs a CUDA device; use fp32 on the CPU.")
-    engine = resolve_engine(engine, device)
+    engine = resolve_engine(engine, device) if isinstance(net, InceptionFeatures) else "eager"
     if engine == "fused" and not fused_available(device):
         raise ConfigError(f"--engine fused needs cuDNN or oneDNN, which this {device.type} device lacks; "
                           f"use --engine eager.")
