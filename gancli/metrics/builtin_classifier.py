@@ -64,9 +64,8 @@ class BuiltinFeatures(FeatureNet):
 
     def __init__(self, model: BuiltinClassifier, weights_hash: str, weights_path: str):
         super().__init__()
-        self.model = model.eval().requires_grad_(False)
-        self.name, self.weights_hash, self.weights_path = NAME, weights_hash, weights_path
-        self.official = True
+        self.model = model
+        self.identify(NAME, weights_hash, weights_path, official=True, expected_sha256="")  # gancli's own file
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(images.device.type, torch.bfloat16, enabled=self.precision == "bf16"):

@@ -100,6 +100,13 @@ class FeatureNet(nn.Module):
         return {"feature_net": self.name, "features": self.pool_layer, "resize": self.resize,
                 "weights_sha256": self.weights_hash, "precision": self.precision}
 
+    def identify(self, name: str, weights_hash: str, weights_path: str, official: bool, expected_sha256: str):
+        """Name the network and the weights it was loaded from; frozen, in eval mode."""
+        self.name, self.weights_hash, self.weights_path = name, weights_hash, weights_path
+        self.official, self.expected_sha256 = official, expected_sha256
+        self.requires_grad_(False)
+        self.eval()
+
     @property
     def label(self) -> str:
         """Short name printed next to every score."""
@@ -176,19 +183,11 @@ class InceptionFeatures(FeatureNet):
                  official: bool = False):
         super().__init__()
         net = inception_skeleton()
-        try:
-            net.load_state_dict(state_dict, strict=True)
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            first = str(exc).strip().splitlines()[0][:160]
-            raise MissingWeightsError(f"Weights file '{weights_path}' is not a torch-fidelity TF-Inception v3 "
-                                      f"state dict ({first}).") from None
+        load_strictly(net, state_dict, weights_path, "a torch-fidelity TF-Inception v3")
         fold_and_rewrite(net)
         self.layers = nn.Sequential(*(getattr(net, name) for name in _LAYERS))
         self.register_buffer("fc_weight", net.fc.weight.detach().float().clone())
-        self.name, self.weights_hash, self.weights_path = INCEPTION_NAME, weights_hash, weights_path
-        self.official, self.expected_sha256 = official, INCEPTION.sha256_prefix
-        self.requires_grad_(False)
-        self.eval()
+        self.identify(INCEPTION_NAME, weights_hash, weights_path, official, INCEPTION.sha256_prefix)
 
     def _input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) → the network's input: TF1 bilinear to 299, (x - 128) / 128, channels-last."""
@@ -217,6 +216,16 @@ class InceptionFeatures(FeatureNet):
     def stages(self) -> list[tuple[str, Callable]]:
         """features() as named steps, applied in turn (`gancli bench eval --profile` times each), uncompiled."""
         return [("resize to 299 + normalise", self._input), *zip(_LAYERS, self.layers), ("pool3 + logits", self._head)]
+
+
+def load_strictly(model: nn.Module, state_dict: dict[str, torch.Tensor], weights_path: str, what: str,
+                  assign: bool = False) -> None:
+    """Every key of the network, of the right shape, or one sentence naming the file (assign: onto meta tensors)."""
+    try:
+        model.load_state_dict(state_dict, strict=True, assign=assign)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        raise MissingWeightsError(f"Weights file '{weights_path}' is not {what} state dict ({first}).") from None
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:

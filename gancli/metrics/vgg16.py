@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gancli.errors import MissingWeightsError
-from gancli.metrics.features import FeatureNet, load_state_dict_file, tf1_resize
+from gancli.metrics.features import FeatureNet, load_state_dict_file, load_strictly, tf1_resize
 from gancli.metrics.weights import VGG16, find_weights, sha256_file
 
 VGG16_NAME = "vgg16-imagenet-torchvision"
@@ -40,20 +39,12 @@ class VGG16Features(FeatureNet):
                  official: bool = False):
         super().__init__()
         model = vgg16_skeleton()
-        try:
-            model.load_state_dict(state_dict, strict=True, assign=True)
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            first = str(exc).strip().splitlines()[0][:160]
-            raise MissingWeightsError(f"Weights file '{weights_path}' is not a torchvision VGG16 state dict "
-                                      f"({first}).") from None
+        load_strictly(model, state_dict, weights_path, "a torchvision VGG16", assign=True)
         self.features = model.features
         self.fc1, self.fc2 = model.classifier[0], model.classifier[3]
         self.register_buffer("mean", torch.tensor([255 * m for m in IMAGENET_MEAN]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([255 * s for s in IMAGENET_STD]).view(1, 3, 1, 1))
-        self.name, self.weights_hash, self.weights_path = VGG16_NAME, weights_hash, weights_path
-        self.official, self.expected_sha256 = official, VGG16.sha256_prefix
-        self.requires_grad_(False)
-        self.eval()
+        self.identify(VGG16_NAME, weights_hash, weights_path, official, VGG16.sha256_prefix)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (tf1_resize(images.float(), self.size) - self.mean) / self.std  # torchvision's normalize, same order
