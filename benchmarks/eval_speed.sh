@@ -4,22 +4,31 @@
 # PyTorch's defaults run it (TF32 convolutions on Ampere and later: the speed baseline) and in IEEE fp32
 # (the scores' reference). gancli runs in each precision (fp32 = IEEE, tf32, bf16), each engine, and for
 # the fused engine in both activation layouts with profiles (time per step, costliest CUDA kernels).
-# Each part has its own time limit and prints its JSON line when it ends, so that a slow part (the compile
-# engine compiles once per precision) leaves the others' results; one device call may run 10 minutes.
-# Usage: OUT=/some/dir bash benchmarks/eval_speed.sh   (random weights of the right shapes: nothing is
+# It runs in two halves, one device call each (a call may run 10 minutes; cuDNN's exhaustive kernel search
+# and the compile engine's compilation take an unmeasured share of that): `a` is the fused engine in each
+# precision and both layouts, with profiles; `b` is the eager engine, batch 1000, and the compile engine.
+# Every command has its own time limit and writes its JSON line when it ends, so one slow command leaves
+# the others' results.
+# Usage: OUT=/some/dir bash benchmarks/eval_speed.sh a|b   (random weights of the right shapes: nothing is
 # downloaded; the speed and the agreement of scores do not depend on the weights' values).
 set -uo pipefail
+HALF=${1:-a}
 OUT=${OUT:-runs/eval-speed}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 COLUMNS=140
 g="python3 -m gancli bench eval --device cuda --random-weights --n 10000 --size 32"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/eval_speed.txt"
-J="$OUT/eval_speed.jsonl"; : > "$J"
-timeout 200 $g --batch-size 500 --engine fused --precision all --memory-format all --repeats 3 --profile --json >> "$J"
-timeout 80 $g --batch-size 500 --engine eager --precision all --repeats 3 --json >> "$J"
-timeout 60 $g --batch-size 1000 --engine fused --precision tf32 --repeats 2 --json >> "$J"
-timeout 200 $g --batch-size 500 --engine compile --precision all --repeats 2 --json >> "$J"
-python3 - "$J" <<'PY' | tee -a "$OUT/eval_speed.txt"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/eval_speed_$HALF.txt"
+J="$OUT/eval_speed_$HALF.jsonl"; : > "$J"
+if [ "$HALF" = a ]; then
+  for p in fp32 tf32 bf16; do
+    timeout 150 $g --batch-size 500 --engine fused --precision $p --memory-format all --repeats 3 --profile --json >> "$J"
+  done
+else
+  timeout 120 $g --batch-size 500 --engine eager --precision all --repeats 3 --json >> "$J"
+  timeout 80 $g --batch-size 1000 --engine fused --precision tf32 --repeats 2 --json >> "$J"
+  timeout 250 $g --batch-size 500 --engine compile --precision all --repeats 2 --json >> "$J"
+fi
+python3 - "$J" <<'PY' | tee -a "$OUT/eval_speed_$HALF.txt"
 import json, sys
 for line in open(sys.argv[1]):
     info = json.loads(line)

@@ -20,7 +20,7 @@ $g bench train sr --device cuda --iters 40 --warmup 10 --set batch_size=32 --set
    --set perceptual=none --set pretrain_steps=0 --variant norm=sn --variant precision=bf16 \
    --variant memory_format=contiguous 2>&1 | tee -a "$OUT/bench.txt"
 # 3. Feature extraction vs torch-fidelity on the same 10k 32x32 images (issue 3), with per-step profiles
-OUT="$OUT" bash "$(dirname "$0")/eval_speed.sh"
+OUT="$OUT" bash "$(dirname "$0")/eval_speed.sh" a  # its half b (eager, batch 1000, compile) needs a device call of its own
 
 # 4. Short real SR runs on the builtin photos: one L1 pretraining, then SAN and SN from it (issue 4)
 SR="--device cuda --hr-size 128 --batch-size 16 --perceptual none --lambda-content 1 --lambda-adv 0.01 \
