@@ -118,7 +118,7 @@ class Evaluator:
             raise ConfigError(f"--workers must be 0 or more, got {self.workers}.")
         if not self.net.official and self.on_info:
             self.on_info(f"warning: weights '{self.net.weights_path}' are not the official {self.net.name} file "
-                         f"(sha256 {self.net.weights_hash[:8]}, expected {self.net.expected_sha256}…); "
+                         f"(sha256 {self.net.weights_hash[:8]}, expected {self.net.weights_spec.sha256_prefix}…); "
                          f"scores are not comparable with published numbers.")
 
     # ---- sources and statistics --------------------------------------------------------------

@@ -65,7 +65,7 @@ class BuiltinFeatures(FeatureNet):
     def __init__(self, model: BuiltinClassifier, weights_hash: str, weights_path: str):
         super().__init__()
         self.model = model
-        self.identify(NAME, weights_hash, weights_path, official=True, expected_sha256="")  # gancli's own file
+        self.identify(NAME, weights_hash, weights_path, official=True)  # gancli's own file
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(images.device.type, torch.bfloat16, enabled=self.precision == "bf16"):

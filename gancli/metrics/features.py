@@ -30,7 +30,7 @@ from torch import nn
 
 from gancli.errors import ConfigError, MissingWeightsError
 from gancli.metrics.inception_blocks import FoldedConvReLU, fold_and_rewrite
-from gancli.metrics.weights import INCEPTION, find_weights, sha256_file
+from gancli.metrics.weights import INCEPTION, WeightsFile, find_weights, sha256_file
 
 if TYPE_CHECKING:
     from gancli.metrics.stats import FeatureStats
@@ -88,7 +88,7 @@ class FeatureNet(nn.Module):
     weights_hash: str = ""
     weights_path: str = ""
     official: bool = True
-    expected_sha256: str = ""  # the official file's sha256 prefix, for the warning about other weights
+    weights_spec: WeightsFile | None = None  # the official weights file (None: gancli's own)
     precision: str = "fp32"
     engine: str = "eager"
     compiled_batch: int = 0  # the batch size the 'compile' engine was traced with
@@ -100,10 +100,9 @@ class FeatureNet(nn.Module):
         return {"feature_net": self.name, "features": self.pool_layer, "resize": self.resize,
                 "weights_sha256": self.weights_hash, "precision": self.precision}
 
-    def identify(self, name: str, weights_hash: str, weights_path: str, official: bool, expected_sha256: str):
+    def identify(self, name: str, weights_hash: str, weights_path: str, official: bool):
         """Name the network and the weights it was loaded from; frozen, in eval mode."""
-        self.name, self.weights_hash, self.weights_path = name, weights_hash, weights_path
-        self.official, self.expected_sha256 = official, expected_sha256
+        self.name, self.weights_hash, self.weights_path, self.official = name, weights_hash, weights_path, official
         self.requires_grad_(False)
         self.eval()
 
@@ -178,6 +177,7 @@ class InceptionFeatures(FeatureNet):
 
     pool_layer, logits_layer, resize = "pool3", "logits_unbiased", "tf1-bilinear-299"
     size = 299
+    weights_spec = INCEPTION
 
     def __init__(self, state_dict: dict[str, torch.Tensor], weights_hash: str = "", weights_path: str = "",
                  official: bool = False):
@@ -187,7 +187,7 @@ class InceptionFeatures(FeatureNet):
         fold_and_rewrite(net)
         self.layers = nn.Sequential(*(getattr(net, name) for name in _LAYERS))
         self.register_buffer("fc_weight", net.fc.weight.detach().float().clone())
-        self.identify(INCEPTION_NAME, weights_hash, weights_path, official, INCEPTION.sha256_prefix)
+        self.identify(INCEPTION_NAME, weights_hash, weights_path, official)
 
     def _input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) → the network's input: TF1 bilinear to 299, (x - 128) / 128, channels-last."""
@@ -240,11 +240,15 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def load_pretrained(cls: type[FeatureNet], weights: str | Path | None = None, download: bool | None = None):
+    """A feature network from the first file found for its weights_spec (see weights.find_weights)."""
+    path = find_weights(cls.weights_spec, weights, download)
+    return cls(load_state_dict_file(path), sha256_file(path), str(path), official=cls.weights_spec.is_official(path))
+
+
 def load_inception(weights: str | Path | None = None, download: bool | None = None) -> InceptionFeatures:
     """The Inception feature network from the first weights file found (see find_inception_weights)."""
-    path = find_inception_weights(weights, download)
-    return InceptionFeatures(load_state_dict_file(path), sha256_file(path), str(path),
-                             official=INCEPTION.is_official(path))
+    return load_pretrained(InceptionFeatures, weights, download)
 
 
 def load_feature_net(name: str = "inception", weights: str | Path | None = None, device: str | torch.device = "cpu",

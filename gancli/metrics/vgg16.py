@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gancli.metrics.features import FeatureNet, load_state_dict_file, load_strictly, tf1_resize
-from gancli.metrics.weights import VGG16, find_weights, sha256_file
+from gancli.metrics.features import FeatureNet, load_pretrained, load_strictly, tf1_resize
+from gancli.metrics.weights import VGG16
 
 VGG16_NAME = "vgg16-imagenet-torchvision"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -34,6 +34,7 @@ class VGG16Features(FeatureNet):
 
     pool_layer, logits_layer, resize = "fc2_relu", "", "tf1-bilinear-224"
     size = 224
+    weights_spec = VGG16
 
     def __init__(self, state_dict: dict[str, torch.Tensor], weights_hash: str = "", weights_path: str = "",
                  official: bool = False):
@@ -44,7 +45,7 @@ class VGG16Features(FeatureNet):
         self.fc1, self.fc2 = model.classifier[0], model.classifier[3]
         self.register_buffer("mean", torch.tensor([255 * m for m in IMAGENET_MEAN]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([255 * s for s in IMAGENET_STD]).view(1, 3, 1, 1))
-        self.identify(VGG16_NAME, weights_hash, weights_path, official, VGG16.sha256_prefix)
+        self.identify(VGG16_NAME, weights_hash, weights_path, official)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (tf1_resize(images.float(), self.size) - self.mean) / self.std  # torchvision's normalize, same order
@@ -71,5 +72,4 @@ def random_vgg16_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def load_vgg16(weights: str | Path | None = None, download: bool | None = None) -> VGG16Features:
     """The VGG16 feature network from the first weights file found (see weights.find_weights)."""
-    path = find_weights(VGG16, weights, download)
-    return VGG16Features(load_state_dict_file(path), sha256_file(path), str(path), official=VGG16.is_official(path))
+    return load_pretrained(VGG16Features, weights, download)

@@ -35,7 +35,9 @@ class WeightsFile:
         return Path(torch.hub.get_dir()) / "checkpoints" / (name or self.file)
 
     def is_official(self, path: str | Path) -> bool:
-        return sha256_file(path).startswith(self.sha256_prefix) or file_digest(path, "sha1") in self.copies.values()
+        if sha256_file(path).startswith(self.sha256_prefix):
+            return True
+        return bool(self.copies) and file_digest(path, "sha1") in self.copies.values()  # no second hash without copies
 
 
 INCEPTION = WeightsFile(
