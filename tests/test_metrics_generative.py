@@ -219,11 +219,12 @@ def test_folded_network_features_match_torch_fidelity(random_weights):
     theirs = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                          feature_extractor_weights_path=str(random_weights))
     ours = prepare(InceptionFeatures(torch.load(random_weights, weights_only=True), "x"), "cpu")
-    images = torch.randint(0, 256, (3, 3, 40, 24), dtype=torch.uint8)
+    images = torch.randint(0, 256, (3, 3, 40, 24), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         (pool_a, logit_a), (pool_b, logit_b) = theirs(images), ours(images)
     torch.testing.assert_close(pool_b, pool_a, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(logit_b, logit_a, rtol=1e-5, atol=1e-5)
+    # each logit sums 2048 products, so its rounding scales with the logits' size (was flaky for ~7% of inputs)
+    torch.testing.assert_close(logit_b, logit_a, rtol=1e-5, atol=1e-6 * logit_a.abs().max().item())
 
 
 # ---- statistics files and the cache ------------------------------------------------------------
