@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -238,6 +239,9 @@ def test_mixed_sizes_and_unreadable_images(cli, folders, tmp_path):
     broken = _folder(tmp_path / "broken", count=3)
     (broken / "bad.png").write_bytes(b"\x89PNG not really")
     assert_error(cli("eval", "fid", "--real", real, "--fake", broken, *BUILTIN), "bad.png", "corrupt")
+    floats = _folder(tmp_path / "floats", count=3)
+    Image.fromarray(np.full((32, 32), 0.5, dtype=np.float32), "F").save(floats / "hdr.tif")
+    assert_error(cli("eval", "fid", "--real", real, "--fake", floats, *BUILTIN), "hdr.tif", "floating-point pixels")
 
 
 def test_fewer_images_than_the_kid_subset(cli, folders):
