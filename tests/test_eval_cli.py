@@ -269,6 +269,58 @@ def test_empty_or_corrupt_stats_file(cli, folders, tmp_path, content):
     assert_error(cli("eval", "fid", "--real", bad, "--fake", fake, *BUILTIN), "unreadable or corrupt")
 
 
+def _tampered(path, out, **changes):
+    """A copy of a statistics file with some arrays (or, under 'meta', its JSON record) replaced."""
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["meta"]))
+    if "meta" in changes:
+        replacement = changes.pop("meta")
+        meta = replacement(meta) if callable(replacement) else replacement
+    arrays.update(changes, meta=np.array(json.dumps(meta)))
+    np.savez(out, **arrays)
+    return out
+
+
+@pytest.mark.parametrize("change,fragments", [
+    ({"meta": [1, 2]}, ["unreadable or corrupt"]),
+    ({"n": np.array([3, 4])}, ["unreadable or corrupt"]),
+    ({"mu": np.full(128, np.nan)}, ["corrupt", "not finite"]),
+    ({"sigma": np.eye(128) * (1 + 1j)}, ["unreadable or corrupt"]),
+    ({"pool": np.zeros((3, 128), np.float32)}, ["says 24 images"]),
+    ({"meta": lambda meta: {k: v for k, v in meta.items() if k != "protocol"}},
+     ["made under gancli's evaluation protocol 1", "uses protocol 2", "gancli eval stats"]),
+])
+def test_tampered_stats_files_are_refused(cli, folders, tmp_path, change, fragments):
+    real, fake = folders
+    good = tmp_path / "ref.npz"
+    assert cli("eval", "stats", real, "--out", good, "--with-features", *BUILTIN).exit_code == 0
+    assert cli("eval", "kid", "--real", good, "--fake", fake, "--subset-size", "10", *BUILTIN).exit_code == 0
+    bad = _tampered(good, tmp_path / "bad.npz", **change)
+    assert_error(cli("eval", "kid", "--real", bad, "--fake", fake, "--subset-size", "10", *BUILTIN), *fragments)
+
+
+def test_a_number_of_images_a_stats_file_does_not_hold(cli, folders, tmp_path):
+    real, fake = folders
+    ref = tmp_path / "ref.npz"
+    assert cli("eval", "stats", real, "--out", ref, *BUILTIN).exit_code == 0
+    assert cli("eval", "fid", "--real", ref, "--fake", fake, "--n-real", "24", *BUILTIN).exit_code == 0
+    assert_error(cli("eval", "fid", "--real", ref, "--fake", fake, "--n-real", "10", *BUILTIN),
+                 "holds the statistics of 24 images, so 10 cannot be taken", "gancli eval stats --n 10")
+
+
+def test_an_unknown_fid_method_is_refused_before_any_image_is_read(cli, folders, monkeypatch):
+    from gancli.metrics import features
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("images were read")
+
+    monkeypatch.setattr(features, "extract", no_extraction)
+    real, fake = folders
+    assert_error(cli("eval", "fid", "--real", real, "--fake", fake, "--method", "foo", *BUILTIN),
+                 "--method must be one of eigh, sqrtm, eigvals, got 'foo'.")
+
+
 def test_a_file_that_is_no_spec(cli, folders, tmp_path):
     _, fake = folders
     text = tmp_path / "notes.txt"

@@ -266,6 +266,12 @@ def test_reference_statistics_are_cached_and_never_re_read(tmp_path, monkeypatch
     # Another number of images is another reference: a miss.
     with pytest.raises(AssertionError, match="cache was not used"):
         second.evaluate("fid", fake="builtin:train:32", real="builtin:test:32", n=40, n_real=30)
+    # So is builtin data whose rendering changed (another gancli or torch): its images are fingerprinted.
+    from gancli.data import builtin
+    render = builtin.render
+    monkeypatch.setattr(builtin, "render", lambda *args: 255 - render(*args))
+    with pytest.raises(AssertionError, match="cache was not used"):
+        second.evaluate("fid", fake="builtin:train:32", real="builtin:test:32", n=40, n_real=40)
 
 
 def test_generator_evaluator_for_training(tmp_path, monkeypatch):

@@ -111,7 +111,8 @@ def register(eval_app: typer.Typer) -> None:
             use_cache: bool = CACHE, record: bool = RECORD, engine: str = ENGINE,
             data_root: Optional[Path] = DATA_ROOT,
             method: str = typer.Option("eigh", "--method", help="Tr sqrt: eigh (default), sqrtm (pytorch-fid), "
-                                                                "eigvals (torch-fidelity); equal to ~1e-9.")):
+                                                                "eigvals (torch-fidelity); within ~1e-7 relative of each "
+                                                                "other (~1e-14 with more images than features).")):
         """Fréchet Inception Distance of --fake against --real (float64, streaming statistics)."""
         _run("fid", locals(), fid_method=method)
 

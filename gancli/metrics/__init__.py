@@ -137,7 +137,7 @@ class Evaluator:
         from gancli.metrics.stats import ReferenceStats
 
         if source.kind == "stats":
-            source.stats.check_matches(self.net.describe(), f"in file '{source.spec}'")
+            source.stats.check_matches(self.feature_description(), f"in file '{source.spec}'")
             missing = "features" if need_pool and source.stats.pool is None else (
                 "logits" if need_logits and source.stats.logits is None else None)
             if missing:
@@ -166,7 +166,7 @@ class Evaluator:
         # FID streams (mean and covariance only); per-image features are kept, and cached, when a metric needs them.
         extracted = extract(self.net, source.batches(self.batch_size), keep_pool=need_pool,
                             keep_logits=need_logits, on_batch=on_batch)
-        meta = {**self.net.describe(), "source": source.label, "source_description": source.description,
+        meta = {**self.feature_description(), "source": source.label, "source_description": source.description,
                 "n": extracted.n, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         stats = ReferenceStats.from_extracted(extracted, meta)
         if source.cacheable and self.use_cache:
@@ -200,6 +200,9 @@ class Evaluator:
                               f"--features inception.")
         _check_count(n, "--n")
         _check_count(n_real, "--n-real")
+        from gancli.metrics.generative import FID_METHODS
+        if "fid" in metrics and fid_method not in FID_METHODS:
+            raise ConfigError(f"--method must be one of {', '.join(FID_METHODS)}, got '{fid_method}'.")
         needs_real = any(m != "is" for m in metrics)
         if needs_real and not real:
             raise ConfigError(f"{NAMES[next(m for m in metrics if m != 'is')]} needs --real SPEC.")

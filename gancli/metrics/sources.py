@@ -128,6 +128,8 @@ def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pi
     description = {"kind": "dataset", "dataset": name, "n": n}
     if isinstance(files, list):
         description["fingerprint"] = _folder_fingerprint(files[:n])
+    elif hasattr(dataset, "fingerprint"):  # generated data: what its images look like now
+        description["fingerprint"] = dataset.fingerprint()
 
     def make_batches(batch_size: int) -> Iterable[torch.Tensor]:
         from gancli.metrics.features import background
@@ -217,6 +219,9 @@ def open_source(spec: str, *, n: int | None = None, device: str | torch.device =
         raise ConfigError(f"The number of images must be positive, got {n}.")
     if spec.lower().endswith(".npz"):
         stats = ReferenceStats.load(Path(spec).expanduser())
+        if n is not None and n != stats.n:
+            raise ConfigError(f"'{spec}' holds the statistics of {stats.n:,} images, so {n:,} cannot be taken from "
+                              f"it; leave the number out, or make a file of {n:,} with `gancli eval stats --n {n}`.")
         label = f"{spec} ({stats.meta.get('source', 'statistics')})"
         return Source(spec, "stats", stats.n, label, {"kind": "stats", "file": str(Path(spec).resolve()),
                                                     "source": stats.meta.get("source_description")}, stats=stats)

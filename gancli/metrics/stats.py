@@ -107,22 +107,37 @@ class ReferenceStats:
                     raise DataError(f"'{path}' is not a gancli statistics file (no feature-network record); "
                                     f"make one with `gancli eval stats SPEC --out FILE.npz`.")
                 meta = json.loads(str(data["meta"]))
-                stats = cls(data["mu"].astype(np.float64), data["sigma"].astype(np.float64), int(data["n"]), meta,
-                            data["pool"] if "pool" in data.files else None,
-                            data["logits"] if "logits" in data.files else None)
+                if not isinstance(meta, dict):
+                    raise ValueError("meta")
+                arrays = {key: data[key] for key in ("mu", "sigma", "pool", "logits") if key in data.files}
+                if any(np.iscomplexobj(a) or a.dtype.kind not in "fiu" for a in arrays.values()):
+                    raise ValueError("dtype")
+                stats = cls(arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64),
+                            int(data["n"]), meta, arrays.get("pool"), arrays.get("logits"))
         except DataError:
             raise
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # JSONDecodeError is a ValueError
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:  # JSON errors: ValueError
             raise DataError(f"Statistics file '{path}' is unreadable or corrupt ({exc.__class__.__name__}).") from None
         if meta.get("format") != FORMAT:
             raise DataError(f"'{path}' is a statistics file of another format ({meta.get('format')!r}).")
         dim = stats.mu.shape[0] if stats.mu.ndim == 1 else -1
         if stats.sigma.shape != (dim, dim) or (stats.pool is not None and stats.pool.shape[1:] != (dim,)):
             raise DataError(f"Statistics file '{path}' is corrupt (mean, covariance and features disagree in shape).")
+        if any(a is not None and (a.ndim < 1 or a.shape[0] != stats.n) for a in (stats.pool, stats.logits)):
+            raise DataError(f"Statistics file '{path}' is corrupt (it says {stats.n} images but holds features of "
+                            f"another number).")
+        if stats.n < 2 or not (np.isfinite(stats.mu).all() and np.isfinite(stats.sigma).all()):
+            raise DataError(f"Statistics file '{path}' is corrupt (fewer than 2 images, or a mean or covariance "
+                            f"that is not finite).")
         return stats
 
-    def check_matches(self, feature_desc: dict[str, str], where: str) -> None:
-        """A DataError when these statistics came from another feature network, weights, resize or precision."""
+    def check_matches(self, feature_desc: dict[str, Any], where: str) -> None:
+        """A DataError when these statistics came from another evaluation protocol, feature network, weights,
+        resize or precision."""
+        mine, theirs = self.meta.get("protocol", 1), feature_desc.get("protocol")
+        if theirs is not None and mine != theirs:  # files written before the protocol was recorded are version 1
+            raise DataError(f"Statistics {where} were made under gancli's evaluation protocol {mine}, and this "
+                            f"gancli uses protocol {theirs}; recompute them with `gancli eval stats`.")
         for key in ("feature_net", "features", "weights_sha256", "resize", "precision"):
             mine, theirs = self.meta.get(key), feature_desc.get(key)
             if mine != theirs:
