@@ -19,3 +19,18 @@ class CheckpointError(GancliError):
 
 class MissingWeightsError(GancliError):
     """Pretrained weights a feature needs are not available on this machine."""
+
+
+def state_dict_mismatch(exc: Exception) -> str:
+    """The first problem of a load_state_dict error (PyTorch lists them all, one per line), and how many followed.
+
+    "Error(s) in loading state_dict for G:\\n\\tsize mismatch for fc.weight: ...\\n\\t..." becomes
+    "size mismatch for fc.weight: ... (and 3 more)".
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        lines = lines[1:]
+    if not lines:
+        return exc.__class__.__name__
+    first = lines[0] if len(lines[0]) <= 240 else lines[0][:237] + "..."
+    return first + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else "")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from gancli.config import TrainConfig, apply_overrides, load_toml
-from gancli.errors import CheckpointError, ConfigError
+from gancli.errors import CheckpointError, ConfigError, state_dict_mismatch
 from gancli.train import checkpoint as ckpt
 from gancli.train.recipe import Recipe
 
@@ -51,7 +51,8 @@ class Run:
         try:
             G.load_state_dict(weights[key])
         except RuntimeError as exc:
-            raise CheckpointError(f"Checkpoint '{path}' does not fit the run's generator ({exc}).") from None
+            raise CheckpointError(f"Checkpoint '{path}' does not fit the run's generator "
+                                  f"({state_dict_mismatch(exc)}).") from None
         G.to(device)
         self.recipe.finalize_generator(G)
         return G

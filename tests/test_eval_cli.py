@@ -269,11 +269,14 @@ def test_empty_or_corrupt_stats_file(cli, folders, tmp_path, content):
     assert_error(cli("eval", "fid", "--real", bad, "--fake", fake, *BUILTIN), "unreadable or corrupt")
 
 
-def _tampered(path, out, **changes):
-    """A copy of a statistics file with some arrays (or, under 'meta', its JSON record) replaced."""
+def _tampered(path, out, keep_checksum=False, **changes):
+    """A copy of a statistics file with some arrays (or, under 'meta', its JSON record) replaced; without its
+    checksum unless asked (as another tool, or a hand, would write it)."""
     with np.load(path) as data:
         arrays = dict(data)
     meta = json.loads(str(arrays["meta"]))
+    if not keep_checksum:
+        del meta["checksum"]
     if "meta" in changes:
         replacement = changes.pop("meta")
         meta = replacement(meta) if callable(replacement) else replacement
@@ -288,6 +291,12 @@ def _tampered(path, out, **changes):
     ({"mu": np.full(128, np.nan)}, ["corrupt", "not finite"]),
     ({"sigma": np.eye(128) * (1 + 1j)}, ["unreadable or corrupt"]),
     ({"pool": np.zeros((3, 128), np.float32)}, ["says 24 images"]),
+    ({"pool": np.full((24, 128), np.inf, np.float32)}, ["not finite"]),
+    ({"sigma": -5 * np.eye(128)}, ["not symmetric with non-negative variances"]),
+    ({"sigma": np.triu(np.ones((128, 128)))}, ["not symmetric with non-negative variances"]),
+    ({"mu": np.zeros(64), "sigma": np.eye(64), "pool": np.zeros((24, 64), np.float32)},
+     ["its features are not the 128-d pool128 (and 10 logits) of builtin-cnn-v1"]),
+    ({"logits": np.zeros((24, 5), np.float32)}, ["its features are not the 128-d"]),
     ({"meta": lambda meta: {k: v for k, v in meta.items() if k != "protocol"}},
      ["made under gancli's evaluation protocol 1", "uses protocol 2", "gancli eval stats"]),
 ])
@@ -298,6 +307,19 @@ def test_tampered_stats_files_are_refused(cli, folders, tmp_path, change, fragme
     assert cli("eval", "kid", "--real", good, "--fake", fake, "--subset-size", "10", *BUILTIN).exit_code == 0
     bad = _tampered(good, tmp_path / "bad.npz", **change)
     assert_error(cli("eval", "kid", "--real", bad, "--fake", fake, "--subset-size", "10", *BUILTIN), *fragments)
+
+
+def test_a_stats_file_whose_numbers_changed_after_writing_is_refused(cli, folders, tmp_path):
+    real, fake = folders
+    good = tmp_path / "ref.npz"
+    assert cli("eval", "stats", real, "--out", good, *BUILTIN).exit_code == 0
+    with np.load(good) as data:
+        mu = data["mu"] + 1
+    _tampered(good, tmp_path / "edited.npz", keep_checksum=True, mu=mu)
+    assert_error(cli("eval", "fid", "--real", tmp_path / "edited.npz", "--fake", fake, *BUILTIN),
+                 "is corrupt (its numbers do not match its checksum)")
+    _tampered(good, tmp_path / "unsigned.npz", mu=mu)  # no checksum: checked for sense only, and used
+    assert cli("eval", "fid", "--real", tmp_path / "unsigned.npz", "--fake", fake, *BUILTIN).exit_code == 0
 
 
 def test_a_number_of_images_a_stats_file_does_not_hold(cli, folders, tmp_path):
@@ -326,6 +348,56 @@ def test_a_file_that_is_no_spec(cli, folders, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     assert_error(cli("eval", "fid", "--real", text, "--fake", fake, *BUILTIN), "is a file; a SPEC is")
+
+
+def test_run_whose_checkpoint_does_not_fit_its_config_is_one_line(cli, folders, tmp_path):
+    real, _ = folders
+    run = _make_run(tmp_path / "run")
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("width = 0.125", "width = 0.25"))
+    result = cli("eval", "fid", "--real", real, "--fake", run, *BUILTIN)
+    assert_error(result, "does not fit the run's generator (size mismatch for", "more)")
+    assert len(result.output.strip().splitlines()) <= 3  # one sentence (wrapped), not PyTorch's list of every key
+
+
+def test_scores_are_printed_even_when_the_run_cannot_record_them(cli, folders, tmp_path):
+    real, _ = folders
+    run = _make_run(tmp_path / "run")
+    (run / "metrics.jsonl").mkdir()
+    result = cli("eval", "fid", "--real", real, "--fake", run, "--n", "20", *BUILTIN, "--json")
+    assert_error(result, "The scores above were not appended to", "metrics.jsonl")
+    assert json.loads(result.stdout)["recorded_in"] is None and json.loads(result.stdout)["fid"] > 0
+
+
+def test_one_image_is_too_few_for_any_metric(cli, folders, tmp_path):
+    real, _ = folders
+    one = _folder(tmp_path / "one", count=1)
+    assert_error(cli("eval", "is", "--fake", one, "--splits", "1", *BUILTIN),
+                 f"IS needs at least 2 fake images, and '{one}' gives 1.")
+    assert_error(cli("eval", "kid", "--real", one, "--fake", real, *BUILTIN),
+                 f"KID needs at least 2 real images, and '{one}' gives 1.")
+
+
+def test_scores_name_their_layer_and_warn_of_small_sets(cli, folders, tmp_path):
+    real, fake = folders
+    inception = cli("eval", "is", "--fake", fake, *BUILTIN)
+    assert inception.exit_code == 0 and "builtin-cnn-v1 logits10]" in inception.stdout
+    assert "builtin-cnn-v1 logits10 ·" in " ".join(inception.stdout.split())
+    fid = cli("eval", "fid", "--real", real, "--fake", fake, *BUILTIN)
+    assert "builtin-cnn-v1 pool128]" in fid.stdout
+    assert "rank-deficient" in fid.stderr and "rank-deficient" not in fid.stdout  # notes go to stderr
+    kid = cli("eval", "kid", "--real", real, "--fake", fake, *BUILTIN)
+    assert "Every KID subset is the whole set of 24 images" in " ".join(kid.stderr.split())
+    same = cli("eval", "fid", "--real", real, "--fake", real, *BUILTIN)
+    assert "FID 0.0000 " in same.stdout
+
+
+def test_a_folder_named_like_a_stats_file_is_a_folder(cli, folders, tmp_path):
+    real, fake = folders
+    odd = _folder(tmp_path / "odd.npz", count=4)
+    result = cli("eval", "fid", "--real", odd, "--fake", fake, *BUILTIN, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["protocol"]["real"]["n"] == 4
 
 
 def test_run_without_checkpoint(cli, folders, tmp_path):
@@ -372,6 +444,12 @@ def test_precision_recall_uses_vgg16_by_default_and_names_its_missing_weights(cl
      ["--precision tf32 needs a CUDA device; use fp32 on the CPU."]),
     (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin",
       "--engine", "fused"], ["--engine fused applies to the inception features; builtin-cnn-v1 runs in eager"]),
+    (["eval", "fid", "--real", "builtin:test", "--fake", "builtin:train", "--features", "builtin",
+      "--checkpoint", "5"], ["--checkpoint applies to run folders, and 'builtin:train' is not one."]),
+    (["eval", "stats", "builtin:test", "--out", ".npz", "--features", "builtin"],
+     ["--out must be a file name ending in .npz, got '.npz'."]),
+    (["eval", "stats", "builtin:test", "--out", "x.npz", "--weights", "."],
+     ["Weights file '.' (given by --weights) is a folder, not a file."]),
     (["bench", "eval", "--random-weights", "--memory-format", "nhwc"],
      ["--memory-format must be one of channels_last, contiguous or all, got 'nhwc'."]),
 ])

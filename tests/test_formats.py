@@ -243,6 +243,42 @@ def test_image_folder_errors(tmp_path):
         data[data.files.index(tmp_path.resolve() / "broken.png")]
 
 
+def test_image_folders_follow_linked_folders_and_skip_hidden_files(tmp_path):
+    save_png(tmp_path / "elsewhere" / "linked.png", pixels(4, 4, 0))
+    root = tmp_path / "images"
+    save_png(root / "a.png", pixels(4, 4, 1))
+    save_png(root / ".ipynb_checkpoints" / "a-checkpoint.png", pixels(4, 4, 2))
+    save_png(root / "._a.png", pixels(4, 4, 3))  # macOS metadata next to a copied file
+    (root / "more").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a link back up: read once, not forever
+    data = ImageFolderImages(root)
+    assert [p.relative_to(data.root).as_posix() for p in data.files] == ["a.png", "more/linked.png"]
+    (root / "gone.png").symlink_to(tmp_path / "deleted.png")
+    with pytest.raises(DataError, match="gone.png' is a link to a file that does not exist"):
+        ImageFolderImages(root)
+
+
+def test_alpha_is_dropped_as_the_reference_loaders_do(tmp_path):
+    """torchvision's, torch-fidelity's and pytorch-fid's loaders all read Image.open(path).convert('RGB')."""
+    from gancli.data.images import load_image
+
+    rgba = np.random.default_rng(0).integers(0, 256, size=(5, 6, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(rgba[..., [0, 3]], "LA").save(tmp_path / "la.png")
+    for name in ("rgba.png", "la.png"):
+        expected = np.asarray(Image.open(tmp_path / name).convert("RGB"))
+        assert torch.equal(load_image(tmp_path / name), torch.from_numpy(expected.copy()).permute(2, 0, 1))
+
+
+def test_a_folder_named_like_a_dataset_is_not_silently_the_dataset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save_png(tmp_path / "builtin" / "a.png", pixels(4, 4, 0))
+    with pytest.raises(DataError, match="'builtin' names both the builtin dataset and a folder here; write ./builtin"):
+        open_dataset("builtin")
+    assert len(open_dataset("./builtin")) == 1 and len(open_dataset("folder:builtin")) == 1
+    assert open_dataset("builtin:test").name == "builtin:test:32"
+
+
 def test_high_bit_depth_images_are_scaled_to_8_bits_not_clipped(tmp_path):
     """A 16-bit grayscale PNG reads as round(v / 257) in each channel (PIL's own conversion clips at 255); pixels of
     unknown range (float, or 32-bit integers beyond 255) are refused with the file's name."""

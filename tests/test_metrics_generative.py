@@ -213,6 +213,16 @@ def test_gancli_equals_torch_fidelity_with_random_weights(random_weights, tmp_pa
     assert fid.protocol["official_weights"] is False and "UNOFFICIAL" in fid.line()
 
 
+@pytest.mark.parametrize("name", ["inception", "builtin"])
+def test_feature_networks_declare_the_widths_they_give(name, random_weights):
+    from gancli.metrics.features import load_feature_net
+
+    net = load_feature_net(name, random_weights if name == "inception" else None, "cpu")
+    with torch.no_grad():
+        pool, logits = net(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8))
+    assert pool.shape == (2, net.pool_dim) and logits.shape == (2, net.logits_dim)
+
+
 def test_folded_network_features_match_torch_fidelity(random_weights):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 

@@ -11,10 +11,11 @@ import typer
 from rich.markup import escape
 
 from gancli.cli.ui import console, err_console, progress
-from gancli.errors import ConfigError
+from gancli.errors import ConfigError, DataError
 
-SPEC_HELP = ("an image folder, a run folder, a dataset spec (cifar10:train, cifar10:test, stl10:unlabeled, "
-             "builtin:test, folder:PATH) or a .npz statistics file")
+DATASETS_HELP = "a dataset spec (cifar10:train, cifar10:test, stl10:unlabeled, builtin:test, folder:PATH)"
+IMAGES_HELP = f"an image folder, a run folder or {DATASETS_HELP}"
+SPEC_HELP = f"an image folder, a run folder, {DATASETS_HELP} or a .npz statistics file"
 
 # Options shared by every command (typer reads them from the function signature).
 FEATURES_HELP = ("Feature network: inception (TF-Inception 2015-12-05, pool3), vgg16 (torchvision VGG16, fc2 after "
@@ -69,22 +70,29 @@ def _evaluator(options: dict, quiet: bool):
 
 
 def _report(scores, ev, as_json: bool, record: bool) -> None:
+    """Print the scores, then record them in the run; a run that cannot take them still shows them (exit 1)."""
     from gancli.metrics import record_in_run
 
     fake_source = ev.last_sources[0]
-    recorded = None
+    recorded, failure = None, None
     if record and fake_source.kind == "run":
-        record_in_run(fake_source.run, scores)
-        recorded = str(Path(fake_source.run.path) / "metrics.jsonl")
+        path = Path(fake_source.run.path) / "metrics.jsonl"
+        try:
+            record_in_run(fake_source.run, scores)
+            recorded = str(path)
+        except OSError as exc:
+            failure = DataError(f"The scores above were not appended to '{path}' ({exc.strerror or exc}).")
     if as_json:
         out = {"scores": [s.as_dict() for s in scores], "recorded_in": recorded}
         print(json.dumps(out if len(scores) > 1 else {**out["scores"][0], "recorded_in": recorded}))
-        return
-    for score in scores:
-        console.print(f"[bold]{escape(score.line())}[/]", soft_wrap=True, emoji=False)
-        console.print(escape(score.protocol_line()), style="dim", soft_wrap=True, emoji=False)
-    if recorded:
-        console.print(f"appended to {escape(recorded)}", style="dim", emoji=False)
+    else:
+        for score in scores:
+            console.print(f"[bold]{escape(score.line())}[/]", soft_wrap=True, emoji=False)
+            console.print(escape(score.protocol_line()), style="dim", soft_wrap=True, emoji=False)
+        if recorded:
+            console.print(f"appended to {escape(recorded)}", style="dim", emoji=False)
+    if failure:
+        raise failure
 
 
 def _run(metric: str, options: dict, **metric_options) -> None:
@@ -163,7 +171,7 @@ def register(eval_app: typer.Typer) -> None:
         _run("pr", locals(), pr_k=k)
 
     @eval_app.command("stats")
-    def stats(spec: str = typer.Argument(..., help=f"Images to summarise: {SPEC_HELP[:-24]}."),
+    def stats(spec: str = typer.Argument(..., help=f"Images to summarise: {IMAGES_HELP}."),
               out: Path = typer.Option(..., "--out", help="Output FILE.npz."),
               n: Optional[int] = typer.Option(None, "--n", help="Number of images (default all; 10,000 for a run)."),
               keep_features: bool = typer.Option(False, "--with-features/--no-features",

@@ -39,7 +39,8 @@ class InfoColumn(TextColumn):
 
 
 def progress(unit: str = "it/s", transient: bool = False) -> Progress:
-    """A rich progress bar with count, rate and ETA; in a narrow terminal the bar shrinks, never the numbers."""
+    """A rich progress bar with count, rate and ETA, on stderr (stdout keeps the results); in a narrow terminal the
+    bar shrinks, never the numbers."""
     whole = lambda: Column(no_wrap=True)
     return Progress(
         TextColumn("[bold]{task.description}", table_column=whole()),
@@ -51,7 +52,7 @@ def progress(unit: str = "it/s", transient: bool = False) -> Progress:
         TextColumn("eta", table_column=whole()),
         TimeRemainingColumn(table_column=whole()),
         InfoColumn(),
-        console=console,
+        console=err_console,
         transient=transient,
         refresh_per_second=4,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +15,35 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".p
 
 
 def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Sorted image files below folder; a clear error when it is missing or has none."""
+    """Sorted image files below folder (following linked folders); a clear error when it is missing or has none.
+
+    Hidden files and folders (a leading '.': .ipynb_checkpoints, macOS '._' files, .git) are not images of the set
+    and are skipped; a link to an image that is gone is an error naming it.
+    """
     folder = Path(folder)
     if not folder.exists():
         raise DataError(f"Folder '{folder}' does not exist.")
     if not folder.is_dir():
         raise DataError(f"'{folder}' is not a folder.")
-    pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files, seen = [], set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in names:
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if not path.exists():
+                raise DataError(f"Image '{path}' is a link to a file that does not exist.")
+            if path.is_file():
+                files.append(path)
     if not files:
         raise DataError(f"Folder '{folder}' contains no images ({', '.join(IMAGE_SUFFIXES)}).")
-    return files
+    return sorted(files)
 
 
 def _gray_to_8bit(img: Image.Image, path: Path) -> Image.Image:
@@ -44,7 +63,7 @@ def _gray_to_8bit(img: Image.Image, path: Path) -> Image.Image:
 
 
 def load_pil(path: str | Path) -> Image.Image:
-    """Open an image as RGB (grayscale, palette, RGBA and 16-bit are converted); corrupt files are named."""
+    """Open an image as RGB (grayscale, palette and 16-bit are converted, alpha dropped); corrupt files are named."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Image '{path}' does not exist.")
@@ -56,11 +75,7 @@ def load_pil(path: str | Path) -> Image.Image:
                                 f"save it as 8-bit.")
             if img.mode.startswith("I"):
                 img = _gray_to_8bit(img, path)
-            if img.mode in ("RGBA", "LA", "P"):
-                img = img.convert("RGBA")
-                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, img)
-            return img.convert("RGB")
+            return img.convert("RGB")  # alpha is dropped, as torchvision's, torch-fidelity's and pytorch-fid's loaders do
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"Image '{path}' is corrupt or not an image ({exc.__class__.__name__}).") from None
 

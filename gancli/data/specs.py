@@ -39,6 +39,9 @@ def open_dataset(spec: str, *, root: str | Path | None = None, resolution: int |
         if Path(spec).expanduser().is_dir():
             return ImageFolderImages(spec)
         raise DataError(f"Unknown dataset '{spec}': use {SPEC_HELP}.")
+    if Path(spec).expanduser().is_dir():
+        raise DataError(f"'{spec}' names both the {kind} dataset and a folder here; write ./{spec} or folder:{spec} "
+                        f"for the folder, or {kind}:{SPLITS[kind][0]} for the dataset.")
     split, _, res = rest.partition(":")
     split = split or SPLITS[kind][0]
     if split not in SPLITS[kind]:

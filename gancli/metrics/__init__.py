@@ -48,14 +48,19 @@ class Score:
         """'FID 12.3456  [inception-v3-tf-2015-12-05 pool3]'."""
         v = self.values
         if self.metric == "fid":
-            text = f"FID {v['fid']:.4f}"
+            text = f"FID {v['fid']:.4f}".replace("-0.0000", "0.0000")  # identical sets: rounding, not a distance
         elif self.metric == "is":
             text = f"IS {v['is']:.4f} ± {v['is_std']:.4f}"
         elif self.metric == "kid":
             text = f"KID {v['kid']:.6f} ± {v['kid_std']:.6f}"
         else:
             text = f"precision {v['precision']:.4f}  recall {v['recall']:.4f}  F {v['f_score']:.4f}"
-        return f"{text}  [{self.protocol['feature_label']} {self.protocol['features']}]"
+        return f"{text}  [{self.protocol['feature_label']} {self.layer}]"
+
+    @property
+    def layer(self) -> str:
+        """The layer the score comes from: the logits for IS, the features for the others."""
+        return self.protocol["logits"] if self.metric == "is" else self.protocol["features"]
 
     def protocol_line(self) -> str:
         """N real, N fake, splits/subsets, resize, network and weights hash in one line."""
@@ -70,7 +75,7 @@ class Score:
             parts.append(f"{p['kid_subsets']} subsets of {p['kid_subset_size']}")
         if self.metric == "pr":
             parts.append(f"k={p['pr_k']}")
-        parts += [f"resize {p['resize']}", f"{p['feature_net']} {p['features']}",
+        parts += [f"resize {p['resize']}", f"{p['feature_net']} {self.layer}",
                   f"weights sha256 {p['weights_sha256'][:8]}", p["precision"]]
         return " · ".join(parts)
 
@@ -138,6 +143,12 @@ class Evaluator:
 
         if source.kind == "stats":
             source.stats.check_matches(self.feature_description(), f"in file '{source.spec}'")
+            logits = source.stats.logits
+            if source.stats.mu.shape[0] != self.net.pool_dim or (
+                    logits is not None and logits.shape[1:] != (self.net.logits_dim,)):
+                raise DataError(f"Statistics file '{source.spec}' is corrupt: its features are not the "
+                                f"{self.net.pool_dim}-d {self.net.pool_layer} (and {self.net.logits_dim} logits) of "
+                                f"{self.net.name}.")
             missing = "features" if need_pool and source.stats.pool is None else (
                 "logits" if need_logits and source.stats.logits is None else None)
             if missing:
@@ -208,6 +219,10 @@ class Evaluator:
             raise ConfigError(f"{NAMES[next(m for m in metrics if m != 'is')]} needs --real SPEC.")
         fake_source = self.open(fake, n=n, checkpoint=checkpoint, ema=ema, truncation=truncation, seed=seed)
         real_source = self.open(real, n=n_real) if needs_real else None
+        for role, source in (("fake", fake_source), ("real", real_source)):
+            if source is not None and source.n < 2:
+                raise DataError(f"{NAMES[metrics[0]]} needs at least 2 {role} images, and '{source.spec}' gives "
+                                f"{source.n}.")
         self.last_sources = (fake_source, real_source)
         need_pool = any(m in ("kid", "pr") for m in metrics)
         real_stats = self.stats(real_source, need_pool=need_pool, role="real") if real_source else None
@@ -225,6 +240,10 @@ class Evaluator:
             values = {"fid": gen.fid_from_stats(fake_stats.mu, fake_stats.sigma, real_stats.mu, real_stats.sigma,
                                                 method=fid_method)}
             protocol["fid_method"] = fid_method
+            fewest = min(fake_stats.n, real_stats.n)
+            if fewest <= self.net.pool_dim:
+                self._warn(f"FID from {fewest:,} images of {self.net.pool_dim}-d features: the covariance is "
+                           f"rank-deficient and FID is biased upwards; published FIDs use 10,000 or 50,000 images.")
         elif metric == "is":
             mean, std = gen.inception_score(fake_stats.logits, splits=is_splits)
             values = {"is": mean, "is_std": std}
@@ -234,6 +253,9 @@ class Evaluator:
             mean, std = gen.kid(fake_stats.pool, real_stats.pool, subsets=kid_subsets, subset_size=size,
                                 device=self.device)
             values = {"kid": mean, "kid_std": std}
+            if size == fake_stats.n == real_stats.n:
+                self._warn(f"Every KID subset is the whole set of {size:,} images, so its ± is 0 and says nothing; "
+                           f"use more images or a smaller --subset-size.")
             protocol.update(kid_subsets=kid_subsets, kid_subset_size=size, kid_kernel="(x.y/d + 1)^3",
                             kid_estimator="unbiased")
         else:
@@ -246,6 +268,10 @@ class Evaluator:
             protocol.update(pr_k=pr_k, pr_note=f"Kynkäänniemi et al. 2019 on {self.net.name} {self.net.pool_layer} "
                                                f"features{usual}")
         return Score(metric, values, protocol)
+
+    def _warn(self, text: str) -> None:
+        if self.on_info:
+            self.on_info(f"warning: {text}")
 
     def protocol(self, fake_source, fake_stats, real_source=None, real_stats=None) -> dict[str, Any]:
         from gancli import __version__
@@ -267,7 +293,7 @@ class Evaluator:
         _check_count(n, "--n")
         out = Path(out)
         if out.suffix != ".npz":
-            raise ConfigError(f"--out must end in .npz, got '{out}'.")
+            raise ConfigError(f"--out must be a file name ending in .npz, got '{out}'.")
         source = self.open(spec, n=n, checkpoint=checkpoint, ema=ema, truncation=truncation, seed=seed)
         if source.kind == "stats":
             raise ConfigError(f"'{spec}' is already a statistics file.")

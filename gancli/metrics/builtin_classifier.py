@@ -61,6 +61,7 @@ class BuiltinFeatures(FeatureNet):
     """The builtin classifier as a feature network: (128-d pooled features, 10 logits)."""
 
     pool_layer, logits_layer, resize = "pool128", "logits10", "bilinear-aa-32"
+    pool_dim, logits_dim = 128, 10
 
     def __init__(self, model: BuiltinClassifier, weights_hash: str, weights_path: str):
         super().__init__()

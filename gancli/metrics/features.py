@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.errors import ConfigError, MissingWeightsError
+from gancli.errors import ConfigError, MissingWeightsError, state_dict_mismatch
 from gancli.metrics.inception_blocks import FoldedConvReLU, fold_and_rewrite
 from gancli.metrics.weights import INCEPTION, WeightsFile, find_weights, sha256_file
 
@@ -84,6 +84,8 @@ class FeatureNet(nn.Module):
     name: str = ""
     pool_layer: str = ""
     logits_layer: str = ""
+    pool_dim: int = 0  # the width of the features and of the logits (0: none)
+    logits_dim: int = 0
     resize: str = ""
     weights_hash: str = ""
     weights_path: str = ""
@@ -176,6 +178,7 @@ class InceptionFeatures(FeatureNet):
     """TF Inception v3 (2015-12-05): pool3 (2048-d) and the 1008 logits without bias, as torch-fidelity."""
 
     pool_layer, logits_layer, resize = "pool3", "logits_unbiased", "tf1-bilinear-299"
+    pool_dim, logits_dim = 2048, 1008
     size = 299
     weights_spec = INCEPTION
 
@@ -224,8 +227,8 @@ def load_strictly(model: nn.Module, state_dict: dict[str, torch.Tensor], weights
     try:
         model.load_state_dict(state_dict, strict=True, assign=assign)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0][:160]
-        raise MissingWeightsError(f"Weights file '{weights_path}' is not {what} state dict ({first}).") from None
+        raise MissingWeightsError(f"Weights file '{weights_path}' is not {what} state dict "
+                                  f"({state_dict_mismatch(exc)}).") from None
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:

@@ -9,6 +9,8 @@ torch-fidelity, so its KID differs by float32 rounding (1e-7 to 5e-5 relative, ~
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import torch
@@ -33,10 +35,12 @@ def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str) -> 
         eig = np.linalg.eigvals(sigma1.dot(sigma2)).astype(np.complex128)
         return float(np.sqrt(eig).real.sum())
     if method == "sqrtm":  # pytorch-fid
-        covmean = scipy.linalg.sqrtm(sigma1.dot(sigma2))
-        if not np.isfinite(covmean).all():
-            offset = np.eye(sigma1.shape[0]) * 1e-6
-            covmean = scipy.linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+        with warnings.catch_warnings():  # scipy warns of singular products, which rank-deficient covariances are
+            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+            covmean = scipy.linalg.sqrtm(sigma1.dot(sigma2))
+            if not np.isfinite(covmean).all():
+                offset = np.eye(sigma1.shape[0]) * 1e-6
+                covmean = scipy.linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
         if np.iscomplexobj(covmean):
             if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
                 raise DataError("FID's matrix square root has a large imaginary part; the covariances are degenerate.")

@@ -217,7 +217,11 @@ def open_source(spec: str, *, n: int | None = None, device: str | torch.device =
         raise ConfigError("An empty SPEC was given; name a folder, run, dataset spec or .npz statistics file.")
     if n is not None and n < 1:
         raise ConfigError(f"The number of images must be positive, got {n}.")
-    if spec.lower().endswith(".npz"):
+    if not is_run_folder(spec):
+        for flag, value in (("--truncation", truncation), ("--checkpoint", checkpoint)):
+            if value is not None:
+                raise ConfigError(f"{flag} applies to run folders, and '{spec}' is not one.")
+    if spec.lower().endswith(".npz") and not Path(spec).expanduser().is_dir():
         stats = ReferenceStats.load(Path(spec).expanduser())
         if n is not None and n != stats.n:
             raise ConfigError(f"'{spec}' holds the statistics of {stats.n:,} images, so {n:,} cannot be taken from "
@@ -228,7 +232,5 @@ def open_source(spec: str, *, n: int | None = None, device: str | torch.device =
     if is_run_folder(spec):
         return open_run_source(spec, n or default_run_n, device=device, checkpoint=checkpoint, ema=ema,
                                truncation=truncation, seed=seed)
-    if truncation is not None:
-        raise ConfigError(f"--truncation applies to run folders, and '{spec}' is not one.")
     return open_dataset_source(spec, n, workers=workers, pin_memory=torch.device(device).type == "cuda",
                                data_root=data_root, download=download)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import zipfile
@@ -16,6 +17,18 @@ import torch
 from gancli.errors import DataError
 
 FORMAT = "gancli-feature-stats-1"
+ARRAYS = ("mu", "sigma", "n", "pool", "logits")
+
+
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of a statistics file's arrays (names, dtypes, shapes, bytes): damage or edits show as a mismatch."""
+    digest = hashlib.sha256()
+    for key in ARRAYS:
+        if key in arrays:
+            a = np.ascontiguousarray(arrays[key])
+            digest.update(f"{key}:{a.dtype.str}:{a.shape}\n".encode())
+            digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 class FeatureStats:
@@ -78,13 +91,15 @@ class ReferenceStats:
         """Write an .npz atomically (temporary file, then rename)."""
         path = Path(path)
         if path.suffix != ".npz":
-            raise DataError(f"Statistics files end in .npz, got '{path}'.")
-        arrays = {"mu": self.mu, "sigma": self.sigma, "n": np.int64(self.n),
-                  "meta": np.array(json.dumps({"format": FORMAT, **self.meta}, sort_keys=True))}
+            raise DataError(f"Statistics files are named FILE.npz, got '{path}'.")
+        arrays = {"mu": np.asarray(self.mu, np.float64), "sigma": np.asarray(self.sigma, np.float64),
+                  "n": np.int64(self.n)}
         if self.pool is not None:
             arrays["pool"] = self.pool.astype(np.float32)
         if self.logits is not None:
             arrays["logits"] = self.logits.astype(np.float32)
+        meta = {**self.meta, "format": FORMAT, "checksum": checksum(arrays)}
+        arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
         tmp = path.with_name(f".{path.stem}-{os.getpid()}.tmp.npz")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,9 +124,11 @@ class ReferenceStats:
                 meta = json.loads(str(data["meta"]))
                 if not isinstance(meta, dict):
                     raise ValueError("meta")
-                arrays = {key: data[key] for key in ("mu", "sigma", "pool", "logits") if key in data.files}
+                arrays = {key: data[key] for key in ARRAYS if key in data.files}
                 if any(np.iscomplexobj(a) or a.dtype.kind not in "fiu" for a in arrays.values()):
                     raise ValueError("dtype")
+                if "checksum" in meta and meta["checksum"] != checksum(arrays):
+                    raise DataError(f"Statistics file '{path}' is corrupt (its numbers do not match its checksum).")
                 stats = cls(arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64),
                             int(data["n"]), meta, arrays.get("pool"), arrays.get("logits"))
         except DataError:
@@ -123,12 +140,17 @@ class ReferenceStats:
         dim = stats.mu.shape[0] if stats.mu.ndim == 1 else -1
         if stats.sigma.shape != (dim, dim) or (stats.pool is not None and stats.pool.shape[1:] != (dim,)):
             raise DataError(f"Statistics file '{path}' is corrupt (mean, covariance and features disagree in shape).")
-        if any(a is not None and (a.ndim < 1 or a.shape[0] != stats.n) for a in (stats.pool, stats.logits)):
+        if any(a is not None and (a.ndim != 2 or a.shape[0] != stats.n) for a in (stats.pool, stats.logits)):
             raise DataError(f"Statistics file '{path}' is corrupt (it says {stats.n} images but holds features of "
                             f"another number).")
-        if stats.n < 2 or not (np.isfinite(stats.mu).all() and np.isfinite(stats.sigma).all()):
-            raise DataError(f"Statistics file '{path}' is corrupt (fewer than 2 images, or a mean or covariance "
-                            f"that is not finite).")
+        if stats.n < 2 or not all(np.isfinite(a).all() for a in (stats.mu, stats.sigma, stats.pool, stats.logits)
+                                  if a is not None):
+            raise DataError(f"Statistics file '{path}' is corrupt (fewer than 2 images, or numbers that are not "
+                            f"finite).")
+        scale = np.abs(stats.sigma).max(initial=0.0)
+        if (np.diagonal(stats.sigma) < 0).any() or np.abs(stats.sigma - stats.sigma.T).max(initial=0.0) > 1e-6 * scale:
+            raise DataError(f"Statistics file '{path}' is corrupt (its covariance is not symmetric with non-negative "
+                            f"variances).")
         return stats
 
     def check_matches(self, feature_desc: dict[str, Any], where: str) -> None:

@@ -33,6 +33,7 @@ class VGG16Features(FeatureNet):
     """torchvision VGG16 → fc2 after ReLU (4096-d), from uint8 images resized to 224 like TF1."""
 
     pool_layer, logits_layer, resize = "fc2_relu", "", "tf1-bilinear-224"
+    pool_dim, logits_dim = 4096, 0
     size = 224
     weights_spec = VGG16
 

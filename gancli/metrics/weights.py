@@ -103,7 +103,8 @@ def find_weights(spec: WeightsFile, weights: str | Path | None = None, download:
         if given:
             path = Path(given).expanduser()
             if not path.is_file():
-                raise MissingWeightsError(f"Weights file '{path}' ({origin}) does not exist.")
+                state = "is a folder, not a file" if path.is_dir() else "does not exist"
+                raise MissingWeightsError(f"Weights file '{path}' ({origin}) {state}.")
             return path
     path = spec.hub_path()
     if path.is_file():

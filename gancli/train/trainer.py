@@ -19,7 +19,7 @@ from gancli import __version__
 from gancli.config import TrainConfig, save_toml
 from gancli.data.stream import batch_stream
 from gancli.device import resolve_device
-from gancli.errors import CheckpointError, ConfigError, GancliError
+from gancli.errors import CheckpointError, ConfigError, GancliError, state_dict_mismatch
 from gancli.nn import apply_critic_norm, count_critic_updates, mark_critic_updated
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
@@ -155,7 +155,8 @@ class Trainer:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
         except (KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"Checkpoint '{path}' does not fit this run's networks ({exc}).") from None
+            reason = state_dict_mismatch(exc) if isinstance(exc, RuntimeError) else f"no entry {exc}"
+            raise CheckpointError(f"Checkpoint '{path}' does not fit this run's networks ({reason}).") from None
         self.step, self.best = state["step"], state.get("best")
         self.set_learning_rates()
         rngs = state.get("rng_ranks") or [state["rng"]]
