@@ -33,6 +33,7 @@ class Run:
     path: Path
     cfg: TrainConfig
     recipe: Recipe
+    loaded_ema: bool = False  # whether load_generator's last generator was the EMA one
 
     def checkpoint(self, checkpoint: str | None = None) -> Path:
         return ckpt.resolve_checkpoint(self.path, checkpoint)
@@ -48,6 +49,7 @@ class Run:
         self.recipe.device = torch.device(device)
         G = self.recipe.build_models()["G"]
         key = "G_ema" if ema and "G_ema" in weights else "G"
+        self.loaded_ema = key == "G_ema"  # what was loaded, whatever the config says
         try:
             G.load_state_dict(weights[key])
         except RuntimeError as exc:

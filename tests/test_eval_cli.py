@@ -99,7 +99,18 @@ def test_cache_is_hit_on_the_second_run(cli, folders):
     assert third["protocol"]["real"]["statistics"] == "off"
 
 
-def _make_run(path, with_checkpoint=True):
+def test_a_damaged_cache_entry_is_recomputed_not_trusted(cli, folders, tmp_path):
+    real, fake = folders
+    first = json.loads(cli("eval", "fid", "--real", real, "--fake", fake, *BUILTIN, "--json").stdout)
+    for entry in (tmp_path / "cache" / "stats").glob("*.npz"):
+        with np.load(entry) as data:
+            mu = data["mu"] + 1
+        _tampered(entry, entry, keep_checksum=True, mu=mu)
+    again = json.loads(cli("eval", "fid", "--real", real, "--fake", fake, *BUILTIN, "--json").stdout)
+    assert again["protocol"]["real"]["statistics"] == "miss" and again["fid"] == first["fid"]
+
+
+def _make_run(path, with_checkpoint=True, with_ema=False):
     from gancli import api
     from gancli.config import save_toml
     from gancli.train import checkpoint as ckpt
@@ -110,8 +121,8 @@ def _make_run(path, with_checkpoint=True):
     save_toml(cfg, path / "config.toml")
     if with_checkpoint:
         G = get_recipe("uncond")(cfg).build_models()["G"]
-        ckpt.write_checkpoint(path / "checkpoints" / "step_00000007", {"G": G.state_dict()},
-                              {"recipe": "uncond", "step": 7})
+        weights = {"G": G.state_dict(), **({"G_ema": G.state_dict()} if with_ema else {})}
+        ckpt.write_checkpoint(path / "checkpoints" / "step_00000007", weights, {"recipe": "uncond", "step": 7})
     return path
 
 
@@ -124,6 +135,19 @@ def test_run_folder_as_fake_appends_to_metrics_jsonl(cli, folders, tmp_path):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["event"] == "eval" and records[-1]["step"] == 7 and "fid" in records[-1]["scores"]
     assert "builtin-cnn-v1" in records[-1]["protocol"]["fid"]
+
+
+def test_the_ema_label_says_which_weights_were_sampled(cli, folders, tmp_path):
+    real, _ = folders
+
+    def fake_label(run, *flags):
+        result = cli("eval", "fid", "--real", real, "--fake", run, "--n", "4", *flags, *BUILTIN, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["protocol"]["fake"]["label"]
+
+    plain, with_ema = _make_run(tmp_path / "plain"), _make_run(tmp_path / "ema", with_ema=True)
+    assert "(EMA)" not in fake_label(plain)  # the config asks for EMA, but the checkpoint has none
+    assert fake_label(with_ema).endswith("(EMA)") and "(EMA)" not in fake_label(with_ema, "--no-ema")
 
 
 def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, monkeypatch):

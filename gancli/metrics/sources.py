@@ -177,7 +177,7 @@ def open_run_source(spec: str, n: int, *, device: str | torch.device = "cpu", ch
     ckpt_path = run.checkpoint(checkpoint)  # CheckpointError when the run has none
     device = torch.device(device)
     G = run.load_generator(checkpoint, device, ema=ema)
-    uses_ema = bool(ema and getattr(run.cfg, "ema", False))
+    uses_ema = run.loaded_ema
     label = f"{run.path} @ {ckpt_path.name}{' (EMA)' if uses_ema else ''}"
     if truncation is not None:
         label += f" truncation {truncation:g}"
