@@ -37,10 +37,10 @@ def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
             path = Path(root) / name
             if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            if not path.exists():
-                raise DataError(f"Image '{path}' is a link to a file that does not exist.")
-            if path.is_file():
+            if path.is_file():  # one stat per file; only what is not a file is looked at again
                 files.append(path)
+            elif path.is_symlink() and not path.exists():
+                raise DataError(f"Image '{path}' is a link to a file that does not exist.")
     if not files:
         raise DataError(f"Folder '{folder}' contains no images ({', '.join(IMAGE_SUFFIXES)}).")
     return sorted(files)

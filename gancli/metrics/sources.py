@@ -217,7 +217,8 @@ def open_source(spec: str, *, n: int | None = None, device: str | torch.device =
         raise ConfigError("An empty SPEC was given; name a folder, run, dataset spec or .npz statistics file.")
     if n is not None and n < 1:
         raise ConfigError(f"The number of images must be positive, got {n}.")
-    if not is_run_folder(spec):
+    run_folder = is_run_folder(spec)
+    if not run_folder:
         for flag, value in (("--truncation", truncation), ("--checkpoint", checkpoint)):
             if value is not None:
                 raise ConfigError(f"{flag} applies to run folders, and '{spec}' is not one.")
@@ -229,7 +230,7 @@ def open_source(spec: str, *, n: int | None = None, device: str | torch.device =
         label = f"{spec} ({stats.meta.get('source', 'statistics')})"
         return Source(spec, "stats", stats.n, label, {"kind": "stats", "file": str(Path(spec).resolve()),
                                                     "source": stats.meta.get("source_description")}, stats=stats)
-    if is_run_folder(spec):
+    if run_folder:
         return open_run_source(spec, n or default_run_n, device=device, checkpoint=checkpoint, ema=ema,
                                truncation=truncation, seed=seed)
     return open_dataset_source(spec, n, workers=workers, pin_memory=torch.device(device).type == "cuda",
