@@ -115,6 +115,25 @@ def test_checkpoint_from_another_recipe(cli, tmp_path, tiny_uncond):
     assert_error(cli("train", "sr", "--resume", run), "recipe 'uncond', not 'sr'")
 
 
+def test_checkpoint_that_does_not_fit_the_runs_networks_is_one_line(cli, tmp_path, tiny_uncond):
+    run = tmp_path / "run"
+    assert cli("train", "uncond", "--out", run, "--steps", "2", *tiny_uncond).exit_code == 0
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("width = 0.125", "width = 0.25"))
+    result = cli("train", "uncond", "--resume", run, "--steps", "4")
+    assert_error(result, "does not fit this run's networks (size mismatch for", "more)")
+    error = result.output[result.output.index("Error:"):]  # after the resolved config the run prints first
+    assert len(error.strip().splitlines()) <= 3  # one sentence, not PyTorch's list of every key
+
+
+def test_a_folder_named_like_a_dataset_is_refused_by_the_cli(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cifar10").mkdir()
+    assert_error(cli("eval", "fid", "--real", "cifar10", "--fake", "builtin:train", "--features", "builtin",
+                     "--device", "cpu"),
+                 "'cifar10' names both the cifar10 dataset and a folder here; write ./cifar10 or folder:cifar10")
+
+
 def test_truncation_unsupported(cli, tmp_path, tiny_uncond):
     run = tmp_path / "run"
     assert cli("train", "uncond", "--out", run, "--steps", "1", *tiny_uncond).exit_code == 0
