@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,8 @@ from gancli.config import TrainConfig, apply_overrides, load_toml, validate
 from gancli.errors import ConfigError
 from gancli.runs import Run, open_run
 from gancli.train import distributed
-from gancli.train.trainer import Trainer, check_run_dir, start_run_dir
+from gancli.train.lock import RunLock
+from gancli.train.trainer import Trainer, check_run_dir, exit_recorded, start_run_dir
 
 __all__ = ["make_config", "train", "sample", "open_run"]
 
@@ -71,14 +73,16 @@ def train(cfg: TrainConfig, resume: bool = False,
     main = distributed.world_from_env().main  # under torchrun, process 0 alone writes the run folder
     run_dir = check_run_dir(cfg, resume) if main else Path(cfg.out)
     try:
-        trainer = Trainer(recipe, run_dir)
-        if resume:
-            trainer.restore(open_run(run_dir).checkpoint())
-        if main:
-            start_run_dir(cfg, run_dir)
-        if on_start:
-            on_start(trainer)
-        trainer.fit(on_progress)
+        with RunLock(run_dir) if main else contextlib.nullcontext():  # one training process per run folder
+            trainer = Trainer(recipe, run_dir)
+            if resume:
+                trainer.resume()  # from the latest checkpoint, or from step 0 if it stopped before the first
+            if main:
+                start_run_dir(cfg, run_dir)
+            if on_start:
+                on_start(trainer)
+            with exit_recorded(run_dir, main):
+                trainer.fit(on_progress)
     finally:
         distributed.stop()
     return open_run(run_dir)
@@ -91,3 +95,13 @@ def sample(run_dir: str | Path, n: int = 64, seed: int = 0, checkpoint: str | No
     G = run.load_generator(checkpoint, device)
     generator = torch.Generator(device).manual_seed(seed)
     return run.recipe.sample(G, n, generator, **kwargs)
+
+
+# ---- the runs overview -------------------------------------------------------------------------
+
+
+def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
+    """One summary per run folder under root (recipe, step / steps, status, best score, last checkpoint, wall time)."""
+    from gancli.runs import find_runs, summarize_run
+
+    return [summarize_run(path) for path in find_runs(root)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,68 @@ def open_run(path: str | Path) -> Run:
     except ConfigError as exc:
         raise CheckpointError(f"Run config '{config_file}' does not match this gancli version: {exc}") from None
     return Run(path, cfg, recipe_cls(cfg))
+
+
+# ---- the runs overview (`gancli runs`) ---------------------------------------------------------
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run folders (with a config.toml) at root or directly under it, by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CheckpointError(f"Folder '{root}' does not exist.")
+    if (root / "config.toml").is_file():
+        return [root]
+    return sorted(p.parent for p in root.glob("*/config.toml"))
+
+
+def _whole_records(metrics_file: Path) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl, skipping a last line that a killed process left half-written."""
+    if not metrics_file.is_file():
+        return []
+    records = []
+    for line in metrics_file.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def summarize_run(path: str | Path) -> dict[str, Any]:
+    """Recipe, step / steps, status (running, finished, interrupted, failed), best score, last checkpoint, wall time."""
+    from gancli.train.lock import read_exit, read_lock
+
+    path = Path(path)
+    raw = load_toml(path / "config.toml")
+    best_metric, problem = None, ""
+    try:
+        best_metric = open_run(path).recipe.best_metric
+    except (CheckpointError, ConfigError) as exc:  # listed all the same, with the reason it cannot be opened
+        problem = str(exc)
+    records = _whole_records(path / "metrics.jsonl")
+    checkpoints = ckpt.step_dirs(path)
+    last_ckpt = int(checkpoints[-1].name.split("_")[1]) if checkpoints else None
+    steps = raw.get("steps")
+    step = max([r["step"] for r in records if isinstance(r.get("step"), int)] + [last_ckpt or 0])
+    times = [r["time"] for r in records if isinstance(r.get("time"), (int, float))]
+    lock, ended = read_lock(path), read_exit(path)
+    if lock is not None:
+        status = "running"
+    elif ended.get("status") == "failed":
+        status = "failed"
+    elif last_ckpt is not None and isinstance(steps, int) and last_ckpt >= steps:
+        status = "finished"
+    else:
+        status = "interrupted"
+    best = None
+    if best_metric is not None:
+        key, mode = best_metric
+        scored = [(r[f"eval/{key}"], r["step"]) for r in records
+                  if isinstance(r.get(f"eval/{key}"), (int, float)) and not math.isnan(r[f"eval/{key}"])]
+        if scored:
+            value, at = (min if mode == "min" else max)(scored, key=lambda vs: vs[0])
+            best = {"metric": key, "value": value, "step": at}
+    return {"run": str(path), "recipe": raw.get("recipe", ""), "step": step, "steps": steps, "status": status,
+            "pid": lock["pid"] if lock else None, "message": ended.get("message", "") if status == "failed" else problem,
+            "best": best, "last_checkpoint": last_ckpt, "wall_time_s": times[-1] if times else None}

@@ -48,7 +48,7 @@ class SRConfig(TrainConfig):
     init_from: str = ""  # a run folder whose generator (latest checkpoint) initialises G
     adversarial: bool = True  # False: a pure L1 pretraining run, no critic
     pretrain_steps: int = 0  # first steps of L1-only training (critic off) before the adversarial phase
-    augment: bool = True  # random flips and 90° rotations of the crops
+    flip_rotate: bool = True  # random flips and 90° rotations of the crops
     test_data: str = ""  # held-out images scored by evaluate(); "" = builtin test photos / DIV2K valid
     eval_images: int = 10  # at most this many held-out images per evaluation
     eval_tile: int = 256  # LR tile size of evaluation and sampling (0 = whole images)
@@ -105,6 +105,7 @@ class SuperResolution(Recipe):
     presets = PRESETS
     offline_preset = "quick"
     best_metric = None  # the adversarial phase trades PSNR for realism: "best PSNR" would be the L1 model
+    no_augment_reason = "its critic judges fine texture, which augmented inputs would teach it to overlook"
 
     def __init__(self, cfg: SRConfig):
         super().__init__(cfg)
@@ -164,7 +165,7 @@ class SuperResolution(Recipe):
             log.warning("sr: the critic starts against a random generator; the paper starts from an L1/MSE-"
                         "pretrained one (--init-from RUN, or --pretrain-steps N).")
         images = open_sr_images(cfg.data, cfg.scale, "train")
-        return SRCrops(images, cfg.hr_size, cfg.augment)
+        return SRCrops(images, cfg.hr_size, cfg.flip_rotate)
 
     def _initialise_from(self, run_dir: str, G: nn.Module) -> None:
         from gancli.runs import open_run

@@ -135,6 +135,8 @@ def train(
         def on_start(trainer):
             bar.update(task, completed=trainer.step)
             where = "resumed at step %d" % trainer.step if resume else "new run"
+            if resume and trainer.step == 0:
+                where = "no checkpoint was saved before it stopped: restarting from step 0 with its saved config,"
             console.print(f"[bold]{where}[/] in [cyan]{trainer.run_dir}[/] on {trainer.device}")
 
         def on_progress(step, logs):
@@ -236,12 +238,13 @@ def bench_train(
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import bench, eval_gen, eval_iqa, upscale
+    from gancli.cli import bench, eval_gen, eval_iqa, runs, upscale
 
     eval_gen.register(eval_app)
     eval_iqa.register(eval_app)
     bench.register(bench_app)
     upscale.register(app)
+    runs.register(app)
 
 
 _register_commands()

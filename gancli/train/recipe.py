@@ -37,6 +37,9 @@ class Recipe:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     offline_preset: ClassVar[str] = "quick"  # used when no --data and no --preset is given
     best_metric: ClassVar[tuple[str, str] | None] = None  # e.g. ("fid", "min") keeps checkpoints/best
+    # --augment augments the critic's first argument (an image batch) on every call; a recipe whose critic must see
+    # its inputs as they are gives the reason here, and the flag is refused with it
+    no_augment_reason: ClassVar[str] = ""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
