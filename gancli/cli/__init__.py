@@ -106,6 +106,10 @@ def train(
     sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps."),
     ckpt_every: Optional[int] = typer.Option(None, help="Checkpoint every N steps."),
     eval_every: Optional[int] = typer.Option(None, help="Evaluate every N steps."),
+    augment: Optional[str] = typer.Option(None, help="Augment every image the critic sees: none, diffaug "
+                                                     "(DiffAugment) or ada (adaptive, Karras et al. 2020)."),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
+                                               help="Also write TensorBoard files (needs the tensorboard extra)."),
 ):
     """Train a recipe. Any config field can also be given as --field-name VALUE."""
     from gancli.train.distributed import world_from_env
@@ -115,7 +119,7 @@ def train(
     options = dict(data=data, out=out, steps=steps, batch_size=batch_size, norm=norm, penalty=penalty,
                    loss=loss, lr_g=lr_g, lr_d=lr_d, n_dis=n_dis, ema=ema, precision=precision, device=device,
                    seed=seed, deterministic=deterministic, log_every=log_every, sample_every=sample_every,
-                   ckpt_every=ckpt_every, eval_every=eval_every)
+                   ckpt_every=ckpt_every, eval_every=eval_every, augment=augment, tensorboard=tensorboard)
     if betas is not None:
         options["betas_g"] = options["betas_d"] = betas
     sets = {**_extra_options(ctx.args), **parse_set(set_)}
