@@ -16,6 +16,7 @@ critic, so no recipe code changes and the critic's state-dict keys stay as they 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import kornia.augmentation as K
@@ -177,7 +178,9 @@ class CriticAugmentation:
         self._sign_sum, self._count = 0.0, 0
 
     def logs(self) -> dict[str, float]:
-        return {"augment/p": self.p, "augment/rt": self.rt} if self.adaptive else {}
+        if not self.adaptive:
+            return {}
+        return {"augment/p": self.p, **({} if math.isnan(self.rt) else {"augment/rt": self.rt})}  # rt: once measured
 
     def state_dict(self) -> dict[str, float]:
         return {"p": self.p, "rt": self.rt, "critic_steps": self.critic_steps,
