@@ -157,6 +157,7 @@ def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, mon
     import recipes
     from gancli.config import save_toml
     from gancli.metrics.sources import open_source
+    from gancli.runs import run_source
     from gancli.train import checkpoint as ckpt
     from recipes.uncond import Uncond, UncondConfig
 
@@ -181,14 +182,16 @@ def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, mon
     ckpt.write_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000003", {"G": G.state_dict()},
                           {"recipe": "condtoy", "step": 3})
 
-    source = open_source(str(tmp_path / "run"), n=23, truncation=0.5)
+    with pytest.raises(ConfigError, match="is a run folder; evaluate it through gancli.api"):
+        open_source(str(tmp_path / "run"), n=23)  # the metrics never open runs themselves
+    source = open_source(str(tmp_path / "run"), n=23, truncation=0.5, open_run=run_source)
     images = torch.cat(list(source.batches(4)))
     classes = (images[:, 0, 0, 0].float() / 255 * 4).round().long()
     assert len(images) == 23 and classes.bincount().tolist() == [5, 5, 5, 4, 4]
     assert set(calls) == {0.5} and source.description["class_balanced"]
     assert "truncation 0.5" in source.label
     with pytest.raises(ConfigError, match="--truncation must be a positive threshold, got -1"):
-        open_source(str(tmp_path / "run"), n=23, truncation=-1.0)
+        open_source(str(tmp_path / "run"), n=23, truncation=-1.0, open_run=run_source)
 
 
 def test_bench_eval_matches_torch_fidelity_on_cpu(cli):
