@@ -489,3 +489,24 @@ def test_stats_file_under_a_file_is_a_clear_error(cli, tmp_path):
     out = tmp_path / "file.png" / "stats.npz"
     assert_error(cli("eval", "stats", "builtin:test", "--out", out, "--n", "10", *BUILTIN),
                  f"Cannot write statistics file '{out}'")
+
+
+def test_verbs_a_recipe_lacks_are_refused_in_one_sentence(cli, tmp_path):
+    """Every verb goes through api.load; a run whose recipe lacks it is refused before any image is read."""
+    run = _make_run(tmp_path / "run")
+    image = tmp_path / "in.png"
+    save_image(torch.zeros(3, 8, 8, dtype=torch.uint8), image)
+    result = cli("upscale", run, image, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "This is a 'uncond' run; `gancli upscale` needs an sr run." in result.output
+    assert not (tmp_path / "out").exists()
+    result = cli("eval", "sr", run, "--data", "builtin")
+    assert result.exit_code == 1 and "This is a 'uncond' run; `gancli eval sr` needs an sr run." in result.output
+
+
+def test_api_evaluate_takes_a_run_folder(tmp_path):
+    from gancli import api
+
+    run = _make_run(tmp_path / "run")
+    score = api.evaluate("fid", fake=run, real="builtin:test:32", features="builtin", device="cpu", n=20, n_real=20)
+    assert score.metric == "fid" and score.value > 0
+    assert score.protocol["fake"]["kind"] == "run" and "step_00000007" in score.protocol["fake"]["label"]
