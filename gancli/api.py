@@ -4,6 +4,9 @@
     cfg = api.make_config("uncond", preset="quick", norm="san")
     run = api.train(cfg)
     images = api.sample(run.path, n=16)
+    score = api.evaluate("fid", fake=run.path, real="builtin:test:32", features="builtin", n=1000)
+
+The only layer (with gancli.runs) that turns a run folder into objects; the CLI and examples/ go through it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,21 @@ import torch
 
 from gancli.config import TrainConfig, apply_overrides, load_toml, validate
 from gancli.errors import ConfigError
-from gancli.runs import Run, open_run
+from gancli.runs import LoadedRun, Run, open_run, record_in_run, run_source
 from gancli.train import distributed
 from gancli.train.lock import RunLock
 from gancli.train.trainer import Trainer, check_run_dir, exit_recorded, start_run_dir
 
-__all__ = ["make_config", "train", "sample", "open_run"]
+__all__ = ["make_config", "train", "sample", "load", "open_run", "evaluator", "evaluate", "record_in_run",
+           "recipes", "bench_training"]
+
+
+def recipes() -> list[dict[str, Any]]:
+    """Each registered recipe: name, summary, presets and the offline default preset."""
+    from recipes import REGISTRY, get_recipe
+
+    return [{"name": name, "summary": cls.summary, "presets": list(cls.presets), "offline_preset": cls.offline_preset}
+            for name, cls in ((name, get_recipe(name)) for name in REGISTRY)]
 
 
 def make_config(recipe: str, *, preset: str | None = None, config_file: str | Path | None = None,
@@ -88,18 +100,98 @@ def train(cfg: TrainConfig, resume: bool = False,
     return open_run(run_dir)
 
 
+def load(run_dir: str | Path, checkpoint: str | None = None, device: str = "cpu", ema: bool = True,
+         verb: str | None = None) -> LoadedRun:
+    """A run's generator (EMA weights when the run has them and ema is True) with its recipe's inference verbs;
+    `verb` (e.g. "upscale") is refused in one sentence, before loading, when the run's recipe lacks it."""
+    from gancli.device import resolve_device
+
+    return open_run(run_dir).load(checkpoint, resolve_device(device), ema, verb)
+
+
 def sample(run_dir: str | Path, n: int = 64, seed: int = 0, checkpoint: str | None = None,
-           device: str = "cpu", **kwargs: Any) -> torch.Tensor:
+           device: str = "cpu", ema: bool = True, truncation: float | None = None, **kwargs: Any) -> torch.Tensor:
     """n images in [-1, 1] from a run's generator (EMA weights when the run has them)."""
-    run = open_run(run_dir)
-    G = run.load_generator(checkpoint, device)
-    generator = torch.Generator(device).manual_seed(seed)
-    return run.recipe.sample(G, n, generator, **kwargs)
+    return load(run_dir, checkpoint, device, ema).sample(n, seed, truncation, **kwargs)
 
 
-# ---- the runs overview -------------------------------------------------------------------------
+def evaluator(**options: Any):
+    """A gancli.metrics Evaluator (options are its fields) that also takes run folders as sources."""
+    from gancli.metrics import Evaluator
+
+    return Evaluator(**options, open_run=run_source)
 
 
+def evaluate(metric: str, fake: str | Path, real: str | Path | None = None, **options: Any):
+    """One metric in one call, run folders included: `evaluate("fid", fake="runs/x", real="cifar10:test")`.
+
+    Options are Evaluator fields (features, weights, device, precision, ...) or Evaluator.evaluate arguments
+    (n, n_real, kid_subset_size, truncation, ...).
+    """
+    import dataclasses
+
+    from gancli.metrics import Evaluator
+
+    fields = {f.name for f in dataclasses.fields(Evaluator) if f.init} - {"open_run"}
+    ev = evaluator(**{k: v for k, v in options.items() if k in fields})
+    return ev.evaluate(metric, str(fake), None if real is None else str(real),
+                       **{k: v for k, v in options.items() if k not in fields})
+
+
+# ---------------------------------------------------------------------------------------------
+# Training throughput (`gancli bench train`): variants timed in one process against a baseline
+# ---------------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_training(recipe: str, options: dict[str, Any], iters: int, warmup: int) -> dict[str, float | None]:
+    """Iterations/s and images/s (n_dis critic steps + one generator step, EMA, data loading included) and the
+    peak accelerator memory (None on the CPU, where PyTorch keeps no per-run peak)."""
+    import tempfile
+
+    from gancli.data.stream import batch_stream
+    from recipes import get_recipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = make_config(recipe, **{**options, "out": str(Path(tmp) / "run")})
+        trainer = Trainer(get_recipe(recipe)(cfg), Path(tmp))
+        stream = batch_stream(trainer.dataset, cfg.batch_size, cfg.seed, 0, trainer.workers())
+        cuda = trainer.device.type == "cuda"
+        for _ in range(warmup):
+            trainer.iteration(stream)
+        _sync(trainer.device)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(trainer.device)
+        start = time.perf_counter()
+        for _ in range(iters):
+            trainer.iteration(stream)
+        _sync(trainer.device)
+        elapsed = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else None
+    return {"it_s": iters / elapsed, "img_s": iters * cfg.batch_size / elapsed, "peak_mib": peak,
+            "peak_mib_per_image": peak / cfg.batch_size if peak is not None else None}
+
+
+def bench_training(recipe: str, base: dict[str, Any], variants: list[str], iters: int,
+                   warmup: int) -> list[dict[str, Any]]:
+    """Time the base config and each 'key=value,key=value' variant; ratios are to the base."""
+    from gancli.config import parse_set
+
+    rows = []
+    for variant in ["", *variants]:
+        changes = parse_set([v for v in variant.split(",") if v]) if variant else {}
+        result = time_training(recipe, {**base, **changes}, iters, warmup)
+        rows.append({"variant": variant or "baseline", **result})
+    for row in rows:
+        row["ratio"] = row["it_s"] / rows[0]["it_s"]
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs overview (`gancli runs`): status, progress and best score of each run in a folder
+# ---------------------------------------------------------------------------------------------
 def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     """One summary per run folder under root (recipe, step / steps, status, best score, last checkpoint, wall time)."""
     from gancli.runs import find_runs, summarize_run

@@ -23,8 +23,9 @@ from gancli.config import TrainConfig
 from gancli.data.sr import SRCrops, SRImages, bicubic_upsample, heldout_for, image_size, open_sr_images
 from gancli.errors import CheckpointError, ConfigError
 from gancli.objectives import PENALTIES, critic_penalty, get_loss
-from gancli.sr_inference import SR_PROTOCOL, mean_scores, score_sr_images
+from gancli.nn.tiling import upscale_image
 from gancli.train.recipe import Recipe
+from recipes.sr_eval import SR_PROTOCOL, mean_scores, score_sr_images
 from recipes.sr_nets import RRDBNet, SRCritic, SRResNetGenerator
 
 log = logging.getLogger("gancli.sr")
@@ -168,22 +169,28 @@ class SuperResolution(Recipe):
         return SRCrops(images, cfg.hr_size, cfg.flip_rotate)
 
     def _initialise_from(self, run_dir: str, G: nn.Module) -> None:
-        from gancli.runs import open_run
+        from gancli.config import load_toml
         from gancli.train import checkpoint as ckpt
 
-        run = open_run(run_dir)
-        if run.cfg.recipe != "sr":
-            raise CheckpointError(f"--init-from '{run_dir}' is a '{run.cfg.recipe}' run, not an sr run.")
+        config_file = Path(run_dir) / "config.toml"
+        if not config_file.is_file():
+            raise CheckpointError(f"--init-from '{run_dir}' is not a gancli run folder (it has no config.toml).")
+        other = load_toml(config_file)
+        if other.get("recipe") != "sr":
+            raise CheckpointError(f"--init-from '{run_dir}' is a '{other.get('recipe')}' run, not an sr run.")
+        defaults = SRConfig()
         for key in ("arch", "scale", "n_blocks"):
-            if getattr(run.cfg, key) != getattr(self.cfg, key):
-                raise CheckpointError(f"--init-from '{run_dir}' has {key} = {getattr(run.cfg, key)}, "
+            theirs = other.get(key, getattr(defaults, key))
+            if theirs != getattr(self.cfg, key):
+                raise CheckpointError(f"--init-from '{run_dir}' has {key} = {theirs}, "
                                       f"but this run has {key} = {getattr(self.cfg, key)}.")
-        weights, _ = ckpt.load_weights(run.checkpoint())
+        path = ckpt.resolve_checkpoint(run_dir)
+        weights, _ = ckpt.load_weights(path)
         try:
             G.load_state_dict(weights["G"])
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"--init-from '{run_dir}' holds no generator that fits ({exc}).") from None
-        log.warning("sr: generator initialised from %s", run.checkpoint())
+        log.warning("sr: generator initialised from %s", path)
 
     # ---- steps -------------------------------------------------------------------------
     def d_step(self, models, batch):
@@ -274,13 +281,29 @@ class SuperResolution(Recipe):
     def finalize_generator(self, G):
         G.eval()
 
+    # ---- inference verbs ---------------------------------------------------------------
+    @torch.no_grad()
+    def upscale(self, G, image, *, tile=256, overlap=40, device=None, on_tile=None):
+        """One uint8 image (3, h, w) upscaled by G → uint8 (3, s·h, s·w), tiled so any size fits in memory."""
+        return upscale_image(G, image, self.cfg.scale, tile, overlap, device, on_tile)
 
-def load_sr_run(run_dir: str | Path, checkpoint: str | None = None, device: str | torch.device = "cpu",
-                ema: bool = True) -> tuple[nn.Module, SRConfig]:
-    """(generator, config) of an sr run folder, the generator ready for inference."""
-    from gancli.runs import open_run
+    def score_test_set(self, G, data, lr=None, *, limit=0, tile=256, overlap=40, device=None, on_image=None,
+                       on_total=None):
+        """G and bicubic on a test set (HR folder, DIV2K root or 'builtin'; LR made by MATLAB bicubic unless `lr`).
 
-    run = open_run(run_dir)
-    if run.cfg.recipe != "sr":
-        raise CheckpointError(f"Run '{run_dir}' is a '{run.cfg.recipe}' run; upscaling needs an sr run.")
-    return run.load_generator(checkpoint, device, ema=ema), run.cfg
+        on_image(name) is called after each of the 2·count images scored (model, then bicubic); on_total(2·count)
+        once before."""
+        from gancli.data.sr import SRTestSet
+
+        scale = self.cfg.scale
+        images = SRTestSet(data, lr, scale) if lr else open_sr_images(data, scale, "test")
+        count = min(limit, len(images)) if limit else len(images)
+        if on_total:
+            on_total(2 * count)
+        model_rows = score_sr_images(G, images, scale, limit=count, tile=tile, overlap=overlap, device=device,
+                                     on_image=on_image)
+        bicubic_rows = score_sr_images(None, images, scale, limit=count, on_image=on_image)
+        return {"data": images.what, "scale": scale, "count": count, "protocol": SR_PROTOCOL.format(s=scale),
+                "notes": [n for n in [images.crop_note()] if n], "model": model_rows, "bicubic": bicubic_rows,
+                "mean": {"model": mean_scores(model_rows), "bicubic": mean_scores(bicubic_rows)}}
+

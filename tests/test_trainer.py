@@ -165,7 +165,7 @@ def test_checkpoints_by_wall_time(tmp_path, monkeypatch):
     run = api.train(tiny_config(tmp_path / "r", steps=9, ckpt_every=0, ckpt_minutes=10, keep_ckpts=10))
     # 10 minutes passed at step 4 (12 min) and again at step 8; the last step is always saved
     assert [p.name for p in ckpt.step_dirs(run.path)] == ["step_00000004", "step_00000008", "step_00000009"]
-    times = [json.loads(line)["time"] for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    times = [json.loads(line)["wall_time"] for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     assert times == [180.0 * step for step in range(1, 10)]
     assert ckpt.load_state(run.checkpoint())["wall_time"] == 9 * 180.0  # a resumed run counts on from here
 
@@ -235,7 +235,7 @@ def test_tensorboard_files_hold_scalars_samples_and_scores(tmp_path):
     events = EventAccumulator(str(run.path / "tensorboard"))
     events.Reload()
     tags = events.Tags()
-    assert {"D/loss", "G/loss", "lr_G", "time", "eval/fid", "eval/is"} <= set(tags["scalars"])
+    assert {"D/loss", "G/loss", "lr_G", "wall_time", "eval/fid", "eval/is"} <= set(tags["scalars"])
     assert [e.step for e in events.Scalars("G/loss")] == [1, 2]
     assert tags["images"] == ["samples"] and events.Images("samples")[0].step == 2
 

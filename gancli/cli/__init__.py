@@ -37,13 +37,11 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 @app.command("recipes")
 def list_recipes():
     """List the recipes, one line each, with their presets."""
-    from recipes import REGISTRY, get_recipe
-
     table = Table("recipe", "what it trains", "presets", title="gancli recipes")
-    for name in REGISTRY:
-        cls = get_recipe(name)
-        presets = ", ".join(f"{p}{' (offline default)' if p == cls.offline_preset else ''}" for p in cls.presets)
-        table.add_row(name, cls.summary, presets)
+    for info in api.recipes():
+        presets = ", ".join(f"{p}{' (offline default)' if p == info['offline_preset'] else ''}"
+                            for p in info["presets"])
+        table.add_row(info["name"], info["summary"], presets)
     console.print(table)
 
 
@@ -181,11 +179,7 @@ def sample(
     ema: bool = typer.Option(True, "--ema/--no-ema", help="Use EMA weights when the run has them."),
 ):
     """Draw samples from a run's generator as a grid or as separate PNGs."""
-    import torch
-
     from gancli.data.images import save_image, to_uint8
-    from gancli.device import resolve_device
-    from gancli.runs import open_run, sampling_options
     from gancli.train.plots import save_grid
 
     if n <= 0:
@@ -194,13 +188,10 @@ def sample(
     if out is not None and not grid and out.suffix and not out.is_dir():
         raise ConfigError(f"--out '{out}' is neither a .png or .jpg file (for a grid) nor a folder (for one PNG per "
                           f"image); give a name ending in .png, or a folder name without a suffix.")
-    handle = open_run(run)
-    kwargs = sampling_options(handle.recipe, truncation)
-    dev = resolve_device(device)
-    G = handle.load_generator(checkpoint, dev, ema=ema)
-    images = handle.recipe.sample(G, n, torch.Generator(dev).manual_seed(seed), **kwargs)
+    model = api.load(run, checkpoint, device, ema)
+    images = model.sample(n, seed, truncation)
     if out is None:
-        out, grid = handle.path / "samples" / "sample.png", True
+        out, grid = model.run.path / "samples" / "sample.png", True
     if grid:
         save_grid(images, out)
     else:
@@ -221,22 +212,23 @@ def bench_train(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """Training iterations/s of config variants against a baseline, in one process."""
+    """Training iterations/s, images/s and peak GPU memory of config variants against a baseline, in one process."""
     import json
-
-    from gancli.train.bench import bench_training
 
     if iters <= 0 or warmup < 0:
         raise ConfigError("--iters must be positive and --warmup not negative.")
     variants = variant or ["precision=bf16", "norm=sn", "norm=none"]
     base = {"device": device, **parse_set(set_), "sample_every": 0, "ckpt_every": 0, "eval_every": 0}
-    rows = bench_training(recipe, base, variants, iters, warmup)
+    rows = api.bench_training(recipe, base, variants, iters, warmup)
     if json_out:
         console.print_json(json.dumps(rows))
         return
-    table = Table("variant", "it/s", "img/s", "ratio", title=f"bench train {recipe} ({iters} iterations)")
+    table = Table("variant", "it/s", "img/s", "ratio", "peak MiB", "MiB/image",
+                  title=f"bench train {recipe} ({iters} iterations)")
     for row in rows:
-        table.add_row(row["variant"], f"{row['it_s']:.2f}", f"{row['img_s']:.0f}", f"{row['ratio']:.3f}x")
+        memory = ([f"{row['peak_mib']:.0f}", f"{row['peak_mib_per_image']:.1f}"] if row["peak_mib"] is not None
+                  else ["-", "-"])
+        table.add_row(row["variant"], f"{row['it_s']:.2f}", f"{row['img_s']:.0f}", f"{row['ratio']:.3f}x", *memory)
     console.print(table)
 
 

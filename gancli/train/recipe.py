@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
+from gancli.errors import ConfigError
 
 Logs = dict[str, float]
 Models = dict[str, nn.Module]
@@ -29,6 +30,8 @@ class Recipe:
       return `(loss, logs)`; the trainer does backward, accumulation, optimizer steps and EMA.
     - `sample(G, n, generator)` returns n images in [-1, 1] (N, 3, H, W) for grids and
       `gancli sample`; `evaluate(G)` returns named scores for metrics.jsonl.
+    - Inference verbs (`upscale`, ...) are methods named in VERBS; a recipe that lacks one refuses it in one
+      sentence (check_supports), so the API can offer every verb on every run.
     """
 
     name: ClassVar[str] = ""
@@ -79,3 +82,26 @@ class Recipe:
     def finalize_generator(self, G: nn.Module) -> None:
         """Prepare a loaded generator for inference (e.g. BigGAN standing statistics)."""
         G.eval()
+
+    # ---- inference verbs: a recipe overrides those it supports ---------------------------------
+    VERBS: ClassVar[dict[str, tuple[str, str]]] = {  # method: (the command, what it needs)
+        "upscale": ("`gancli upscale`", "an sr run"),
+        "score_test_set": ("`gancli eval sr`", "an sr run"),
+    }
+
+    def supports(self, verb: str) -> bool:
+        return getattr(type(self), verb) is not getattr(Recipe, verb)
+
+    def check_supports(self, verb: str) -> None:
+        """One sentence when this recipe lacks an inference verb."""
+        if not self.supports(verb):
+            command, needs = self.VERBS[verb]
+            raise ConfigError(f"This is a '{self.name}' run; {command} needs {needs}.")
+
+    def upscale(self, G: nn.Module, image: torch.Tensor, **options: Any) -> torch.Tensor:
+        """One uint8 image (3, h, w) → its upscaled uint8 image."""
+        self.check_supports("upscale")
+
+    def score_test_set(self, G: nn.Module, data: str, lr: str | None = None, **options: Any) -> dict[str, Any]:
+        """Per-image and mean restoration scores of G on a test set, next to a baseline."""
+        self.check_supports("score_test_set")

@@ -32,7 +32,7 @@ from gancli.train.recipe import Recipe
 from gancli.train.schedules import lr_factor
 from gancli.train.tensorboard import open_tensorboard
 
-clock = time.monotonic  # wall time of checkpoints-by-time and of the logged "time" (tests replace it)
+clock = time.monotonic  # wall time of checkpoints-by-time and of the logged "wall_time" (tests replace it)
 
 
 class TrainingInterrupted(GancliError):
@@ -347,8 +347,8 @@ class Trainer:
                         means = distributed.average_values({k: v / count for k, v in sums.items()}, self.world,
                                                            self.device)
                         augment = self.augment.logs() if self.augment is not None else {}
-                        self.log({"step": self.step, "time": round(self.elapsed(), 2), "it_s": count / elapsed, **means,
-                                  **lrs, **augment})
+                        self.log({"step": self.step, "wall_time": round(self.elapsed(), 2), "it_s": count / elapsed,
+                                  **means, **lrs, **augment})
                         sums, count, t0 = {}, 0, time.perf_counter()
                     if cfg.sample_every and self.step % cfg.sample_every == 0:
                         self.write_samples()
