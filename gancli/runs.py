@@ -237,5 +237,6 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
             value, at = (min if mode == "min" else max)(scored, key=lambda vs: vs[0])
             best = {"metric": key, "value": value, "step": at}
     return {"run": str(path), "recipe": raw.get("recipe", ""), "step": step, "steps": steps, "status": status,
-            "pid": lock["pid"] if lock else None, "message": ended.get("message", "") if status == "failed" else problem,
+            "pid": lock["pid"] if lock else None,
+            "message": ended.get("message", "") if status == "failed" else problem,
             "best": best, "last_checkpoint": last_ckpt, "wall_time_s": times[-1] if times else None}

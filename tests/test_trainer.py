@@ -240,7 +240,8 @@ def test_tensorboard_files_hold_scalars_samples_and_scores(tmp_path):
     assert tags["images"] == ["samples"] and events.Images("samples")[0].step == 2
 
 
-def test_without_tensorboard_training_goes_on_and_says_how_to_install(tmp_path, monkeypatch, caplog, cli, tiny_uncond):
+def test_without_tensorboard_training_goes_on_and_says_how_to_install(tmp_path, monkeypatch, caplog, cli,
+                                                                     tiny_uncond):
     import builtins
 
     real_import = builtins.__import__

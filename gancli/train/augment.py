@@ -32,7 +32,10 @@ DIFFAUG_POLICIES = ("color", "translation", "cutout")
 
 
 class ChannelMeanSaturation(IntensityAugmentationBase2D):
-    """Zhao et al.'s saturation: (x - mean_c x)·f + mean_c x, one f per image (kornia's own goes through HSV and clamps to [0, 1])."""
+    """Zhao et al.'s saturation: (x - mean_c x)·f + mean_c x, one f per image.
+
+    kornia's RandomSaturation goes through HSV and clamps to [0, 1], another operation on [-1, 1] images.
+    """
 
     def __init__(self, saturation: tuple[float, float] = (0.0, 2.0), p: float = 1.0):
         super().__init__(p=p)
@@ -45,7 +48,10 @@ class ChannelMeanSaturation(IntensityAugmentationBase2D):
 
 
 class ImageMeanContrast(IntensityAugmentationBase2D):
-    """Zhao et al.'s contrast: (x - mean x)·f + mean x over the whole image (kornia's scales x itself, or about grey luma, and clamps)."""
+    """Zhao et al.'s contrast: (x - mean x)·f + mean x, the mean over the whole image, one f per image.
+
+    kornia's RandomContrast scales x itself (or about its grey mean) and clamps to [0, 1].
+    """
 
     def __init__(self, contrast: tuple[float, float] = (0.5, 1.5), p: float = 1.0):
         super().__init__(p=p)

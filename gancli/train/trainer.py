@@ -403,7 +403,8 @@ def check_run_dir(cfg: TrainConfig, resume: bool) -> Path:
         raise ConfigError(f"'{run_dir}' already holds a run; pass --resume {run_dir} to continue it "
                           "or choose another --out.")
     if resume and not (run_dir / "config.toml").is_file():
-        raise CheckpointError(f"'{run_dir}' is not a gancli run folder (it has no config.toml), so it cannot be resumed.")
+        raise CheckpointError(f"'{run_dir}' is not a gancli run folder (it has no config.toml), so it cannot be "
+                              "resumed.")
     return run_dir
 
 
