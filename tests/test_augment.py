@@ -147,6 +147,14 @@ def test_ada_says_when_the_critic_never_sees_the_batch_as_given():
         ada.after_critic_step(distributed.world_from_env(), torch.device("cpu"))
 
 
+def test_a_critic_that_does_not_take_rgb_images_first_is_refused():
+    augment = CriticAugmentation("diffaug")
+    critic = nn.Conv2d(5, 1, 3)  # e.g. a label map concatenated to the image
+    augment.attach(critic)
+    with pytest.raises(ConfigError, match=r"first argument is an RGB image batch \(N, 3, H, W\)"):
+        critic(torch.zeros(2, 5, 8, 8))
+
+
 def test_sr_refuses_augment_in_one_sentence(cli, tmp_path):
     result = cli("train", "sr", "--out", tmp_path / "sr", "--augment", "diffaug", "--device", "cpu")
     assert result.exit_code == 1

@@ -136,8 +136,9 @@ class CriticAugmentation:
         self._pending.clear()
 
     def _before_critic(self, module: nn.Module, args: tuple) -> tuple:
-        if not args or not torch.is_tensor(args[0]) or args[0].dim() != 4:
-            raise ConfigError("--augment needs a critic whose first argument is an image batch (N, C, H, W).")
+        if not args or not torch.is_tensor(args[0]) or args[0].dim() != 4 or args[0].shape[1] != 3:
+            raise ConfigError("--augment needs a critic whose first argument is an RGB image batch (N, 3, H, W); "
+                              "this recipe's critic takes something else first.")
         images = args[0]
         self._pending.append(self._recording and images.data_ptr() in self._reals)
         return (self(images), *args[1:])
