@@ -170,3 +170,6 @@ def test_unknown_augment_is_refused(cli, tmp_path, tiny_uncond):
     assert result.exit_code == 1 and "'diffaug_policy' names one or more of color" in result.stderr
     result = cli("train", "uncond", "--out", tmp_path / "r", "--ada-target", "1.5", *tiny_uncond)
     assert result.exit_code == 1 and "'ada_target' must be in (0, 1)" in result.stderr
+    result = cli("train", "uncond", "--out", tmp_path / "r", "--ckpt-minutes", "-1", *tiny_uncond)
+    assert result.exit_code == 1 and "'ckpt_minutes' must not be negative" in result.stderr
+    assert not (tmp_path / "r").exists()

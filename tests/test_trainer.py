@@ -226,6 +226,9 @@ def test_a_second_process_training_into_the_same_run_is_refused(tmp_path, cli, t
     assert result.exit_code == 0, result.stderr
     result = cli("train", "uncond", "--resume", tmp_path / "nothing-here")
     assert result.exit_code == 1 and "does not exist" in result.stderr
+    with pytest.raises(CheckpointError, match="is not a gancli run folder"):  # the API checks it too
+        api.train(tiny_config(tmp_path / "nothing-here"), resume=True)
+    assert not (tmp_path / "nothing-here").exists()
 
 
 def test_tensorboard_files_hold_scalars_samples_and_scores(tmp_path):
