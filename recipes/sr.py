@@ -144,7 +144,7 @@ class SuperResolution(Recipe):
     Config = SRConfig
     presets = PRESETS
     offline_preset = "quick"
-    best_metric = None  # the adversarial phase trades PSNR for realism: "best PSNR" would be the L1 model
+    best_metric = None  # the adversarial phase trades PSNR for realism: "best PSNR" would be the pretrained model
 
     def __init__(self, cfg: SRConfig):
         super().__init__(cfg)
