@@ -88,8 +88,8 @@ class SRConfig(TrainConfig):
 
 PRESETS = {
     # san-paper cut to CPU size: builtin photos, 64 px crops, 200 MSE steps then 100 hinge + critic (SAN) steps,
-    # about 2.5 min on 2 cores. No VGG (its weights are a download), so L1 carries the content term: weight 2
-    # on [0, 1] images, the weight 1 on [-1, 1] this preset was tuned with.
+    # measured at 4.3 CPU-minutes single-threaded. No VGG (its weights are a download), so L1 carries the
+    # content term: weight 2 on [0, 1] images, the weight 1 on [-1, 1] this preset was tuned with.
     "quick": {"steps": 300, "pretrain_steps": 200, "batch_size": 8, "hr_size": 64, "perceptual": "none",
               "lambda_content": 2.0, "lambda_adv": 1e-2, "log_every": 10, "sample_every": 100,
               "ckpt_every": 100, "eval_every": 100, "eval_images": 2, "n_samples": 6, "lr_schedule": "constant"},
