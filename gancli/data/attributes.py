@@ -292,9 +292,8 @@ class BuiltinAttributeImages(Dataset):
     Item i of a split is always the same image; the attributes are independent and uniform.
     """
 
-    names = list(BUILTIN_ATTRS)
-
-    def __init__(self, split: str = "train", resolution: int = 32, size: int | None = None, flip: bool = False):
+    def __init__(self, split: str = "train", resolution: int = 32, size: int | None = None, flip: bool = False,
+                 attrs: list[str] | tuple[str, ...] = BUILTIN_ATTRS):
         if split not in BUILTIN_SPLITS:
             raise DataError(f"Builtin attribute data has splits {', '.join(BUILTIN_SPLITS)}, not '{split}'.")
         if not 16 <= resolution <= 256:
@@ -305,7 +304,10 @@ class BuiltinAttributeImages(Dataset):
         self.files = [f"{i + 1:06d}.png" for i in range(self.size)]
         if self.size > BUILTIN_SPLITS[split]:
             raise DataError(f"The builtin {split} split has {BUILTIN_SPLITS[split]} images, not {self.size}.")
-        self.values = builtin_attribute_rows(split)[:self.size]
+        self.rows = builtin_attribute_rows(split)[:self.size]  # all six attributes: what is drawn
+        self.names = list(attrs)
+        self.values = AttributeTable(self.files, list(BUILTIN_ATTRS), self.rows, "the builtin attribute data").select(
+            self.names).values
 
     def __len__(self) -> int:
         return self.size
@@ -316,7 +318,7 @@ class BuiltinAttributeImages(Dataset):
     def image(self, index: int) -> torch.Tensor:
         if not 0 <= index < self.size:
             raise IndexError(index)
-        return render_attributes(self.values[index], self.resolution, render_generator(self.split, index))
+        return render_attributes(self.rows[index], self.resolution, render_generator(self.split, index))
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, 0)
@@ -403,9 +405,6 @@ def open_attribute_images(source: AttributeSource, attrs: list[str], split: str,
                           flip: bool = False, test_size: int = TEST_SIZE) -> Dataset:
     """The split of the source as a dataset of (image, label) items with the attributes `attrs`."""
     if source.kind == "builtin":
-        data = BuiltinAttributeImages(split, resolution, flip=flip)
-        table = data.table().select(attrs)  # checks the names
-        data.names, data.values = table.names, table.values
-        return data
+        return BuiltinAttributeImages(split, resolution, flip=flip, attrs=attrs)
     table = source.table().select(attrs)
     return AttributeImages(source.image_dir, table, split, resolution, crop, test_size, flip)

@@ -175,10 +175,9 @@ def builtin_judge(names: list[str], groups: list[list[int]], n_train: int = 4000
     from gancli.data.attributes import BuiltinAttributeImages
 
     def split(name: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        data = BuiltinAttributeImages(name, 32)
-        table = data.table().select(names)
+        data = BuiltinAttributeImages(name, 32, attrs=names)
         count = min(count, len(data))
-        return torch.stack([data.image(i) for i in range(count)]), (table.values[:count] > 0).float()
+        return torch.stack([data.image(i) for i in range(count)]), data.labels()[:count]
 
     fingerprint = hashlib.sha256(split("test", 2)[0].numpy().tobytes()).hexdigest()[:16]
     return load_or_train_judge({"data": "builtin-attributes", "fingerprint": fingerprint, "n_train": n_train},
