@@ -171,3 +171,4 @@ def translate(run_dir: str | Path, images: list[str | Path], attrs: list[str] | 
     names = recipe.names
     readings = [{n: int(v) for n, v in zip(names, row.tolist())} for row in sources]
     return Translation(paths, readings, outputs, grid_path, titles)
+__all__ += ["Translation", "load_critic", "translate"]

@@ -134,7 +134,7 @@ def onehot_groups(names: list[str] | tuple[str, ...], extra: list[str] | tuple[s
     seen: set[str] = set()
     for group in groups:
         if seen & set(group):
-            raise ConfigError(f"Attribute '{sorted(seen & set(group))[0]}' is in two one-hot groups.")
+            raise ConfigError(f"Attribute '{min(seen & set(group))}' is in two one-hot groups.")
         seen |= set(group)
     return groups
 

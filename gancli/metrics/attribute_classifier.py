@@ -134,8 +134,8 @@ def load_or_train_judge(description: dict, names: list[str], groups: list[list[i
                         log: Callable[[str], object] | None = None) -> Judge:
     """The judge cached under the description, else trained on train_data() (uint8 images, {0, 1} labels), scored
     on test_data() and cached; `what` names the training data in the label."""
-    from safetensors.torch import load_file, save_file
     from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file, save_file
 
     path = judge_cache_path({**description, "names": names, "groups": groups, "resolution": resolution,
                              "width": width, "steps": steps, "seed": seed})
