@@ -78,10 +78,13 @@ class StarGANConfig(TrainConfig):
 
 
 PRESETS = {
-    # CPU-sized, builtin attribute images at 32 px: a narrow G (16 channels, 3 ResBlocks), a 4-layer critic
-    "quick": {"resolution": 32, "g_width": 16, "g_blocks": 3, "d_width": 16, "d_layers": 4, "steps": 400,
-              "log_every": 10, "sample_every": 200, "ckpt_every": 200, "eval_every": 200, "eval_n": 300,
-              "eval_ref": 1000, "n_samples": 6, "test_size": 2000},
+    # CPU-sized, builtin attribute images at 32 px: a narrow G (16 channels, 3 ResBlocks), a 4-layer critic, and
+    # 10× the paper's learning rate: at 1e-4 the cycle L1 has not left 0.6 after 260 steps (noise in every
+    # column); at 1e-3 it is 0.22 after 120 steps and the colour, size and background columns change.
+    # ~0.25 CPU-s per step single-threaded: ~75 CPU-s of training plus ~1 minute of evaluation.
+    "quick": {"resolution": 32, "g_width": 16, "g_blocks": 3, "d_width": 16, "d_layers": 4, "steps": 300,
+              "lr_g": 1e-3, "lr_d": 1e-3, "log_every": 10, "sample_every": 150, "ckpt_every": 150,
+              "eval_every": 150, "eval_n": 300, "eval_ref": 1000, "n_samples": 6, "test_size": 2000},
     # StarGAN (Choi et al. 2018): WGAN-GP λ 10, 5 critic steps per G step, Adam 1e-4 (0.5, 0.999); its 200k
     # critic iterations are 40k generator steps, the learning rate decayed linearly over the second half
     "original": {"norm": "none", "loss": "wgan", "penalty": "gp", "penalty_weight": 10.0, "n_dis": 5,
