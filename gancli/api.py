@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,82 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     from gancli.runs import find_runs, summarize_run
 
     return [summarize_run(path) for path in find_runs(root)]
+
+
+# ---- translate (stargan) ------------------------------------------------------------------------
+@dataclass
+class Translation:
+    """What `translate` wrote: one row per input, with the attributes the critic saw in it."""
+
+    inputs: list[Path]
+    sources: list[dict[str, int]]  # attribute -> 1 / 0 as read by the run's critic
+    outputs: list[Path]  # one translated PNG per input (when attributes were assigned)
+    grid: Path | None  # inputs × single-attribute changes (and the assignments), when asked for
+    columns: list[str]  # the grid's column titles
+
+
+def load_critic(run: Run, checkpoint: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A run's critic with its training normalization, in eval mode (e.g. to read attributes with its class head)."""
+    from gancli.errors import CheckpointError, state_dict_mismatch
+    from gancli.nn import apply_critic_norm
+    from gancli.train import checkpoint as ckpt
+
+    path = run.checkpoint(checkpoint)
+    weights, _ = ckpt.load_weights(path)
+    cfg = run.cfg
+    D = run.recipe.build_models()["D"]
+    apply_critic_norm(D, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every)
+    try:
+        D.load_state_dict(weights["D"])
+    except (KeyError, RuntimeError) as exc:
+        reason = state_dict_mismatch(exc) if isinstance(exc, RuntimeError) else "it holds no critic"
+        raise CheckpointError(f"Checkpoint '{path}' does not fit the run's critic ({reason}).") from None
+    return D.to(device).eval()
+
+
+def translate(run_dir: str | Path, images: list[str | Path], attrs: list[str] | dict[str, int] = (), *,
+              out: str | Path, grid: bool = False, checkpoint: str | None = None, device: str = "cpu",
+              ema: bool = True) -> Translation:
+    """Translate image files with a stargan run: attrs 'Name=1'/'Name=0' (or {name: ±1}) applied to the
+    attributes each image has; grid=True also writes inputs × each single-attribute change as one PNG."""
+    from gancli.data.attributes import parse_assignments
+    from gancli.data.images import load_image, save_image
+    from gancli.device import resolve_device
+    from gancli.errors import DataError
+    from gancli.train.plots import save_grid
+
+    run = open_run(run_dir)
+    recipe = run.recipe
+    recipe.check_supports("translate_batch")
+    assignments = dict(attrs) if isinstance(attrs, dict) else parse_assignments(list(attrs))
+    recipe.check_assignments(assignments)
+    if not assignments and not grid:
+        raise ConfigError("Nothing to do: give --attr NAME=VALUE (repeatable), --grid, or both.")
+    paths = [Path(p) for p in images]
+    out = Path(out)
+    destinations = [out / f"{p.stem}.png" for p in paths]
+    for i, dst in enumerate(destinations):
+        if dst in destinations[:i]:
+            raise DataError(f"'{paths[destinations.index(dst)]}' and '{paths[i]}' would both be written to '{dst}'; "
+                            f"translate them separately.")
+    dev = resolve_device(device)
+    pictures = torch.stack([recipe.prepare(load_image(p)) for p in paths])
+    G = run.load_generator(checkpoint, dev, ema=ema)
+    sources = recipe.source_attributes(load_critic(run, checkpoint, dev), pictures)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs: list[Path] = []
+    if assignments:
+        for image, dst in zip(recipe.translate_batch(G, pictures, recipe.targets(sources, assignments)), destinations):
+            save_image(image, dst)
+            outputs.append(dst)
+    grid_path, titles = None, []
+    if grid:
+        columns = recipe.grid_targets(sources, assignments)
+        titles = ["input"] + [title for title, _ in columns]
+        cells = [pictures] + [recipe.translate_batch(G, pictures, targets) for _, targets in columns]
+        rows = torch.stack(cells, dim=1).flatten(0, 1)  # row-major: input i, then its translations
+        grid_path = save_grid(rows.float() / 127.5 - 1, out / "grid.png", nrow=len(cells))
+    names = recipe.names
+    readings = [{n: int(v) for n, v in zip(names, row.tolist())} for row in sources]
+    return Translation(paths, readings, outputs, grid_path, titles)
+__all__ += ["Translation", "load_critic", "translate"]

@@ -501,6 +501,8 @@ def test_verbs_a_recipe_lacks_are_refused_in_one_sentence(cli, tmp_path):
     assert not (tmp_path / "out").exists()
     result = cli("eval", "sr", run, "--data", "builtin")
     assert result.exit_code == 1 and "This is a 'uncond' run; `gancli eval sr` needs an sr run." in result.output
+    result = cli("translate", run, image, "--attr", "Male=1", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "This is a 'uncond' run; `gancli translate` needs a stargan run." in result.output
 
 
 def test_api_evaluate_takes_a_run_folder(tmp_path):

@@ -87,6 +87,7 @@ class Recipe:
     VERBS: ClassVar[dict[str, tuple[str, str]]] = {  # method: (the command, what it needs)
         "upscale": ("`gancli upscale`", "an sr run"),
         "score_test_set": ("`gancli eval sr`", "an sr run"),
+        "translate_batch": ("`gancli translate`", "a stargan run"),
     }
 
     def supports(self, verb: str) -> bool:
@@ -105,3 +106,7 @@ class Recipe:
     def score_test_set(self, G: nn.Module, data: str, lr: str | None = None, **options: Any) -> dict[str, Any]:
         """Per-image and mean restoration scores of G on a test set, next to a baseline."""
         self.check_supports("score_test_set")
+
+    def translate_batch(self, G: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 3, H, W) translated to target attribute vectors (N, A) → uint8 images."""
+        self.check_supports("translate_batch")
