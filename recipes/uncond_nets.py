@@ -297,7 +297,7 @@ class AdaGANGenerator(nn.Module):
             AdaConvBlock(a, b, 3, k_adaptive) if i < adaptive else nn.Conv2d(a, b, 3, 1, 1)
             for i, (a, b) in enumerate(itertools.pairwise(widths)))
         self.norms = nn.ModuleList(gen_norm(norm, c, z_dim, sbn_hidden) for c in widths[1:4])
-        for module in self.modules():
+        for module in [self.dense, *self.convs.modules()]:  # the norms keep their own init (sBN's γ around 1)
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
                 if module.bias is not None:
