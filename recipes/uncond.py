@@ -187,7 +187,7 @@ class Uncond(Recipe):
         if cfg.arch == "adagan":
             return {"G": nets.AdaGANGenerator(cfg.resolution, cfg.z_dim, cfg.adagan_channels, cfg.adaconv_blocks,
                                               cfg.k_adaptive, **g_norm),
-                    "D": nets.SNDCGANCritic(cfg.resolution, 1.0, cfg.d_kernel)}
+                    "D": nets.SNDCGANCritic(cfg.resolution, cfg.width, cfg.d_kernel)}
         return {"G": nets.SNDCGANGenerator(cfg.resolution, cfg.z_dim, cfg.width, cfg.g_kernel, **g_norm),
                 "D": nets.SNDCGANCritic(cfg.resolution, cfg.width, cfg.d_kernel)}
 
