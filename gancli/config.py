@@ -30,7 +30,8 @@ class TrainConfig:
     norm_gain: float = 0.0  # SAN: compensation g; 0 means eq. 9 of the SAN paper
     norm_every: int = 1  # SAN / sn-exact: recompute sigma every k forwards
     penalty: str = "none"
-    penalty_weight: float = 10.0
+    penalty_weight: float = 10.0  # λ; for r1 it is γ of γ/2·E‖∇D(x)‖²
+    clip_value: float = 0.01  # penalty clip: critic weights clamped to [-c, c] after each critic step (WGAN)
     loss: str = "hinge"
     # optimisation
     lr_g: float = 2e-4
@@ -77,7 +78,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "augment": ("none", "diffaug", "ada"),
 }
-POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples", "ada_interval", "ada_kimg")
+POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples", "ada_interval", "ada_kimg",
+            "clip_value")
 NON_NEGATIVE = ("n_dis", "log_every", "sample_every", "ckpt_every", "eval_every", "ema_start",
                 "penalty_weight", "lr_g", "lr_d", "norm_gain", "lr_decay_start", "ckpt_minutes")
 

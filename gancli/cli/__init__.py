@@ -83,8 +83,9 @@ def train(
     out: Optional[str] = typer.Option(None, help="Run folder (default runs/RECIPE-TIME)."),
     steps: Optional[int] = typer.Option(None, help="Generator steps."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
-    norm: Optional[str] = typer.Option(None, help="Critic normalization: none, sn, san, sn-exact, wn."),
-    penalty: Optional[str] = typer.Option(None, help="Critic penalty: none, gp, r1, dragan, l2."),
+    norm: Optional[str] = typer.Option(None, help="Critic normalization: none, sn, san, sn-exact, wn, or bn / ln layers inside the critic."),
+    penalty: Optional[str] = typer.Option(None, help="Critic penalty: none, gp, r1 (its weight is γ of "
+                                          "γ/2·E‖∇D(x)‖²), dragan, l2, or clip (WGAN weight clipping, ±clip_value)."),
     loss: Optional[str] = typer.Option(None, help="Adversarial loss: ns, minimax, hinge, wgan, ls, ra."),
     lr_g: Optional[float] = typer.Option(None, help="Generator learning rate."),
     lr_d: Optional[float] = typer.Option(None, help="Critic learning rate."),

@@ -22,6 +22,7 @@ from gancli.data.stream import batch_stream
 from gancli.device import resolve_device
 from gancli.errors import CheckpointError, ConfigError, GancliError, state_dict_mismatch
 from gancli.nn import apply_critic_norm, count_critic_updates, mark_critic_updated
+from gancli.objectives import clip_weights
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
 from gancli.train.augment import critic_augmentation
@@ -230,6 +231,8 @@ class Trainer:
             for micro in batches:
                 logs = self.optimize("D", self.recipe.d_step, micro)
                 mark_critic_updated(D)
+                if cfg.penalty == "clip":
+                    clip_weights(D, cfg.clip_value)
                 if self.augment is not None:
                     self.augment.after_critic_step(self.world, self.device)
             D.requires_grad_(False)
