@@ -155,6 +155,7 @@ class BuiltinScenes(Dataset):
     """Label maps and photos of procedural scenes, (photo, label, instance) per item; item i is always the same."""
 
     num_labels = len(CLASSES)
+    ignore_label = None  # every pixel has a class
     class_names = CLASSES
     palette = PALETTE
 
