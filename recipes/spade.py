@@ -268,6 +268,19 @@ class Spade(Recipe):
         return loss, logs
 
     # ---- inference ---------------------------------------------------------------------
+    def palette(self) -> Tensor | None:
+        """Colours of the label ids for --palette maps (builtin scenes, Cityscapes), or None (ADE20K)."""
+        from gancli.data.scenes import PALETTE
+        from gancli.data.segmentation import ADE20K, Cityscapes, detect_format
+
+        if not self.cfg.data:
+            return PALETTE
+        try:
+            kind = detect_format(self.cfg.data)[0]
+        except DataError:  # the data folder is gone; the spec still says what it was
+            kind = "cityscapes" if "cityscapes" in self.cfg.data.lower() else "ade20k"
+        return (Cityscapes if kind == "cityscapes" else ADE20K).palette
+
     def check_map_size(self, G: nn.Module, height: int, width: int, what: str) -> None:
         """A ConfigError unless G can take a height × width map (VAE: the training size; else multiples of 2^k)."""
         if G.use_vae and (height, width) != G.image_size:

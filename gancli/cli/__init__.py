@@ -236,12 +236,13 @@ def bench_train(
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import bench, eval_gen, eval_iqa, upscale
+    from gancli.cli import bench, eval_gen, eval_iqa, synthesize, upscale
 
     eval_gen.register(eval_app)
     eval_iqa.register(eval_app)
     bench.register(bench_app)
     upscale.register(app)
+    synthesize.register(app)
 
 
 _register_commands()

@@ -27,6 +27,14 @@ from gancli.data.scenes import BuiltinScenes
 from gancli.errors import DataError
 
 SPLITS = ("train", "val")
+# Cityscapes' colours of its 35 label ids (cityscapesScripts labels.py); several ids share black, two share (0, 0, 142)
+CITYSCAPES_PALETTE = torch.tensor([
+    [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0], [111, 74, 0], [81, 0, 81], [128, 64, 128],
+    [244, 35, 232], [250, 170, 160], [230, 150, 140], [70, 70, 70], [102, 102, 156], [190, 153, 153],
+    [180, 165, 180], [150, 100, 100], [150, 120, 90], [153, 153, 153], [153, 153, 153], [250, 170, 30],
+    [220, 220, 0], [107, 142, 35], [152, 251, 152], [70, 130, 180], [220, 20, 60], [255, 0, 0], [0, 0, 142],
+    [0, 0, 70], [0, 60, 100], [0, 0, 90], [0, 0, 110], [0, 80, 100], [0, 0, 230], [119, 11, 32], [0, 0, 142]],
+    dtype=torch.uint8)
 FORMATS = ("cityscapes", "ade20k")
 
 
@@ -37,7 +45,7 @@ def load_id_map(path: str | Path) -> torch.Tensor:
         with Image.open(path) as img:
             img.load()
             if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
-                raise DataError(f"Label map '{path}' is a {img.mode} image; label maps hold one id per pixel "
+                raise DataError(f"Label map '{path}' has {img.mode} pixels; label maps hold one id per pixel "
                                 f"(8- or 16-bit grayscale, or palette, PNG); colour maps need --palette.")
             array = np.asarray(img).astype(np.int64)
     except FileNotFoundError:
@@ -109,6 +117,38 @@ class LabelledPhotos(Dataset):
         return resize_photo(image, self.size), resize_map(label, self.size), instance
 
 
+def ids_from_colours(image: torch.Tensor, palette: torch.Tensor | None, path: str | Path) -> torch.Tensor:
+    """A colour-coded label map (uint8 (3, H, W)) as ids: each pixel's colour is looked up in the palette
+    (a colour several ids share maps to the lowest of them); a colour not in it is an error naming it."""
+    if palette is None:
+        raise DataError(f"No colour palette is known for this run's labels, so '{path}' cannot be read with "
+                        f"--palette; give maps of label ids.")
+    codes = lambda rgb: (rgb[..., 0].long() << 16) | (rgb[..., 1].long() << 8) | rgb[..., 2].long()  # noqa: E731
+    known = codes(palette)
+    pixels = codes(image.permute(1, 2, 0))
+    order = torch.argsort(known, stable=True)  # the first id of each colour comes first among equals
+    sorted_codes = known[order]
+    position = torch.searchsorted(sorted_codes, pixels).clamp(max=len(known) - 1)
+    found = sorted_codes[position] == pixels
+    if not found.all():
+        y, x = [int(v[0]) for v in torch.nonzero(~found, as_tuple=True)]
+        r, g, b = (int(c) for c in image[:, y, x])
+        raise DataError(f"Label map '{path}' has colour ({r}, {g}, {b}) at pixel ({x}, {y}), which is no label's "
+                        f"colour in this run's palette.")
+    return order[position]
+
+
+def instance_partner(label_path: str | Path) -> Path:
+    """The instance map beside a label map (…labelIds.png → …instanceIds.png, else NAME_instanceIds.png)."""
+    label_path = Path(label_path)
+    name = (label_path.name.replace("labelIds", "instanceIds") if "labelIds" in label_path.name
+            else f"{label_path.stem}_instanceIds.png")
+    partner = label_path.with_name(name)
+    if not partner.is_file():
+        raise DataError(f"Label map '{label_path}' has no instance map '{partner}' (this run uses instance edges).")
+    return partner
+
+
 def _partner(image: Path, partner: Path, what: str) -> Path:
     if not partner.is_file():
         raise DataError(f"Photo '{image}' has no {what} '{partner}'.")
@@ -119,6 +159,7 @@ class Cityscapes(LabelledPhotos):
     """Cityscapes gtFine: 35 label ids (labelIds.png), photos from leftImg8bit; SPADE's 512×256 by default."""
 
     num_labels = 35
+    palette = CITYSCAPES_PALETTE
 
     def __init__(self, root: str | Path, split: str = "train", size: tuple[int, int] = (256, 512),
                  instances: bool = False):
@@ -144,6 +185,7 @@ class ADE20K(LabelledPhotos):
 
     num_labels = 151
     ignore_label = 0
+    palette = None  # gancli ships no ADE20K colour table: give maps of ids
     SPLIT_FOLDERS = {"train": "training", "val": "validation"}
 
     def __init__(self, root: str | Path, split: str = "train", size: tuple[int, int] = (256, 256),

@@ -82,15 +82,15 @@ def load_torchvision_segmenter(path: str | Path, arch: str, num_labels: int) -> 
         state = state["model"]  # torchvision's reference scripts save {"model": ..., "optimizer": ...}
     if not isinstance(state, dict):
         raise MissingWeightsError(f"Segmentation weights '{path}' hold a {type(state).__name__}, not a state dict.")
-    heads = [k for k in state if k.startswith("classifier.") and k.endswith(".weight") and state[k].dim() == 4]
-    if heads:
-        classes = state[max(heads, key=lambda k: int(k.split(".")[-2]) if k.split(".")[-2].isdigit() else -1)].shape[0]
-        if classes != num_labels:
-            raise ConfigError(f"Segmentation weights '{path}' predict {classes} classes, but the data has "
-                              f"{num_labels} label ids; give weights of a {num_labels}-class {arch}.")
     aux = any(k.startswith("aux_classifier.") for k in state)
     kwargs = {"aux_loss": aux} if not arch.startswith("lraspp") else {}
     model = getattr(seg, arch)(weights=None, weights_backbone=None, num_classes=num_labels, **kwargs)
+    for key, value in model.state_dict().items():  # the class layers: a clearer sentence than a size mismatch
+        given = state.get(key)
+        if key.startswith("classifier.") and value.dim() == 4 and value.shape[0] == num_labels \
+                and torch.is_tensor(given) and given.dim() == 4 and given.shape[0] != num_labels:
+            raise ConfigError(f"Segmentation weights '{path}' predict {given.shape[0]} classes, but the data has "
+                              f"{num_labels} label ids; give weights of a {num_labels}-class {arch}.")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
