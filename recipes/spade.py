@@ -240,7 +240,7 @@ class Spade(Recipe):
                 "D/fake": sum(f[-1].mean() for f in fake_out).item() / len(outputs)}
         if self.cfg.penalty == "none":
             return adv, logs
-        critic = lambda x: sum(s[-1].flatten(1).mean(1) for s in D(torch.cat([seg, x], 1)))  # noqa: E731
+        critic = lambda x: sum(s[-1].flatten(1).mean(1) for s in D(torch.cat([seg, x], 1)))
         penalty = critic_penalty(self.cfg.penalty, critic, D, real, fake)
         logs["D/penalty"] = penalty.item()
         return adv + self.cfg.penalty_weight * penalty, logs

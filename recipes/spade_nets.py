@@ -131,7 +131,7 @@ class SPADEGenerator(nn.Module):
         else:
             start = (segmap.shape[-2] // self.multiple, segmap.shape[-1] // self.multiple)
             x = self.fc(F.interpolate(segmap, size=start, mode="nearest"))
-        up = lambda h: F.interpolate(h, scale_factor=2, mode="nearest")  # noqa: E731
+        up = lambda h: F.interpolate(h, scale_factor=2, mode="nearest")
         x = up(self.head_0(x, segmap))
         x = self.middle_0(x, segmap)
         if self.n_up == 6:

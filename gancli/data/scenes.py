@@ -194,4 +194,4 @@ def class_frequencies(dataset: Dataset, count: int = 200) -> torch.Tensor:
     return totals / totals.sum().clamp_min(1)
 
 
-__all__ = ["BuiltinScenes", "CLASSES", "PALETTE", "class_frequencies", "colourize", "render_scene"]
+__all__ = ["CLASSES", "PALETTE", "BuiltinScenes", "class_frequencies", "colourize", "render_scene"]

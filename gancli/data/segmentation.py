@@ -14,6 +14,7 @@ one-hot or an embedding would fail on the device.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -123,7 +124,7 @@ def ids_from_colours(image: torch.Tensor, palette: torch.Tensor | None, path: st
     if palette is None:
         raise DataError(f"No colour palette is known for this run's labels, so '{path}' cannot be read with "
                         f"--palette; give maps of label ids.")
-    codes = lambda rgb: (rgb[..., 0].long() << 16) | (rgb[..., 1].long() << 8) | rgb[..., 2].long()  # noqa: E731
+    codes = lambda rgb: (rgb[..., 0].long() << 16) | (rgb[..., 1].long() << 8) | rgb[..., 2].long()
     known = codes(palette)
     pixels = codes(image.permute(1, 2, 0))
     order = torch.argsort(known, stable=True)  # the first id of each colour comes first among equals
@@ -186,7 +187,7 @@ class ADE20K(LabelledPhotos):
     num_labels = 151
     ignore_label = 0
     palette = None  # gancli ships no ADE20K colour table: give maps of ids
-    SPLIT_FOLDERS = {"train": "training", "val": "validation"}
+    SPLIT_FOLDERS: ClassVar[dict[str, str]] = {"train": "training", "val": "validation"}
 
     def __init__(self, root: str | Path, split: str = "train", size: tuple[int, int] = (256, 256),
                  instances: bool = False):
