@@ -369,3 +369,22 @@ def test_colour_maps_with_shared_colours_take_the_lowest_id():
 
     image = CITYSCAPES_PALETTE[torch.tensor([[0, 4, 26, 34, 7]])].permute(2, 0, 1)
     assert ids_from_colours(image, CITYSCAPES_PALETTE, "x.png").tolist() == [[0, 0, 26, 26, 7]]
+
+
+def test_vgg19_loss_weighs_five_relu_layers(tmp_path):
+    from gancli.objectives.perceptual import vgg19_features
+    from recipes.spade_nets import VGG19Loss
+
+    torch.manual_seed(0)
+    features = vgg19_features()[:30]
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "vgg19.pth")
+    loss = VGG19Loss(str(tmp_path / "vgg19.pth"))
+    fake = (torch.rand(1, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    real = torch.rand(1, 3, 32, 32) * 2 - 1
+    value = loss(fake, real)
+    taps = loss.features(fake.detach()), loss.features(real)
+    assert [f.shape[1] for f in taps[0]] == [64, 128, 256, 512, 512]
+    expected = sum(w * F.l1_loss(a, b) for w, a, b in zip((1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0), *taps))
+    torch.testing.assert_close(value.detach(), expected)
+    value.backward()
+    assert fake.grad.abs().sum() > 0 and loss(real, real).item() == 0
