@@ -97,7 +97,10 @@ class SPADEGenerator(nn.Module):
     def __init__(self, label_channels: int, image_size: tuple[int, int], ngf: int = 64, z_dim: int = 256,
                  upsampling: str = "normal", use_vae: bool = False, hidden: int = 128, spectral: bool = True):
         super().__init__()
-        self.n_up = UPSAMPLINGS[upsampling]
+        # SPADE starts at the map / 2^k; for images under 128 px a side (k = 5) that start would be below 4×4, where
+        # batch statistics of near-identical 1×1 inputs break eval-mode BN, so the first upsamplings are skipped.
+        self.n_up = min(UPSAMPLINGS[upsampling], int(math.log2(min(image_size) // 4)))
+        self.skipped_ups = UPSAMPLINGS[upsampling] - self.n_up
         self.image_size, self.z_dim, self.use_vae = tuple(image_size), z_dim, use_vae
         self.sh, self.sw = image_size[0] // 2 ** self.n_up, image_size[1] // 2 ** self.n_up
         nf = ngf
@@ -131,7 +134,8 @@ class SPADEGenerator(nn.Module):
         else:
             start = (segmap.shape[-2] // self.multiple, segmap.shape[-1] // self.multiple)
             x = self.fc(F.interpolate(segmap, size=start, mode="nearest"))
-        up = lambda h: F.interpolate(h, scale_factor=2, mode="nearest")
+        ups = iter([False] * self.skipped_ups + [True] * self.n_up)
+        up = lambda h: F.interpolate(h, scale_factor=2, mode="nearest") if next(ups) else h
         x = up(self.head_0(x, segmap))
         x = self.middle_0(x, segmap)
         if self.n_up == 6:

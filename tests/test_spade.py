@@ -265,7 +265,7 @@ def test_synthesize_bad_inputs(tiny_runs, tmp_path, cli):
     plain, vae = tiny_runs["plain"], tiny_runs["vae"]
     cases = [
         ((plain, bad_id), "bad_id.png' has id 9, but run"),
-        ((plain, bad_size), "is 64×30, but this generator takes maps whose sides are multiples of 32"),
+        ((plain, bad_size), "is 64×30, but this generator takes maps whose sides are multiples of 8"),
         ((vae, maps[0]), "is 64×32, but this run's VAE generator makes 32×32 images only"),
         ((plain, odd_colour, "--palette"), "odd.png' has colour (3, 3, 3) at pixel (0, 0)"),
         ((plain, folder / "colour0.png"), "colour0.png' has RGB pixels; label maps hold one id per pixel"),
