@@ -138,7 +138,7 @@ class SPADEGenerator(nn.Module):
         up = lambda h: F.interpolate(h, scale_factor=2, mode="nearest") if next(ups) else h
         x = up(self.head_0(x, segmap))
         x = self.middle_0(x, segmap)
-        if self.n_up == 6:
+        if self.n_up + self.skipped_ups == UPSAMPLINGS["more"]:  # "more": one more upsampling, after middle_0
             x = up(x)
         x = up(self.middle_1(x, segmap))
         x = up(self.up_0(x, segmap))

@@ -59,7 +59,9 @@ def test_generator_shapes_and_upsampling_modes():
         G = SPADEGenerator(3, size, ngf=1, hidden=2, upsampling=upsampling)
         out = G(onehot(torch.randint(0, 3, (2, *size)), 3))
         assert out.shape == (2, 3, *size) and out.abs().max() <= 1
+    assert SPADEGenerator(3, (256, 512), ngf=1, hidden=1).n_up == 5  # SPADE's: Cityscapes starts at 16×8
     G = SPADEGenerator(3, (32, 64), ngf=1, hidden=2)
+    assert G.n_up == 3  # small images start at 4×8, not 1×2, where eval-mode batch norm breaks down
     assert G(onehot(torch.zeros(1, 64, 96, dtype=torch.long), 3)).shape == (1, 3, 64, 96)  # any multiple of 32
     vae = SPADEGenerator(3, (32, 32), ngf=1, hidden=2, use_vae=True, z_dim=6)
     mu, logvar = vae.encode(torch.rand(2, 3, 32, 32) * 2 - 1)
