@@ -277,3 +277,52 @@ def translate(run_dir: str | Path, images: list[str | Path], attrs: list[str] | 
     readings = [{n: int(v) for n, v in zip(names, row.tolist())} for row in sources]
     return Translation(paths, readings, outputs, grid_path, titles)
 __all__ += ["Translation", "load_critic", "translate"]
+
+
+# ---- label-to-image synthesis (spade) ----------------------------------------------------
+def synthesize(run_dir: str | Path, labels: list[str | Path], out: str | Path, *, palette: bool = False,
+               style: str | Path | None = None, n_styles: int = 1, seed: int = 0, checkpoint: str | None = None,
+               device: str = "cpu", ema: bool = True) -> list[Path]:
+    """Synthesize one PNG per label map (× n_styles) with a spade run; returns the files written.
+
+    Label maps are PNGs of label ids, or colour-coded with the run's palette when `palette` is set.
+    `style` (an image) and `n_styles` > 1 need a run trained with the VAE (use_vae).
+    """
+    from gancli.data.images import load_image, save_image, to_uint8
+    from gancli.data.segmentation import check_ids, ids_from_colours, instance_edges, instance_partner, load_id_map
+    from gancli.device import resolve_device
+
+    run = open_run(run_dir)
+    recipe = run.recipe
+    recipe.check_supports("synthesize")
+    if n_styles < 1:
+        raise ConfigError(f"--n-styles must be a positive number, got {n_styles}.")
+    if not recipe.cfg.use_vae and (style is not None or n_styles > 1):
+        raise ConfigError(f"Run '{run_dir}' was trained without the VAE style encoder, so it has one output per map; "
+                          f"--style and --n-styles need a run trained with --use-vae.")
+    dev = resolve_device(device)
+    G = run.load_generator(checkpoint, dev, ema=ema)
+    style_image = load_image(style)[None].float() / 127.5 - 1 if style is not None else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator(dev).manual_seed(seed)
+    written = []
+    for path in map(Path, labels):
+        if palette:
+            label = ids_from_colours(load_image(path), recipe.palette(), path)
+        else:
+            label = load_id_map(path)
+        check_ids(label, recipe.cfg.label_nc, path, f"run '{run.path}'")
+        recipe.check_map_size(G, *label.shape, f"Label map '{path}'")
+        edges = None
+        if recipe.cfg.instance_edges:
+            edges = instance_edges(load_id_map(instance_partner(path)))[None, None]
+        batch = label[None].expand(n_styles, -1, -1)
+        images = recipe.synthesize(G, batch, None if edges is None else edges.expand(n_styles, -1, -1, -1),
+                                   None if style_image is None else style_image.expand(n_styles, -1, -1, -1),
+                                   generator)
+        for k, image in enumerate(to_uint8(images.cpu())):
+            target = out / (f"{path.stem}.png" if n_styles == 1 else f"{path.stem}_style{k}.png")
+            save_image(image, target)
+            written.append(target)
+    return written

@@ -503,6 +503,8 @@ def test_verbs_a_recipe_lacks_are_refused_in_one_sentence(cli, tmp_path):
     assert result.exit_code == 1 and "This is a 'uncond' run; `gancli eval sr` needs an sr run." in result.output
     result = cli("translate", run, image, "--attr", "Male=1", "--out", tmp_path / "out")
     assert result.exit_code == 1 and "This is a 'uncond' run; `gancli translate` needs a stargan run." in result.output
+    result = cli("synthesize", run, image, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "This is a 'uncond' run; `gancli synthesize` needs a spade run." in result.output
 
 
 def test_api_evaluate_takes_a_run_folder(tmp_path):

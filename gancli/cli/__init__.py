@@ -235,13 +235,14 @@ def bench_train(
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import bench, eval_gen, eval_iqa, runs, translate, upscale
+    from gancli.cli import bench, eval_gen, eval_iqa, runs, synthesize, translate, upscale
 
     eval_gen.register(eval_app)
     eval_iqa.register(eval_app)
     bench.register(bench_app)
     upscale.register(app)
     runs.register(app)
+    synthesize.register(app)
     translate.register(app)
 
 

@@ -88,6 +88,7 @@ class Recipe:
         "upscale": ("`gancli upscale`", "an sr run"),
         "score_test_set": ("`gancli eval sr`", "an sr run"),
         "translate_batch": ("`gancli translate`", "a stargan run"),
+        "synthesize": ("`gancli synthesize`", "a spade run"),
     }
 
     def supports(self, verb: str) -> bool:
@@ -106,6 +107,10 @@ class Recipe:
     def score_test_set(self, G: nn.Module, data: str, lr: str | None = None, **options: Any) -> dict[str, Any]:
         """Per-image and mean restoration scores of G on a test set, next to a baseline."""
         self.check_supports("score_test_set")
+
+    def synthesize(self, G: nn.Module, labels: torch.Tensor, *inputs: Any) -> torch.Tensor:
+        """Label maps (N, H, W) of ids (and the recipe's other inputs) → images in [-1, 1]."""
+        self.check_supports("synthesize")
 
     def translate_batch(self, G: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, 3, H, W) translated to target attribute vectors (N, A) → uint8 images."""
