@@ -60,6 +60,10 @@ class TrainConfig:
     eval_every: int = 0
     keep_ckpts: int = 3
     n_samples: int = 64
+    # telemetry (gancli.train.telemetry): top singular value of every weight layer, collapse detection
+    telemetry_every: int = 0  # steps between readings; 0 disables
+    on_collapse: str = "stop"  # stop | rollback (to the last good checkpoint, lower lr) | warn
+    collapse_factor: float = 3.0  # a reading above this multiple of its recent median is a collapse
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -67,9 +71,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "bf16"),
     "memory_format": ("contiguous", "channels_last"),
     "device": ("auto", "cpu", "cuda"),
+    "on_collapse": ("stop", "rollback", "warn"),
 }
 POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples")
-NON_NEGATIVE = ("n_dis", "log_every", "sample_every", "ckpt_every", "eval_every", "ema_start",
+NON_NEGATIVE = ("n_dis", "log_every", "sample_every", "ckpt_every", "eval_every", "ema_start", "telemetry_every",
                 "penalty_weight", "lr_g", "lr_d", "norm_gain", "lr_decay_start")
 
 
@@ -181,6 +186,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"'norm_ratio' must be in (0, 1], got {cfg.norm_ratio}.")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ConfigError(f"'ema_decay' must be in [0, 1), got {cfg.ema_decay}.")
+    if not cfg.collapse_factor > 1.0:
+        raise ConfigError(f"'collapse_factor' must be greater than 1, got {cfg.collapse_factor}.")
     if any(not 0.0 < m < 1.0 for m in cfg.lr_milestones):
         raise ConfigError(f"'lr_milestones' are fractions of the steps in (0, 1), got {cfg.lr_milestones}.")
     return cfg

@@ -27,6 +27,7 @@ from gancli.train.ema import EMA
 from gancli.train.plots import plot_metrics, save_grid
 from gancli.train.recipe import Recipe
 from gancli.train.schedules import lr_factor
+from gancli.train.telemetry import Telemetry
 
 
 class TrainingInterrupted(GancliError):
@@ -120,6 +121,7 @@ class Trainer:
         with distributed.main_first(self.world):
             self.dataset = recipe.build_dataset()
         self.sample_generator_seed = cfg.seed + 2**20
+        self.telemetry = Telemetry(self)  # σ₀ of every layer, collapse detection (cfg.telemetry_every)
 
     # ---- state -------------------------------------------------------------------------
     def weights(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -293,6 +295,7 @@ class Trainer:
         with StopSignal() as stop:
             while self.step < cfg.steps:
                 logs = self.iteration(stream)
+                self.telemetry.observe(self.step, logs)
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
@@ -323,6 +326,7 @@ class Trainer:
             self.evaluate()
         if self.world.main:
             plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
+        self.telemetry.finish()
         return self.last_eval
 
     def workers(self) -> int:
