@@ -3,7 +3,7 @@
 Every `telemetry_every` steps σ₀ of each layer's raw weight (before any normalization, reshaped to
 out × rest as spectral norm does; BigGAN Fig. 3) is read: from the layer's own spectral-norm vectors
 where it has spectral norm (σ₀ = uᵀWv after SN's last power iteration, no extra work), else by one power
-iteration from the vector kept since the last reading. Readings go to RUN/telemetry.jsonl and are
+iteration from the vector kept since the last reading (15 at the first). Readings go to RUN/telemetry.jsonl and are
 plotted in RUN/spectra.png. BigGAN saw collapse as σ₀ of some G layers exploding and D's loss jumping
 up (§4.1-4.2, App. F); a reading above `collapse_factor` times the median of its series' recent readings
 counts as such a jump. Then training stops, naming the last checkpoint saved before it, or
@@ -65,10 +65,13 @@ def top_singular_value(layer: nn.Module, vectors: dict[int, Tensor]) -> Tensor:
             return torch.vdot(norm._u, matrix.mv(norm._v))
     matrix = (weight.transpose(0, 1) if isinstance(layer, nn.ConvTranspose2d) else weight).flatten(1).float()
     u = vectors.get(id(layer))
-    if u is None:
+    rounds = 1
+    if u is None:  # a first reading starts from a fixed random vector and converges before it counts
         u = torch.randn(matrix.shape[0], generator=torch.Generator().manual_seed(matrix.shape[0])).to(matrix.device)
-    v = nn.functional.normalize(matrix.T.mv(u), dim=0)
-    u = nn.functional.normalize(matrix.mv(v), dim=0)
+        rounds = 15
+    for _ in range(rounds):
+        v = nn.functional.normalize(matrix.T.mv(u), dim=0)
+        u = nn.functional.normalize(matrix.mv(v), dim=0)
     vectors[id(layer)] = u
     return torch.vdot(u, matrix.mv(v))
 
