@@ -97,7 +97,7 @@ class BigGAN(Recipe):
         "quick": {"resolution": 32, "ch": 4, "z_dim": 64, "attention": 16, "batch_size": 32, "grad_accum": 1,
                   "n_dis": 1, "steps": 800, "lr_g": 2e-4, "lr_d": 2e-4, "ema_decay": 0.999, "ema_start": 200,
                   "standing_passes": 20, "sample_every": 400, "ckpt_every": 100, "log_every": 10,
-                  "telemetry_every": 10, "eval_every": 400, "eval_n": 1000, "n_samples": 60},
+                  "telemetry_every": 10, "eval_every": 400, "eval_n": 1000, "n_samples": 100},
         # BigGAN-PyTorch's launch_cifar_ema.sh: batch 50, 4 D steps, lr 2e-4, no attention, N(0, 0.02) init,
         # no orthogonal regularization, per-layer class embeddings, no hierarchy, EMA from iteration 1000, 500 epochs
         "biggan-pytorch-cifar": {"data": "cifar10:train", "resolution": 32, "ch": 64, "z_dim": 128, "shared_dim": 0,

@@ -337,3 +337,16 @@ def test_collapse_without_a_checkpoint_says_so(tmp_path):
     _steady(trainer, 10)
     with pytest.raises(TrainingCollapsed, match="D/loss from 1 to 5.*no checkpoint was saved before it"):
         _steady(trainer, 1, loss=5.0)
+
+
+def test_collapse_through_the_cli_is_one_sentence_and_exit_1(cli, tmp_path, monkeypatch):
+    from gancli.train import telemetry
+
+    def jump_after_three(reading, history, factor, window=telemetry.WINDOW):
+        return [("D/loss", 1.0, 9.0)] if len(history.get("D/loss", [])) >= 3 else []
+
+    monkeypatch.setattr(telemetry, "find_jumps", jump_after_three)
+    result = cli("train", "biggan", *TINY, "--steps", "6", "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Training collapsed at step 4 (D/loss from 1 to 9 jumped); the last good checkpoint is" in result.output
+    assert "step_00000003" in result.output
