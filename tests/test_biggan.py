@@ -350,3 +350,25 @@ def test_collapse_through_the_cli_is_one_sentence_and_exit_1(cli, tmp_path, monk
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "Training collapsed at step 4 (D/loss from 1 to 9 jumped); the last good checkpoint is" in result.output
     assert "step_00000003" in result.output
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--resolution", "48"], "'resolution' must be one of 32, 64, 128, 256"),
+    (["--gen-norm", "adain"], "'gen_norm' must be one of cbn, self-mod"),
+    (["--init", "kaiming"], "'init' must be one of ortho, N02, xavier"),
+    (["--attention", "12"], "'attention' must be 0 or a resolution G passes through (8, 16, 32)"),
+    (["--z-dim", "3"], "'z_dim' must give each of the 4 hierarchical chunks one entry"),
+    (["--on-collapse", "panic"], "'on_collapse' must be one of stop, rollback, warn"),
+    (["--collapse-factor", "1"], "'collapse_factor' must be greater than 1"),
+    (["--data", "imagenet:/nowhere", "--eval-every", "5"], "needs 'eval_reference'"),
+])
+def test_bad_biggan_config(cli, tmp_path, args, fragment):
+    result = cli("train", "biggan", *TINY, *args, "--out", tmp_path / "run")
+    assert result.exit_code == 1 and fragment in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_without_class_labels_is_refused(cli, tmp_path):
+    _write_image(tmp_path / "flat" / "a.png", (8, 8), (0, 0, 0))
+    result = cli("train", "biggan", *TINY, "--data", f"folder:{tmp_path / 'flat'}", "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "has no class labels; BigGAN is class-conditional" in result.output
