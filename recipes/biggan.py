@@ -154,15 +154,21 @@ class BigGAN(Recipe):
         get_loss(cfg.loss)  # fail early on an unknown loss name
 
     # ---- networks and data ---------------------------------------------------------------
-    def build_models(self):
+    def build_plain_generator(self) -> Generator:
+        """G with orthogonal (or the configured) init and SN, its BNs per process."""
         cfg = self.cfg
         G = Generator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.attention,
                       cfg.gen_norm)
-        D = Critic(cfg.resolution, cfg.ch, cfg.num_classes, cfg.attention)
         initialize(G, cfg.init)
-        initialize(D, cfg.init)
         if cfg.g_spectral_norm:
             spectral_norm_all(G)
+        return G
+
+    def build_models(self):
+        cfg = self.cfg
+        G = self.build_plain_generator()
+        D = Critic(cfg.resolution, cfg.ch, cfg.num_classes, cfg.attention)
+        initialize(D, cfg.init)
         if cfg.cross_replica_bn and distributed.world_from_env().size > 1 and self.device.type == "cuda":
             G = nn.SyncBatchNorm.convert_sync_batchnorm(G)  # the plain BNs inside cBN; same state_dict keys
         return {"G": G, "D": D}
@@ -194,7 +200,8 @@ class BigGAN(Recipe):
         with torch.no_grad():
             fake = G(z, fake_labels)
         d_loss, _ = get_loss(self.cfg.loss)
-        real_logits, fake_logits = D(real, labels), D(fake, fake_labels)
+        # one forward of real and fake together (as BigGAN-PyTorch): half the kernel launches, one SN power iteration
+        real_logits, fake_logits = D(torch.cat([real, fake]), torch.cat([labels, fake_labels])).split(len(real))
         adv = d_loss(real_logits, fake_logits)
         logs = {"D/loss": adv.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
         if self.cfg.penalty == "none":
@@ -283,6 +290,10 @@ class BigGAN(Recipe):
             self._evaluator = GeneratorEvaluator(reference, n=cfg.eval_n, metrics=tuple(cfg.eval_metrics),
                                                  features=features, device=self.device,
                                                  data_root=cfg.data_root or None)
+        if any(isinstance(m, nn.SyncBatchNorm) for m in G.modules()):  # only process 0 evaluates: no syncing
+            plain = self.build_plain_generator().to(next(G.parameters()).device)
+            plain.load_state_dict(G.state_dict())
+            G = plain
         self.finalize_generator(G)
         return self._evaluator(self.balanced_sampler(G))
 

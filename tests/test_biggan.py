@@ -372,3 +372,12 @@ def test_data_without_class_labels_is_refused(cli, tmp_path):
     _write_image(tmp_path / "flat" / "a.png", (8, 8), (0, 0, 0))
     result = cli("train", "biggan", *TINY, "--data", f"folder:{tmp_path / 'flat'}", "--out", tmp_path / "run")
     assert result.exit_code == 1 and "has no class labels; BigGAN is class-conditional" in result.output
+
+
+def test_training_time_evaluation_of_a_sync_bn_generator_runs_on_a_plain_copy():
+    cfg = api.make_config("biggan", out="unused", ch=2, z_dim=16, num_classes=10, standing_passes=2, eval_n=20,
+                          device="cpu")
+    recipe = BigGAN(cfg)
+    G = nn.SyncBatchNorm.convert_sync_batchnorm(recipe.build_models()["G"])  # as under torchrun on GPUs
+    scores = recipe.evaluate(G.eval())
+    assert scores["fid"] > 0 and scores["is"] >= 1 and scores["features"].startswith("builtin")
