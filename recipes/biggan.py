@@ -93,9 +93,11 @@ class BigGAN(Recipe):
     Config = BigGANConfig
     best_metric = ("fid", "min")
     presets = {
-        # CPU-sized (~3-4 min on 2 idle cores with its evaluations): builtin 10-class data at 32 px, ch 4, one D step
+        # CPU-sized (~3-4 min on 2 idle cores with its evaluations): builtin 10-class data at 32 px, ch 4, one D step;
+        # lr 4e-4 and β1 0.5 halve the builtin FID at step 400 against the paper's optimiser (35 vs 71, one seed each)
         "quick": {"resolution": 32, "ch": 4, "z_dim": 64, "attention": 16, "batch_size": 32, "grad_accum": 1,
-                  "n_dis": 1, "steps": 800, "lr_g": 2e-4, "lr_d": 2e-4, "ema_decay": 0.999, "ema_start": 200,
+                  "n_dis": 1, "steps": 800, "lr_g": 4e-4, "lr_d": 4e-4, "betas_g": [0.5, 0.999],
+                  "betas_d": [0.5, 0.999], "ema_decay": 0.99, "ema_start": 400,
                   "standing_passes": 20, "sample_every": 400, "ckpt_every": 100, "log_every": 10,
                   "telemetry_every": 10, "eval_every": 400, "eval_n": 1000, "n_samples": 100},
         # BigGAN-PyTorch's launch_cifar_ema.sh: batch 50, 4 D steps, lr 2e-4, no attention, N(0, 0.02) init,
