@@ -69,6 +69,10 @@ class TrainConfig:
     ada_target: float = 0.6  # ADA: the E[sign(D(real))] that p is tuned to keep
     ada_interval: int = 4  # ADA: critic steps between adjustments of p
     ada_kimg: float = 500.0  # ADA: thousands of images over which p may go from 0 to 1
+    # telemetry (gancli.train.telemetry): top singular value of every weight layer, collapse detection
+    telemetry_every: int = 0  # steps between readings; 0 disables
+    on_collapse: str = "stop"  # stop | rollback (to the last good checkpoint, lower lr) | warn
+    collapse_factor: float = 3.0  # a reading above this multiple of its recent median is a collapse
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -77,10 +81,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "memory_format": ("contiguous", "channels_last"),
     "device": ("auto", "cpu", "cuda"),
     "augment": ("none", "diffaug", "ada"),
+    "on_collapse": ("stop", "rollback", "warn"),
 }
 POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples", "ada_interval", "ada_kimg",
             "clip_value")
-NON_NEGATIVE = ("n_dis", "log_every", "sample_every", "ckpt_every", "eval_every", "ema_start",
+NON_NEGATIVE = ("n_dis", "log_every", "sample_every", "ckpt_every", "eval_every", "ema_start", "telemetry_every",
                 "penalty_weight", "lr_g", "lr_d", "norm_gain", "lr_decay_start", "ckpt_minutes")
 
 
@@ -194,6 +199,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"'ema_decay' must be in [0, 1), got {cfg.ema_decay}.")
     if not 0.0 < cfg.ada_target < 1.0:
         raise ConfigError(f"'ada_target' must be in (0, 1), got {cfg.ada_target}.")
+    if not cfg.collapse_factor > 1.0:
+        raise ConfigError(f"'collapse_factor' must be greater than 1, got {cfg.collapse_factor}.")
     if any(not 0.0 < m < 1.0 for m in cfg.lr_milestones):
         raise ConfigError(f"'lr_milestones' are fractions of the steps in (0, 1), got {cfg.lr_milestones}.")
     return cfg

@@ -9,6 +9,7 @@ from gancli.errors import ConfigError
 REGISTRY: dict[str, str] = {
     "uncond": "recipes.uncond:Uncond",
     "sr": "recipes.sr:SuperResolution",
+    "biggan": "recipes.biggan:BigGAN",
     "spade": "recipes.spade:Spade",
     "stargan": "recipes.stargan:StarGAN",
 }

@@ -171,10 +171,15 @@ def _print_scores(run) -> None:
 @app.command()
 def sample(
     run: Path = typer.Argument(..., help="Run folder."),
-    n: int = typer.Option(64, "--n", help="Number of images."),
+    n: int = typer.Option(64, "--n", help="Number of images (with --class all: in all; with --interpolate: strips)."),
     out: Optional[Path] = typer.Option(None, help="FILE.png for a grid, or a folder for one PNG per image."),
     checkpoint: Optional[str] = typer.Option(None, help="Checkpoint name or step (default: latest)."),
     truncation: Optional[float] = typer.Option(None, help="Truncation threshold (recipes that support it)."),
+    class_: Optional[str] = typer.Option(None, "--class", help="A class index, or 'all' for a class-balanced sheet "
+                                                                "with a row per class (class-conditional runs)."),
+    interpolate: Optional[str] = typer.Option(None, "--interpolate", help="Strips between two latents (z) or two "
+                                                                          "classes (class), --steps images each."),
+    steps: int = typer.Option(8, "--steps", help="Images per --interpolate strip."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="Use EMA weights when the run has them."),
@@ -189,17 +194,20 @@ def sample(
     if out is not None and not grid and out.suffix and not out.is_dir():
         raise ConfigError(f"--out '{out}' is neither a .png or .jpg file (for a grid) nor a folder (for one PNG per "
                           f"image); give a name ending in .png, or a folder name without a suffix.")
-    model = api.load(run, checkpoint, device, ema)
-    images = model.sample(n, seed, truncation)
+    options = dict(class_id=class_, truncation=truncation, seed=seed, checkpoint=checkpoint, device=device, ema=ema)
+    if interpolate is not None:
+        images, per_row = api.interpolate(run, interpolate, rows=n, steps=steps, **options), steps
+    else:
+        images, per_row = api.sample_sheet(run, n, **options)
     if out is None:
-        out, grid = model.run.path / "samples" / "sample.png", True
+        out, grid = run / "samples" / ("interpolation.png" if interpolate else "sample.png"), True
     if grid:
-        save_grid(images, out)
+        save_grid(images, out, nrow=per_row)
     else:
         out.mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(to_uint8(images)):
             save_image(image, out / f"{i:05d}.png")
-    console.print(f"Wrote {n} samples to [cyan]{out}[/]")
+    console.print(f"Wrote {len(images)} samples to [cyan]{out}[/]")
 
 
 @bench_app.command("train")
@@ -235,9 +243,10 @@ def bench_train(
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import bench, eval_gen, eval_iqa, runs, synthesize, translate, upscale
+    from gancli.cli import bench, eval_gen, eval_iqa, eval_truncation, runs, synthesize, translate, upscale
 
     eval_gen.register(eval_app)
+    eval_truncation.register(eval_app)
     eval_iqa.register(eval_app)
     bench.register(bench_app)
     upscale.register(app)

@@ -263,3 +263,59 @@ class ImageFolderImages(Dataset):
         """Side of the first image when it is square, else None (check_uniform_size checks the rest)."""
         height, width = self.image_size(0)
         return height if height == width else None
+
+
+def crop_long_edge_area_resize(image: torch.Tensor, resolution: int) -> torch.Tensor:
+    """BigGAN App. C preprocessing: a centred square crop along the long edge, then area resampling.
+
+    Area resampling (each output pixel the mean of the input area it covers) applies when shrinking;
+    a smaller image is enlarged bilinearly.
+    """
+    height, width = image.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[..., top:top + side, left:left + side].float().unsqueeze(0)
+    mode = "area" if side >= resolution else "bilinear"
+    resized = torch.nn.functional.interpolate(square, size=(resolution, resolution), mode=mode,
+                                              **({} if mode == "area" else {"align_corners": False}))
+    return resized.squeeze(0).round().clamp(0, 255).to(torch.uint8)
+
+
+class ImageNetFolder(Dataset):
+    """An ImageNet-style ImageFolder, root/CLASS/IMAGE: the class index is the rank of CLASS among sorted folder names.
+
+    Every class folder must hold at least one image (an empty one would shift every later class index).
+    With a resolution, images are cropped along the long edge and area-resized to it (BigGAN App. C).
+    """
+
+    def __init__(self, root: str | Path, resolution: int | None = None):
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise DataError(f"ImageNet-style folder '{self.root}' does not exist.")
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not folders:
+            raise DataError(f"Folder '{self.root}' has no class subfolders; an ImageNet-style folder is "
+                            f"ROOT/CLASS/IMAGE.")
+        self.classes = [folder.name for folder in folders]
+        self.files, self.labels = [], []
+        for index, folder in enumerate(folders):
+            try:
+                files = list_images(folder)
+            except DataError as exc:
+                if "contains no images" not in str(exc):
+                    raise
+                raise DataError(f"Class folder '{folder}' contains no images; remove it or add its images "
+                                f"(class indices come from the sorted folder names).") from None
+            self.files += files
+            self.labels += [index] * len(files)
+        self.num_classes, self.resolution = len(self.classes), resolution
+        self.name = f"imagenet:{self.root}" + (f"@{resolution}" if resolution else "")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = load_image(self.files[index])  # a DataError naming the file when it cannot be read
+        if self.resolution:
+            image = crop_long_edge_area_resize(image, self.resolution)
+        return image, self.labels[index]

@@ -10,12 +10,12 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
 from gancli.data.builtin import BuiltinImages
-from gancli.data.formats import CIFAR10Images, ImageFolderImages, STL10Images
+from gancli.data.formats import CIFAR10Images, ImageFolderImages, ImageNetFolder, STL10Images
 from gancli.errors import DataError
 
 SPLITS = {"builtin": ("train", "test"), "cifar10": ("train", "test"), "stl10": ("unlabeled", "train", "test")}
 SPEC_HELP = ("builtin[:train|test[:RES]], cifar10[:train|test], stl10[:unlabeled|train|test], folder:PATH, "
-             "or an existing folder")
+             "imagenet:PATH (class subfolders), or an existing folder")
 
 
 def data_root(root: str | Path | None = None) -> Path:
@@ -35,6 +35,10 @@ def open_dataset(spec: str, *, root: str | Path | None = None, resolution: int |
         if not rest:
             raise DataError("Dataset spec 'folder:' needs a path, e.g. folder:/data/images.")
         return ImageFolderImages(rest)
+    if kind == "imagenet":  # ROOT/CLASS/IMAGE, cropped along the long edge and area-resized to `resolution`
+        if not rest:
+            raise DataError("Dataset spec 'imagenet:' needs a path, e.g. imagenet:/data/imagenet/train.")
+        return ImageNetFolder(rest, resolution)
     if kind not in SPLITS:
         if Path(spec).expanduser().is_dir():
             return ImageFolderImages(spec)

@@ -322,8 +322,8 @@ class GeneratorEvaluator:
                  batch_size: int | None = None, precision: str = "fp32", seed: int = 0, n_real: int | None = None,
                  data_root: str | Path | None = None):
         for metric in metrics:
-            if metric not in ("fid", "is", "kid"):
-                raise ConfigError(f"Training-time evaluation supports fid, is and kid, not '{metric}'.")
+            if metric not in ("fid", "is", "kid", "pr"):
+                raise ConfigError(f"Generator evaluation supports fid, is, kid and pr, not '{metric}'.")
         self.reference, self.n, self.n_real, self.metrics, self.seed = reference, n, n_real, tuple(metrics), seed
         self.options = {"features": features, "weights": weights, "device": device, "batch_size": batch_size,
                         "precision": precision, "data_root": data_root}
@@ -337,14 +337,14 @@ class GeneratorEvaluator:
         return self._evaluator
 
     def __call__(self, sample: Callable[[int, torch.Generator], torch.Tensor]) -> dict[str, Any]:
-        """sample(n, generator) -> n images in [-1, 1]; returns {'fid': .., 'is': .., 'features': ..}."""
+        """sample(n, generator) -> n images in [-1, 1]; returns {'fid': .., 'is': .., 'precision': .., 'features': ..}."""
         from gancli.data.images import to_uint8
         from gancli.metrics import generative as gen
         from gancli.metrics.features import extract
         from gancli.metrics.stats import ReferenceStats
 
         ev = self.evaluator
-        need_pool = "kid" in self.metrics
+        need_pool = "kid" in self.metrics or "pr" in self.metrics
         if self._real is None and any(m != "is" for m in self.metrics):
             self._real = ev.stats(ev.open(self.reference, n=self.n_real), need_pool=need_pool, role="real")
         generator = torch.Generator(ev.device).manual_seed(self.seed)
@@ -364,6 +364,9 @@ class GeneratorEvaluator:
         if "kid" in self.metrics:
             size = min(1000, fake.n, self._real.n)
             scores["kid"], _ = gen.kid(fake.pool, self._real.pool, subset_size=size, device=ev.device)
+        if "pr" in self.metrics:  # Kynkäänniemi et al. 2019, k = 3, on this evaluator's features
+            scores["precision"], scores["recall"] = gen.precision_recall(fake.pool, self._real.pool, k=3,
+                                                                         device=ev.device)
         scores["features"] = ev.net.label
         scores["protocol"] = f"{self.n} fake vs {self._real.n if self._real else 0} real ({self.reference})"
         return scores

@@ -47,18 +47,20 @@ def batch_norms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 def standing_statistics(G: nn.Module, forward: Callable[[], object], passes: int = 100) -> int:
     """Re-estimate G's BN running statistics as the plain mean over `passes` calls of `forward()`.
 
-    `forward` draws fresh inputs (z, and labels for a conditional G) and runs G once. G is left in
-    eval mode, using the standing statistics. Returns how many BN layers were re-estimated.
+    `forward` draws fresh inputs (z, and labels for a conditional G) and runs G once; only the BN layers are
+    in training mode meanwhile. G is left in eval mode, using the standing statistics. Returns how many BN
+    layers were re-estimated.
     """
     norms = batch_norms(G)
     if not norms:
         G.eval()
         return 0
     momenta = [bn.momentum for bn in norms]
+    G.eval()  # only the BN layers gather statistics: spectral norm's power iteration and the like stay as they are
     for bn in norms:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative moving average: the plain mean over the passes
-    G.train()
+        bn.train()
     try:
         for _ in range(passes):
             forward()

@@ -89,6 +89,7 @@ class Recipe:
         "score_test_set": ("`gancli eval sr`", "an sr run"),
         "translate_batch": ("`gancli translate`", "a stargan run"),
         "synthesize": ("`gancli synthesize`", "a spade run"),
+        "interpolate": ("`gancli sample --interpolate`", "a class-conditional run (biggan)"),
     }
 
     def supports(self, verb: str) -> bool:
@@ -111,6 +112,10 @@ class Recipe:
     def synthesize(self, G: nn.Module, labels: torch.Tensor, *inputs: Any) -> torch.Tensor:
         """Label maps (N, H, W) of ids (and the recipe's other inputs) → images in [-1, 1]."""
         self.check_supports("synthesize")
+
+    def interpolate(self, G: nn.Module, rows: int, steps: int, generator: torch.Generator, **options: Any) -> torch.Tensor:
+        """rows strips of `steps` images between two latents or two classes, in [-1, 1]."""
+        self.check_supports("interpolate")
 
     def translate_batch(self, G: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, 3, H, W) translated to target attribute vectors (N, A) → uint8 images."""

@@ -31,6 +31,7 @@ from gancli.train.lock import EXIT, write_exit
 from gancli.train.plots import plot_metrics, save_grid
 from gancli.train.recipe import Recipe
 from gancli.train.schedules import lr_factor
+from gancli.train.telemetry import Telemetry
 from gancli.train.tensorboard import open_tensorboard
 
 clock = time.monotonic  # wall time of checkpoints-by-time and of the logged "wall_time" (tests replace it)
@@ -133,6 +134,7 @@ class Trainer:
         with distributed.main_first(self.world):
             self.dataset = recipe.build_dataset()
         self.sample_generator_seed = cfg.seed + 2**20
+        self.telemetry = Telemetry(self)  # σ₀ of every layer, collapse detection (cfg.telemetry_every)
 
     # ---- state -------------------------------------------------------------------------
     def weights(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -339,6 +341,7 @@ class Trainer:
             with StopSignal() as stop:
                 while self.step < cfg.steps:
                     logs = self.iteration(stream)
+                    self.telemetry.observe(self.step, logs)
                     for k, v in logs.items():
                         sums[k] = sums.get(k, 0.0) + v
                     count += 1
@@ -375,6 +378,7 @@ class Trainer:
                 self.evaluate()
             if self.world.main:
                 plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
+            self.telemetry.finish()
         finally:
             self.close()
         return self.last_eval

@@ -1,0 +1,222 @@
+"""Training telemetry of BigGAN §4: the top singular value σ₀ of every weight layer of G and D, and collapse detection.
+
+Every `telemetry_every` steps σ₀ of each layer's raw weight (before any normalization, reshaped to
+out × rest as spectral norm does; BigGAN Fig. 3) is read: from the layer's own spectral-norm vectors
+where it has spectral norm (σ₀ = uᵀWv after SN's last power iteration, no extra work), else by one power
+iteration from the vector kept since the last reading (15 at the first). Readings go to RUN/telemetry.jsonl and are
+plotted in RUN/spectra.png. BigGAN saw collapse as σ₀ of some G layers exploding and D's loss jumping
+up (§4.1-4.2, App. F); a reading above `collapse_factor` times the median of its series' recent readings
+counts as such a jump. Then training stops, naming the last checkpoint saved before it, or
+(`on_collapse = "rollback"`) reloads that checkpoint and continues at half the learning rates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import _SpectralNorm
+
+from gancli.config import save_toml
+from gancli.errors import GancliError
+from gancli.train import checkpoint as ckpt
+from gancli.train import distributed
+
+if TYPE_CHECKING:
+    from gancli.train.trainer import Trainer
+
+WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
+WINDOW = 10  # readings in the median a new reading is compared with; detection starts after this many
+LOSS_FLOOR = 0.1  # a D loss near 0 (BigGAN §4.2) is compared with at least this, so noise around 0 is no jump
+ROLLBACK_LR_FACTOR = 0.5
+MAX_ROLLBACKS = 3
+D_LOSS = "D/loss"
+
+
+class TrainingCollapsed(GancliError):
+    """σ₀ or the critic's loss jumped: training stopped at the last good checkpoint."""
+
+
+def raw_weight(layer: nn.Module) -> Tensor:
+    """The weight a layer learns: the parametrization's original where a normalization wraps it."""
+    parametrizations = getattr(layer, "parametrizations", None)
+    if parametrizations is not None and "weight" in parametrizations:
+        return getattr(parametrizations.weight, "original", layer.weight)
+    return layer.weight
+
+
+@torch.no_grad()
+def top_singular_value(layer: nn.Module, vectors: dict[int, Tensor]) -> Tensor:
+    """σ₀ of the layer's raw weight: from its spectral norm's u, v if it has one, else one power iteration.
+
+    `vectors` keeps the left singular vector estimate of layers without spectral norm between calls.
+    """
+    weight = raw_weight(layer)
+    parametrizations = getattr(layer, "parametrizations", None)
+    if parametrizations is not None and "weight" in parametrizations:
+        norm = parametrizations.weight[0]
+        if isinstance(norm, _SpectralNorm):
+            matrix = norm._reshape_weight_to_matrix(weight)
+            return torch.vdot(norm._u, matrix.mv(norm._v))
+    matrix = (weight.transpose(0, 1) if isinstance(layer, nn.ConvTranspose2d) else weight).flatten(1).float()
+    u = vectors.get(id(layer))
+    rounds = 1
+    if u is None:  # a first reading starts from a fixed random vector and converges before it counts
+        u = torch.randn(matrix.shape[0], generator=torch.Generator().manual_seed(matrix.shape[0])).to(matrix.device)
+        rounds = 15
+    for _ in range(rounds):
+        v = nn.functional.normalize(matrix.T.mv(u), dim=0)
+        u = nn.functional.normalize(matrix.mv(v), dim=0)
+    vectors[id(layer)] = u
+    return torch.vdot(u, matrix.mv(v))
+
+
+def weight_layers(models: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """'G.blocks.0.conv1' → layer, for every weight layer of every network, in depth order."""
+    return {f"{name}.{path}": layer for name, model in models.items()
+            for path, layer in model.named_modules() if isinstance(layer, WEIGHT_LAYERS)}
+
+
+def find_jumps(reading: dict[str, float], history: dict[str, list[tuple[int, float]]], factor: float,
+               window: int = WINDOW) -> list[tuple[str, float, float]]:
+    """(series, recent median, value) of each series whose value exceeds factor × its median of the last readings."""
+    jumps = []
+    for series, value in reading.items():
+        past = [v for _, v in history.get(series, [])[-window:]]
+        if len(past) < window:
+            continue
+        base = statistics.median(past)
+        floor = LOSS_FLOOR if series == D_LOSS else 0.0
+        if not math.isfinite(value) or value > factor * max(base, floor):
+            jumps.append((series, base, value))
+    return jumps
+
+
+class Telemetry:
+    """Reads σ₀ every `telemetry_every` steps, watches for collapse, and acts as `on_collapse` says."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.cfg = trainer, trainer.cfg
+        self.every = self.cfg.telemetry_every
+        self.layers = weight_layers(trainer.models)
+        self.vectors: dict[int, Tensor] = {}
+        self.history: dict[str, list[tuple[int, float]]] = {}
+        self.loss_sum, self.loss_count = 0.0, 0
+        self.last_good_step = trainer.step
+        self.rollbacks = 0
+        self.path = Path(trainer.run_dir) / "telemetry.jsonl"
+
+    def observe(self, step: int, logs: dict[str, float]) -> None:
+        """Called by the trainer after every iteration with its losses."""
+        if not self.every:
+            return
+        if D_LOSS in logs:
+            self.loss_sum, self.loss_count = self.loss_sum + logs[D_LOSS], self.loss_count + 1
+        if step % self.every:
+            return
+        reading = self.read()
+        jumps = find_jumps(reading, self.history, self.cfg.collapse_factor)
+        self._write({"step": step, **reading, **({"collapse": [j[0] for j in jumps]} if jumps else {})})
+        if jumps and self.cfg.on_collapse != "warn":
+            self._collapsed(step, jumps)
+            return
+        for series, value in reading.items():
+            self.history.setdefault(series, []).append((step, value))
+        self.last_good_step = step
+
+    def read(self) -> dict[str, float]:
+        """σ₀ of every layer (one transfer from the device) and the mean D loss since the last reading."""
+        values = torch.stack([top_singular_value(layer, self.vectors).float().cpu()
+                              for layer in self.layers.values()]).tolist() if self.layers else []
+        reading = dict(zip((f"sigma/{name}" for name in self.layers), values))
+        if self.loss_count:
+            loss = self.loss_sum / self.loss_count
+            loss = distributed.average_values({D_LOSS: loss}, self.trainer.world, self.trainer.device)[D_LOSS]
+            reading[D_LOSS] = float(loss)
+        self.loss_sum, self.loss_count = 0.0, 0
+        return reading
+
+    def good_checkpoint(self) -> Path | None:
+        """The newest step checkpoint saved no later than the last reading without a jump."""
+        good = [p for p in ckpt.step_dirs(self.trainer.run_dir) if int(p.name.split("_")[1]) <= self.last_good_step]
+        return good[-1] if good else None
+
+    def _collapsed(self, step: int, jumps: list[tuple[str, float, float]]) -> None:
+        what = ", ".join(f"{series.removeprefix('sigma/')} from {base:.3g} to {value:.3g}"
+                         for series, base, value in jumps[:3]) + (f" and {len(jumps) - 3} more" if len(jumps) > 3 else "")
+        good = self.good_checkpoint()
+        trainer = self.trainer
+        if self.cfg.on_collapse == "rollback" and good is not None and self.rollbacks < MAX_ROLLBACKS:
+            self.rollbacks += 1
+            trainer.restore(good)
+            for name in trainer.base_lr:
+                trainer.base_lr[name] *= ROLLBACK_LR_FACTOR
+            self.cfg.lr_g, self.cfg.lr_d = trainer.base_lr["G"], trainer.base_lr.get("D", self.cfg.lr_d)
+            trainer.set_learning_rates()
+            if trainer.world.main:  # a resumed run keeps the lowered rates
+                save_toml(self.cfg, Path(trainer.run_dir) / "config.toml")
+            self.history = {k: [(s, v) for s, v in h if s <= trainer.step] for k, h in self.history.items()}
+            self.last_good_step = trainer.step
+            trainer.log({"step": step, "event": "rollback", "to": good.name, "why": what,
+                         "lr_g": self.cfg.lr_g, "lr_d": self.cfg.lr_d})
+            return
+        self.finish()
+        where = (f"the last good checkpoint is '{good}' (`gancli sample {trainer.run_dir} --checkpoint {good.name}`; "
+                 f"--on-collapse rollback continues from it at a lower learning rate)" if good else
+                 "no checkpoint was saved before it")
+        tried = f" after {self.rollbacks} rollbacks" if self.rollbacks else ""
+        raise TrainingCollapsed(f"Training collapsed at step {step}{tried} ({what} jumped); {where}.")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.trainer.world.main:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def finish(self) -> Path | None:
+        """Plot the readings so far (called at the end of training and on collapse)."""
+        if not self.every or not self.trainer.world.main or not self.path.is_file():
+            return None
+        return plot_spectra(self.path, Path(self.trainer.run_dir) / "spectra.png")
+
+
+def plot_spectra(telemetry_file: Path, out: Path) -> Path | None:
+    """σ₀ of every layer of G and of D against the step (colour from red to violet with depth, as BigGAN Fig. 3),
+    and D's loss; collapses are marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in telemetry_file.read_text().splitlines() if line.strip()]
+    if not records:
+        return None
+    steps = [r["step"] for r in records]
+    panels = [(f"σ₀ of {net}'s layers", [k for k in records[-1] if k.startswith(f"sigma/{net}.")]) for net in "GD"]
+    panels = [(title, keys) for title, keys in panels if keys]
+    if any(D_LOSS in r for r in records):
+        panels.append(("D loss (mean over each interval)", [D_LOSS]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
+        colours = plt.cm.rainbow_r([i / max(len(keys) - 1, 1) for i in range(len(keys))])
+        for key, colour in zip(keys, colours):
+            points = [(r["step"], r[key]) for r in records if key in r]
+            ax.plot(*zip(*points), color=colour, linewidth=1)
+        for record in records:
+            if record.get("collapse"):
+                ax.axvline(record["step"], color="black", linestyle="--", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_xlim(min(steps), max(max(steps), min(steps) + 1))
+        if keys != [D_LOSS]:
+            ax.set_yscale("log")
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

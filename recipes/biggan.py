@@ -1,0 +1,313 @@
+"""Class-conditional BigGAN (Brock, Donahue & Simonyan 2019): shared embedding, hierarchical z, projection D.
+
+Training: hinge loss, Adam (G 5e-5, D 2e-4, β = (0, 0.999)), two D steps per G step, SN in G and D,
+orthogonal init, orthogonal regularization (eq. 3, β = 1e-4, not on the class embedding), EMA of G.
+Inference: standing statistics (App. C.1) and truncated latents (§3.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from gancli.config import TrainConfig
+from gancli.data.builtin import BuiltinImages
+from gancli.data.specs import open_dataset, resized
+from gancli.errors import ConfigError, DataError
+from gancli.nn.latent import standing_statistics, truncated_normal
+from gancli.objectives import critic_penalty, get_loss, orthogonal_regularization
+from gancli.train import distributed
+from gancli.train.recipe import Recipe
+from recipes.biggan_nets import G_PLANS, GEN_NORMS, INITS, Critic, Generator, initialize, spectral_norm_all
+
+CLASS_EMBEDDINGS = ("shared", "compose")  # parameter names left out of the orthogonal regularization
+
+
+@dataclass
+class BigGANConfig(TrainConfig):
+    """Defaults are the paper's 128 px ImageNet model (Table 1 row 7 / Table 4, App. C)."""
+
+    recipe: str = "biggan"
+    resolution: int = 128  # 32, 64, 128 (Table 4) or 256 (Table 5)
+    ch: int = 96  # channel multiplier ("Ch." of Table 1)
+    z_dim: int = 120  # 128 px: 6 chunks of 20 (one for the dense layer, one per up-block)
+    shared_dim: int = 128  # shared class embedding; 0: a separate class embedding per BN layer
+    hier: bool = True  # hierarchical latents: z split into chunks fed to every block
+    attention: int = 64  # resolution of the non-local block in G and in D; 0: none
+    gen_norm: str = "cbn"  # cbn (class-conditional BN) or self-mod (conditional self-modulation, eq. 3)
+    init: str = "ortho"  # ortho (the paper), N02 or xavier
+    g_spectral_norm: bool = True
+    ortho_reg: float = 1e-4  # β of eq. 3
+    num_classes: int = 0  # 0: from the data (10 for builtin and CIFAR-10, the folder count for imagenet:PATH)
+    flip: bool = False
+    standing_passes: int = 100  # forward passes of random z and y for standing statistics (App. C.1)
+    cross_replica_bn: bool = True  # under torchrun on GPUs, G's BN statistics over all processes (App. C)
+    data_root: str = ""
+    eval_n: int = 10_000
+    eval_reference: str = ""  # "" means builtin:test at the training resolution, or the data's own spec
+    eval_features: str = ""  # "" means the builtin-data classifier on builtin data, Inception otherwise
+    eval_metrics: list[str] = field(default_factory=lambda: ["fid", "is"])
+    # App. C: hinge loss, SA-GAN's learning rates halved, two D steps, EMA 0.9999, batch 2048 (256 × 8 accumulated)
+    norm: str = "sn"
+    loss: str = "hinge"
+    lr_g: float = 5e-5
+    lr_d: float = 2e-4
+    betas_g: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    betas_d: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    n_dis: int = 2
+    batch_size: int = 256
+    grad_accum: int = 8
+    ema: bool = True
+    ema_decay: float = 0.9999
+    ema_start: int = 20_000  # BigGAN-PyTorch's ImageNet scripts; the paper does not say
+    steps: int = 150_000  # the paper stops early at collapse (§3.2); the telemetry below detects it
+    telemetry_every: int = 100
+    sample_every: int = 2000
+    ckpt_every: int = 2000
+
+
+class LabelledImages(Dataset):
+    """Images in [-1, 1] with their class index, optionally flipped from each key's seed."""
+
+    def __init__(self, source: Dataset, flip: bool):
+        self.source, self.flip = source, flip
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key
+        image, label = self.source[index]
+        image = image.float() / 127.5 - 1.0
+        if self.flip and torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < 0.5:
+            image = image.flip(-1)
+        return {"image": image, "label": torch.tensor(label, dtype=torch.long)}
+
+
+class BigGAN(Recipe):
+    name = "biggan"
+    summary = "Class-conditional BigGAN: cBN on a shared embedding + hierarchical z, projection D, truncation"
+    Config = BigGANConfig
+    best_metric = ("fid", "min")
+    presets = {
+        # CPU-sized (~3-4 min on 2 idle cores with its evaluations): builtin 10-class data at 32 px, ch 4, one D step;
+        # lr 4e-4 and β1 0.5 halve the builtin FID at step 400 against the paper's optimiser (35 vs 71, one seed each)
+        "quick": {"resolution": 32, "ch": 4, "z_dim": 64, "attention": 16, "batch_size": 32, "grad_accum": 1,
+                  "n_dis": 1, "steps": 800, "lr_g": 4e-4, "lr_d": 4e-4, "betas_g": [0.5, 0.999],
+                  "betas_d": [0.5, 0.999], "ema_decay": 0.99, "ema_start": 400,
+                  "standing_passes": 20, "sample_every": 400, "ckpt_every": 100, "log_every": 10,
+                  "telemetry_every": 10, "eval_every": 400, "eval_n": 1000, "n_samples": 100},
+        # BigGAN-PyTorch's launch_cifar_ema.sh: batch 50, 4 D steps, lr 2e-4, no attention, N(0, 0.02) init,
+        # no orthogonal regularization, per-layer class embeddings, no hierarchy, EMA from iteration 1000, 500 epochs
+        "biggan-pytorch-cifar": {"data": "cifar10:train", "resolution": 32, "ch": 64, "z_dim": 128, "shared_dim": 0,
+                                 "hier": False, "attention": 0, "init": "N02", "ortho_reg": 0.0, "batch_size": 50,
+                                 "grad_accum": 1, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4, "ema_start": 1000,
+                                 "steps": 125_000, "eval_every": 5000, "sample_every": 2000, "ckpt_every": 2000},
+        # SAN paper §4.1 / Table 1: the BigGAN CIFAR-10 model with SAN in every critic ResBlock and Adam β1 = 0.5
+        "san-biggan": {"data": "cifar10:train", "resolution": 32, "ch": 64, "z_dim": 128, "shared_dim": 0,
+                       "hier": False, "attention": 0, "init": "N02", "ortho_reg": 0.0, "batch_size": 50,
+                       "grad_accum": 1, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4, "ema_start": 1000,
+                       "steps": 125_000, "eval_every": 5000, "sample_every": 2000, "ckpt_every": 2000,
+                       "norm": "san", "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999]},
+    }
+
+    def __init__(self, cfg: BigGANConfig):
+        super().__init__(cfg)
+        self.validate()  # before the trainer creates the run folder
+        if not cfg.num_classes:  # a new run: the data says (saved in config.toml, so sampling never opens it)
+            cfg.num_classes = self._source().num_classes
+            if not cfg.num_classes:
+                raise DataError(f"Dataset '{cfg.data}' has no class labels; BigGAN is class-conditional (use "
+                                f"imagenet:PATH for a folder of class subfolders, or cifar10:train).")
+
+    def validate(self) -> None:
+        cfg = self.cfg
+        if cfg.resolution not in G_PLANS:
+            raise ConfigError(f"'resolution' must be one of {', '.join(map(str, G_PLANS))} (BigGAN's layouts), "
+                              f"got {cfg.resolution}.")
+        if cfg.gen_norm not in GEN_NORMS:
+            raise ConfigError(f"'gen_norm' must be one of {', '.join(GEN_NORMS)}, got '{cfg.gen_norm}'.")
+        if cfg.init not in INITS:
+            raise ConfigError(f"'init' must be one of {', '.join(INITS)}, got '{cfg.init}'.")
+        if cfg.ch < 2:
+            raise ConfigError(f"'ch' must be at least 2 (the attention layers need 8 channels), got {cfg.ch}.")
+        slots = len(G_PLANS[cfg.resolution]) + 1 if cfg.hier else 1
+        if cfg.z_dim < slots:
+            raise ConfigError(f"'z_dim' must give each of the {slots} hierarchical chunks one entry, got {cfg.z_dim}.")
+        sizes = {4 * 2 ** (i + 1) for i in range(len(G_PLANS[cfg.resolution]))}
+        if cfg.attention and cfg.attention not in sizes:
+            raise ConfigError(f"'attention' must be 0 or a resolution G passes through ({', '.join(map(str, sorted(sizes)))}), "
+                              f"got {cfg.attention}.")
+        for key in ("shared_dim", "num_classes", "standing_passes", "eval_n"):
+            if getattr(cfg, key) < 0:
+                raise ConfigError(f"'{key}' must not be negative, got {getattr(cfg, key)}.")
+        if cfg.ortho_reg < 0:
+            raise ConfigError(f"'ortho_reg' must not be negative, got {cfg.ortho_reg}.")
+        if not cfg.eval_metrics or any(m not in ("fid", "is", "kid") for m in cfg.eval_metrics):
+            raise ConfigError(f"'eval_metrics' must name one or more of fid, is, kid, got {cfg.eval_metrics}.")
+        if cfg.eval_features not in ("", "inception", "builtin"):
+            raise ConfigError(f"'eval_features' must be inception or builtin, got '{cfg.eval_features}'.")
+        if cfg.data.startswith("imagenet:") and cfg.eval_every and not cfg.eval_reference:
+            raise ConfigError("Evaluating on an imagenet: folder needs 'eval_reference' (e.g. a .npz made with "
+                              "`gancli eval stats`), since its images have many sizes.")
+        get_loss(cfg.loss)  # fail early on an unknown loss name
+
+    # ---- networks and data ---------------------------------------------------------------
+    def build_plain_generator(self) -> Generator:
+        """G with orthogonal (or the configured) init and SN, its BNs per process."""
+        cfg = self.cfg
+        G = Generator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.attention,
+                      cfg.gen_norm)
+        initialize(G, cfg.init)
+        if cfg.g_spectral_norm:
+            spectral_norm_all(G)
+        return G
+
+    def build_models(self):
+        cfg = self.cfg
+        G = self.build_plain_generator()
+        D = Critic(cfg.resolution, cfg.ch, cfg.num_classes, cfg.attention)
+        initialize(D, cfg.init)
+        if cfg.cross_replica_bn and distributed.world_from_env().size > 1 and self.device.type == "cuda":
+            G = nn.SyncBatchNorm.convert_sync_batchnorm(G)  # the plain BNs inside cBN; same state_dict keys
+        return {"G": G, "D": D}
+
+    def _source(self) -> Dataset:
+        cfg = self.cfg
+        if not cfg.data:
+            return BuiltinImages("train", cfg.resolution)
+        source = open_dataset(cfg.data, root=cfg.data_root or None, resolution=cfg.resolution)
+        return resized(source, cfg.resolution)
+
+    def build_dataset(self):
+        source = self._source()
+        if source.num_classes != self.cfg.num_classes:
+            raise DataError(f"Dataset '{self.cfg.data or 'builtin'}' has {source.num_classes} classes, but the run "
+                            f"was configured with {self.cfg.num_classes}.")
+        source[0]  # a dataset that reads its files on first use does so now, before loader workers fork
+        return LabelledImages(source, self.cfg.flip)
+
+    # ---- training ------------------------------------------------------------------------
+    def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.randn(n, self.cfg.z_dim, device=self.device)
+        return z, torch.randint(self.cfg.num_classes, (n,), device=self.device)
+
+    def d_step(self, models, batch):
+        G, D = models["G"], models["D"]
+        real, labels = batch["image"], batch["label"]
+        z, fake_labels = self._latents(real.shape[0])
+        with torch.no_grad():
+            fake = G(z, fake_labels)
+        d_loss, _ = get_loss(self.cfg.loss)
+        # one forward of real and fake together (as BigGAN-PyTorch): half the kernel launches, one SN power iteration
+        real_logits, fake_logits = D(torch.cat([real, fake]), torch.cat([labels, fake_labels])).split(len(real))
+        adv = d_loss(real_logits, fake_logits)
+        logs = {"D/loss": adv.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
+        if self.cfg.penalty == "none":
+            return adv, logs
+        penalty = critic_penalty(self.cfg.penalty, lambda x: D(x, labels), D, real, fake)
+        logs["D/penalty"] = penalty.item()
+        return adv + self.cfg.penalty_weight * penalty, logs
+
+    def g_step(self, models, batch):
+        G, D = models["G"], models["D"]
+        z, labels = self._latents(batch["image"].shape[0])
+        _, g_loss = get_loss(self.cfg.loss)
+        real_logits = D(batch["image"], batch["label"]) if self.cfg.loss == "ra" else None
+        loss = g_loss(D(G(z, labels), labels), real_logits)
+        logs = {"G/loss": loss.item()}
+        if self.cfg.ortho_reg:
+            ortho = orthogonal_regularization(G, skip=CLASS_EMBEDDINGS)
+            logs["G/ortho"] = ortho.item()
+            loss = loss + self.cfg.ortho_reg * ortho
+        return loss, logs
+
+    # ---- inference -----------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, G, n, generator, truncation: float | None = None, labels: torch.Tensor | None = None):
+        """n images; labels cycle through the classes unless given; z truncated at `truncation` (resampled)."""
+        device = next(G.parameters()).device
+        if labels is None:
+            labels = torch.arange(n, device=device) % self.cfg.num_classes
+        labels = labels.to(device)
+        out = []
+        for start in range(0, n, 256):
+            size = min(256, n - start)
+            z = truncated_normal((size, G.z_dim), truncation, generator=generator, device=device)
+            out.append(G(z, labels[start:start + size]))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def interpolate(self, G, rows: int, steps: int, generator, mode: str = "z", truncation: float | None = None,
+                    label: int | None = None) -> torch.Tensor:
+        """rows strips of `steps` images: z blended between two draws (class fixed), or the class code between two
+        classes (z fixed). Returns (rows · steps, 3, H, W), strip after strip."""
+        device = next(G.parameters()).device
+        C = self.cfg.num_classes
+        weights = torch.linspace(0, 1, steps, device=device).view(1, steps, 1)
+
+        def draw() -> torch.Tensor:
+            return truncated_normal((rows, G.z_dim), truncation, generator=generator, device=device)
+
+        def classes() -> torch.Tensor:
+            return torch.randint(C, (rows,), generator=generator, device=device)
+
+        z_a = draw()
+        if mode == "z":
+            y = torch.full((rows,), label, device=device) if label is not None else classes()
+            z = torch.lerp(z_a.unsqueeze(1), draw().unsqueeze(1), weights)
+            code = G.class_code(y).unsqueeze(1).expand(-1, steps, -1)
+        else:
+            y_a = classes()
+            y_b = (y_a + 1 + torch.randint(max(C - 1, 1), (rows,), generator=generator, device=device)) % C
+            z = z_a.unsqueeze(1).expand(-1, steps, -1)
+            code = torch.lerp(G.class_code(y_a).unsqueeze(1), G.class_code(y_b).unsqueeze(1), weights)
+        return G.generate(z.reshape(rows * steps, -1), code.reshape(rows * steps, -1))
+
+    def finalize_generator(self, G) -> None:
+        """Standing statistics (App. C.1): BN statistics averaged over passes of random z and y, so outputs never
+        depend on the batch they are drawn in."""
+        device = next(G.parameters()).device
+        generator = torch.Generator(device).manual_seed(self.cfg.seed + 7)
+        batch = min(self.cfg.batch_size, 256)
+
+        def forward():
+            z = torch.randn(batch, G.z_dim, generator=generator, device=device)
+            G(z, torch.randint(self.cfg.num_classes, (batch,), generator=generator, device=device))
+
+        standing_statistics(G, forward, passes=self.cfg.standing_passes)
+
+    def evaluate(self, G):
+        """FID/IS of the (standing-statistics) generator on class-balanced samples against the reference."""
+        from gancli.metrics import GeneratorEvaluator
+
+        cfg = self.cfg
+        if not hasattr(self, "_evaluator"):
+            builtin = not cfg.data
+            reference = cfg.eval_reference or (f"builtin:test:{cfg.resolution}" if builtin else cfg.data)
+            features = cfg.eval_features or ("builtin" if builtin else "inception")
+            self._evaluator = GeneratorEvaluator(reference, n=cfg.eval_n, metrics=tuple(cfg.eval_metrics),
+                                                 features=features, device=self.device,
+                                                 data_root=cfg.data_root or None)
+        if any(isinstance(m, nn.SyncBatchNorm) for m in G.modules()):  # only process 0 evaluates: no syncing
+            plain = self.build_plain_generator().to(next(G.parameters()).device)
+            plain.load_state_dict(G.state_dict())
+            G = plain
+        self.finalize_generator(G)
+        return self._evaluator(self.balanced_sampler(G))
+
+    def balanced_sampler(self, G, truncation: float | None = None):
+        """A sampler (n, generator) -> images whose labels continue 0, 1, ..., C-1, 0, ... across calls."""
+        drawn = 0
+
+        def sampler(n: int, generator: torch.Generator) -> torch.Tensor:
+            nonlocal drawn
+            labels = (torch.arange(n) + drawn) % self.cfg.num_classes
+            drawn += n
+            return self.sample(G, n, generator, truncation=truncation, labels=labels)
+
+        return sampler
+
