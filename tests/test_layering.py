@@ -1,6 +1,7 @@
 """DESIGN.md's layering, read from the source with ast: dependencies point down only, and no import circles.
 
-Every import statement counts, at module level or inside a function (a lazy import is still a dependency).
+Every import statement counts, at module level or inside a function (a lazy import is still a dependency),
+except those under `if TYPE_CHECKING:`, which only name types for annotations and never run.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     exists, else as the package)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -45,6 +51,11 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             if target and target != name:
                 found.add(target)
     return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def graph() -> dict[str, set[str]]:
@@ -110,5 +121,6 @@ def test_the_cycle_finder_finds_a_circle():
 def test_the_import_reader_resolves_relative_and_package_imports(tmp_path):
     known = {"pkg": tmp_path / "pkg/__init__.py", "pkg.a": tmp_path / "pkg/a.py", "pkg.b": tmp_path / "pkg/b.py"}
     source = tmp_path / "a.py"
-    source.write_text("from . import b\nfrom pkg import thing\n\ndef f():\n    import pkg.b.inner\n")
+    source.write_text("from typing import TYPE_CHECKING\nfrom . import b\nfrom pkg import thing\n\ndef f():\n"
+                      "    import pkg.b.inner\nif TYPE_CHECKING:\n    from pkg import a\n")
     assert imports_of("pkg.a", source, known) == {"pkg.b", "pkg"}

@@ -159,7 +159,7 @@ def load_builtin_segmenter(log=None) -> BuiltinSegmenter:
     from safetensors.torch import load_file, save_file
 
     from gancli.data.scenes import BuiltinScenes
-    from gancli.metrics.features import sha256_file
+    from gancli.metrics.weights import sha256_file
 
     path = weights_path()
     if not path.is_file() and _claim(path):
@@ -182,7 +182,7 @@ def load_builtin_segmenter(log=None) -> BuiltinSegmenter:
 
 def main() -> None:
     from gancli.data.scenes import BuiltinScenes
-    from gancli.metrics.segmentation import SegmentationScore
+    from gancli.metrics.miou import SegmentationScore
 
     segmenter = load_builtin_segmenter(log=print)
     data = BuiltinScenes("val", (64, 64))
