@@ -4,12 +4,17 @@
     cfg = api.make_config("uncond", preset="quick", norm="san")
     run = api.train(cfg)
     images = api.sample(run.path, n=16)
+    score = api.evaluate("fid", fake=run.path, real="builtin:test:32", features="builtin", n=1000)
+
+The only layer (with gancli.runs) that turns a run folder into objects; the CLI and examples/ go through it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +22,21 @@ import torch
 
 from gancli.config import TrainConfig, apply_overrides, load_toml, validate
 from gancli.errors import ConfigError
-from gancli.runs import Run, open_run
+from gancli.runs import LoadedRun, Run, open_run, record_in_run, run_source
 from gancli.train import distributed
-from gancli.train.trainer import Trainer, check_run_dir, start_run_dir
+from gancli.train.lock import RunLock
+from gancli.train.trainer import Trainer, check_run_dir, exit_recorded, start_run_dir
 
-__all__ = ["make_config", "train", "sample", "open_run"]
+__all__ = ["make_config", "train", "sample", "load", "open_run", "evaluator", "evaluate", "record_in_run",
+           "recipes", "bench_training"]
+
+
+def recipes() -> list[dict[str, Any]]:
+    """Each registered recipe: name, summary, presets and the offline default preset."""
+    from recipes import REGISTRY, get_recipe
+
+    return [{"name": name, "summary": cls.summary, "presets": list(cls.presets), "offline_preset": cls.offline_preset}
+            for name, cls in ((name, get_recipe(name)) for name in REGISTRY)]
 
 
 def make_config(recipe: str, *, preset: str | None = None, config_file: str | Path | None = None,
@@ -71,26 +86,246 @@ def train(cfg: TrainConfig, resume: bool = False,
     main = distributed.world_from_env().main  # under torchrun, process 0 alone writes the run folder
     run_dir = check_run_dir(cfg, resume) if main else Path(cfg.out)
     try:
-        trainer = Trainer(recipe, run_dir)
-        if resume:
-            trainer.restore(open_run(run_dir).checkpoint())
-        if main:
-            start_run_dir(cfg, run_dir)
-        if on_start:
-            on_start(trainer)
-        trainer.fit(on_progress)
+        with RunLock(run_dir) if main else contextlib.nullcontext():  # one training process per run folder
+            trainer = Trainer(recipe, run_dir)
+            if resume:
+                trainer.resume()  # from the latest checkpoint, or from step 0 if it stopped before the first
+            if main:
+                start_run_dir(cfg, run_dir)
+            if on_start:
+                on_start(trainer)
+            with exit_recorded(run_dir, main):
+                trainer.fit(on_progress)
     finally:
         distributed.stop()
     return open_run(run_dir)
 
 
+def load(run_dir: str | Path, checkpoint: str | None = None, device: str = "cpu", ema: bool = True,
+         verb: str | None = None) -> LoadedRun:
+    """A run's generator (EMA weights when the run has them and ema is True) with its recipe's inference verbs;
+    `verb` (e.g. "upscale") is refused in one sentence, before loading, when the run's recipe lacks it."""
+    from gancli.device import resolve_device
+
+    return open_run(run_dir).load(checkpoint, resolve_device(device), ema, verb)
+
+
 def sample(run_dir: str | Path, n: int = 64, seed: int = 0, checkpoint: str | None = None,
-           device: str = "cpu", **kwargs: Any) -> torch.Tensor:
+           device: str = "cpu", ema: bool = True, truncation: float | None = None, **kwargs: Any) -> torch.Tensor:
     """n images in [-1, 1] from a run's generator (EMA weights when the run has them)."""
+    return load(run_dir, checkpoint, device, ema).sample(n, seed, truncation, **kwargs)
+
+
+def evaluator(**options: Any):
+    """A gancli.metrics Evaluator (options are its fields) that also takes run folders as sources."""
+    from gancli.metrics import Evaluator
+
+    return Evaluator(**options, open_run=run_source)
+
+
+def evaluate(metric: str, fake: str | Path, real: str | Path | None = None, **options: Any):
+    """One metric in one call, run folders included: `evaluate("fid", fake="runs/x", real="cifar10:test")`.
+
+    Options are Evaluator fields (features, weights, device, precision, ...) or Evaluator.evaluate arguments
+    (n, n_real, kid_subset_size, truncation, ...).
+    """
+    import dataclasses
+
+    from gancli.metrics import Evaluator
+
+    fields = {f.name for f in dataclasses.fields(Evaluator) if f.init} - {"open_run"}
+    ev = evaluator(**{k: v for k, v in options.items() if k in fields})
+    return ev.evaluate(metric, str(fake), None if real is None else str(real),
+                       **{k: v for k, v in options.items() if k not in fields})
+
+
+# ---------------------------------------------------------------------------------------------
+# Training throughput (`gancli bench train`): variants timed in one process against a baseline
+# ---------------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_training(recipe: str, options: dict[str, Any], iters: int, warmup: int) -> dict[str, float | None]:
+    """Iterations/s and images/s (n_dis critic steps + one generator step, EMA, data loading included) and the
+    peak accelerator memory (None on the CPU, where PyTorch keeps no per-run peak)."""
+    import tempfile
+
+    from gancli.data.stream import batch_stream
+    from recipes import get_recipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = make_config(recipe, **{**options, "out": str(Path(tmp) / "run")})
+        trainer = Trainer(get_recipe(recipe)(cfg), Path(tmp))
+        stream = batch_stream(trainer.dataset, cfg.batch_size, cfg.seed, 0, trainer.workers())
+        cuda = trainer.device.type == "cuda"
+        for _ in range(warmup):
+            trainer.iteration(stream)
+        _sync(trainer.device)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(trainer.device)
+        start = time.perf_counter()
+        for _ in range(iters):
+            trainer.iteration(stream)
+        _sync(trainer.device)
+        elapsed = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else None
+    return {"it_s": iters / elapsed, "img_s": iters * cfg.batch_size / elapsed, "peak_mib": peak,
+            "peak_mib_per_image": peak / cfg.batch_size if peak is not None else None}
+
+
+def bench_training(recipe: str, base: dict[str, Any], variants: list[str], iters: int,
+                   warmup: int) -> list[dict[str, Any]]:
+    """Time the base config and each 'key=value,key=value' variant; ratios are to the base."""
+    from gancli.config import parse_set
+
+    rows = []
+    for variant in ["", *variants]:
+        changes = parse_set([v for v in variant.split(",") if v]) if variant else {}
+        result = time_training(recipe, {**base, **changes}, iters, warmup)
+        rows.append({"variant": variant or "baseline", **result})
+    for row in rows:
+        row["ratio"] = row["it_s"] / rows[0]["it_s"]
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs overview (`gancli runs`): status, progress and best score of each run in a folder
+# ---------------------------------------------------------------------------------------------
+def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
+    """One summary per run folder under root (recipe, step / steps, status, best score, last checkpoint, wall time)."""
+    from gancli.runs import find_runs, summarize_run
+
+    return [summarize_run(path) for path in find_runs(root)]
+
+
+# ---- translate (stargan) ------------------------------------------------------------------------
+@dataclass
+class Translation:
+    """What `translate` wrote: one row per input, with the attributes the critic saw in it."""
+
+    inputs: list[Path]
+    sources: list[dict[str, int]]  # attribute -> 1 / 0 as read by the run's critic
+    outputs: list[Path]  # one translated PNG per input (when attributes were assigned)
+    grid: Path | None  # inputs × single-attribute changes (and the assignments), when asked for
+    columns: list[str]  # the grid's column titles
+
+
+def load_critic(run: Run, checkpoint: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A run's critic with its training normalization, in eval mode (e.g. to read attributes with its class head)."""
+    from gancli.errors import CheckpointError, state_dict_mismatch
+    from gancli.nn import apply_critic_norm
+    from gancli.train import checkpoint as ckpt
+
+    path = run.checkpoint(checkpoint)
+    weights, _ = ckpt.load_weights(path)
+    cfg = run.cfg
+    D = run.recipe.build_models()["D"]
+    apply_critic_norm(D, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every)
+    try:
+        D.load_state_dict(weights["D"])
+    except (KeyError, RuntimeError) as exc:
+        reason = state_dict_mismatch(exc) if isinstance(exc, RuntimeError) else "it holds no critic"
+        raise CheckpointError(f"Checkpoint '{path}' does not fit the run's critic ({reason}).") from None
+    return D.to(device).eval()
+
+
+def translate(run_dir: str | Path, images: list[str | Path], attrs: list[str] | dict[str, int] = (), *,
+              out: str | Path, grid: bool = False, checkpoint: str | None = None, device: str = "cpu",
+              ema: bool = True) -> Translation:
+    """Translate image files with a stargan run: attrs 'Name=1'/'Name=0' (or {name: ±1}) applied to the
+    attributes each image has; grid=True also writes inputs × each single-attribute change as one PNG."""
+    from gancli.data.attributes import parse_assignments
+    from gancli.data.images import load_image, save_image
+    from gancli.device import resolve_device
+    from gancli.errors import DataError
+    from gancli.train.plots import save_grid
+
     run = open_run(run_dir)
-    G = run.load_generator(checkpoint, device)
-    generator = torch.Generator(device).manual_seed(seed)
-    return run.recipe.sample(G, n, generator, **kwargs)
+    recipe = run.recipe
+    recipe.check_supports("translate_batch")
+    assignments = dict(attrs) if isinstance(attrs, dict) else parse_assignments(list(attrs))
+    recipe.check_assignments(assignments)
+    if not assignments and not grid:
+        raise ConfigError("Nothing to do: give --attr NAME=VALUE (repeatable), --grid, or both.")
+    paths = [Path(p) for p in images]
+    out = Path(out)
+    destinations = [out / f"{p.stem}.png" for p in paths]
+    for i, dst in enumerate(destinations):
+        if dst in destinations[:i]:
+            raise DataError(f"'{paths[destinations.index(dst)]}' and '{paths[i]}' would both be written to '{dst}'; "
+                            f"translate them separately.")
+    dev = resolve_device(device)
+    pictures = torch.stack([recipe.prepare(load_image(p)) for p in paths])
+    G = run.load_generator(checkpoint, dev, ema=ema)
+    sources = recipe.source_attributes(load_critic(run, checkpoint, dev), pictures)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs: list[Path] = []
+    if assignments:
+        for image, dst in zip(recipe.translate_batch(G, pictures, recipe.targets(sources, assignments)), destinations):
+            save_image(image, dst)
+            outputs.append(dst)
+    grid_path, titles = None, []
+    if grid:
+        columns = recipe.grid_targets(sources, assignments)
+        titles = ["input"] + [title for title, _ in columns]
+        cells = [pictures] + [recipe.translate_batch(G, pictures, targets) for _, targets in columns]
+        rows = torch.stack(cells, dim=1).flatten(0, 1)  # row-major: input i, then its translations
+        grid_path = save_grid(rows.float() / 127.5 - 1, out / "grid.png", nrow=len(cells))
+    names = recipe.names
+    readings = [{n: int(v) for n, v in zip(names, row.tolist())} for row in sources]
+    return Translation(paths, readings, outputs, grid_path, titles)
+__all__ += ["Translation", "load_critic", "translate"]
+
+
+# ---- label-to-image synthesis (spade) ----------------------------------------------------
+def synthesize(run_dir: str | Path, labels: list[str | Path], out: str | Path, *, palette: bool = False,
+               style: str | Path | None = None, n_styles: int = 1, seed: int = 0, checkpoint: str | None = None,
+               device: str = "cpu", ema: bool = True) -> list[Path]:
+    """Synthesize one PNG per label map (× n_styles) with a spade run; returns the files written.
+
+    Label maps are PNGs of label ids, or colour-coded with the run's palette when `palette` is set.
+    `style` (an image) and `n_styles` > 1 need a run trained with the VAE (use_vae).
+    """
+    from gancli.data.images import load_image, save_image, to_uint8
+    from gancli.data.segmentation import check_ids, ids_from_colours, instance_edges, instance_partner, load_id_map
+    from gancli.device import resolve_device
+
+    run = open_run(run_dir)
+    recipe = run.recipe
+    recipe.check_supports("synthesize")
+    if n_styles < 1:
+        raise ConfigError(f"--n-styles must be a positive number, got {n_styles}.")
+    if not recipe.cfg.use_vae and (style is not None or n_styles > 1):
+        raise ConfigError(f"Run '{run_dir}' was trained without the VAE style encoder, so it has one output per map; "
+                          f"--style and --n-styles need a run trained with --use-vae.")
+    dev = resolve_device(device)
+    G = run.load_generator(checkpoint, dev, ema=ema)
+    style_image = load_image(style)[None].float() / 127.5 - 1 if style is not None else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator(dev).manual_seed(seed)
+    written = []
+    for path in map(Path, labels):
+        if palette:
+            label = ids_from_colours(load_image(path), recipe.palette(), path)
+        else:
+            label = load_id_map(path)
+        check_ids(label, recipe.cfg.label_nc, path, f"run '{run.path}'")
+        recipe.check_map_size(G, *label.shape, f"Label map '{path}'")
+        edges = None
+        if recipe.cfg.instance_edges:
+            edges = instance_edges(load_id_map(instance_partner(path)))[None, None]
+        batch = label[None].expand(n_styles, -1, -1)
+        images = recipe.synthesize(G, batch, None if edges is None else edges.expand(n_styles, -1, -1, -1),
+                                   None if style_image is None else style_image.expand(n_styles, -1, -1, -1),
+                                   generator)
+        for k, image in enumerate(to_uint8(images.cpu())):
+            target = out / (f"{path.stem}.png" if n_styles == 1 else f"{path.stem}_style{k}.png")
+            save_image(image, target)
+            written.append(target)
+    return written
 
 
 # ---- class-conditional sampling and the truncation trade-off (BigGAN, issue 13) -----------------------------------
@@ -161,8 +396,7 @@ def interpolate(run_dir: str | Path, mode: str = "z", rows: int = 4, steps: int 
         raise ConfigError(f"--interpolate needs a positive --n (strips) and --steps of at least 2, got {rows} and "
                           f"{steps}.")
     run = open_run(run_dir)
-    if not hasattr(run.recipe, "interpolate"):
-        raise ConfigError(f"Recipe '{run.recipe.name}' does not support --interpolate.")
+    run.recipe.check_supports("interpolate")
     sampling_options(run.recipe, truncation)
     _conditional_classes(run)
     if class_id is not None and mode == "class":

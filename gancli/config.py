@@ -30,7 +30,8 @@ class TrainConfig:
     norm_gain: float = 0.0  # SAN: compensation g; 0 means eq. 9 of the SAN paper
     norm_every: int = 1  # SAN / sn-exact: recompute sigma every k forwards
     penalty: str = "none"
-    penalty_weight: float = 10.0
+    penalty_weight: float = 10.0  # λ; for r1 it is γ of γ/2·E‖∇D(x)‖²
+    clip_value: float = 0.01  # penalty clip: critic weights clamped to [-c, c] after each critic step (WGAN)
     loss: str = "hinge"
     # optimisation
     lr_g: float = 2e-4
@@ -60,6 +61,14 @@ class TrainConfig:
     eval_every: int = 0
     keep_ckpts: int = 3
     n_samples: int = 64
+    ckpt_minutes: float = 10.0  # also checkpoint when this much wall time passed since the last one (0: off)
+    tensorboard: bool = True  # also write TensorBoard event files (needs the 'tensorboard' extra)
+    # augmentation of every image the critic sees (gancli.train.augment)
+    augment: str = "none"  # none | diffaug (Zhao et al. 2020) | ada (Karras et al. 2020)
+    diffaug_policy: list[str] = field(default_factory=lambda: ["color", "translation", "cutout"])
+    ada_target: float = 0.6  # ADA: the E[sign(D(real))] that p is tuned to keep
+    ada_interval: int = 4  # ADA: critic steps between adjustments of p
+    ada_kimg: float = 500.0  # ADA: thousands of images over which p may go from 0 to 1
     # telemetry (gancli.train.telemetry): top singular value of every weight layer, collapse detection
     telemetry_every: int = 0  # steps between readings; 0 disables
     on_collapse: str = "stop"  # stop | rollback (to the last good checkpoint, lower lr) | warn
@@ -71,11 +80,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "bf16"),
     "memory_format": ("contiguous", "channels_last"),
     "device": ("auto", "cpu", "cuda"),
+    "augment": ("none", "diffaug", "ada"),
     "on_collapse": ("stop", "rollback", "warn"),
 }
-POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples")
+POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples", "ada_interval", "ada_kimg",
+            "clip_value")
 NON_NEGATIVE = ("n_dis", "log_every", "sample_every", "ckpt_every", "eval_every", "ema_start", "telemetry_every",
-                "penalty_weight", "lr_g", "lr_d", "norm_gain", "lr_decay_start")
+                "penalty_weight", "lr_g", "lr_d", "norm_gain", "lr_decay_start", "ckpt_minutes")
 
 
 def field_types(cls: type) -> dict[str, Any]:
@@ -186,6 +197,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"'norm_ratio' must be in (0, 1], got {cfg.norm_ratio}.")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ConfigError(f"'ema_decay' must be in [0, 1), got {cfg.ema_decay}.")
+    if not 0.0 < cfg.ada_target < 1.0:
+        raise ConfigError(f"'ada_target' must be in (0, 1), got {cfg.ada_target}.")
     if not cfg.collapse_factor > 1.0:
         raise ConfigError(f"'collapse_factor' must be greater than 1, got {cfg.collapse_factor}.")
     if any(not 0.0 < m < 1.0 for m in cfg.lr_milestones):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from torch import nn
 
 from gancli.config import TrainConfig, apply_overrides, load_toml
 from gancli.errors import CheckpointError, ConfigError, state_dict_mismatch
+from gancli.metrics.sources import Source, sampler_source
 from gancli.train import checkpoint as ckpt
 from gancli.train.recipe import Recipe
 
@@ -59,9 +62,44 @@ class Run:
         self.recipe.finalize_generator(G)
         return G
 
+    def load(self, checkpoint: str | None = None, device: str | torch.device = "cpu", ema: bool = True,
+             verb: str | None = None) -> LoadedRun:
+        """The run's generator on device, ready for the recipe's inference verbs (`verb`: refused before loading
+        when the recipe lacks it)."""
+        if verb is not None:
+            self.recipe.check_supports(verb)
+        device = torch.device(device)
+        G = self.load_generator(checkpoint, device, ema=ema)
+        return LoadedRun(self, G, device, self.checkpoint(checkpoint))
+
     def append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+@dataclass
+class LoadedRun:
+    """A run's generator loaded for inference; its verbs are the recipe's (a recipe refuses those it lacks)."""
+
+    run: Run
+    G: nn.Module
+    device: torch.device
+    checkpoint: Path
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.run.cfg
+
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None, **options: Any) -> torch.Tensor:
+        """n images in [-1, 1]; `truncation` for recipes whose sampler supports it."""
+        options.update(sampling_options(self.run.recipe, truncation))
+        return self.run.recipe.sample(self.G, n, torch.Generator(self.device).manual_seed(seed), **options)
+
+    def upscale(self, image: torch.Tensor, **options: Any) -> torch.Tensor:
+        return self.run.recipe.upscale(self.G, image, device=self.device, **options)
+
+    def score_test_set(self, data: str, lr: str | Path | None = None, **options: Any) -> dict[str, Any]:
+        return self.run.recipe.score_test_set(self.G, data, lr, device=self.device, **options)
 
 
 def open_run(path: str | Path) -> Run:
@@ -81,3 +119,124 @@ def open_run(path: str | Path) -> Run:
     except ConfigError as exc:
         raise CheckpointError(f"Run config '{config_file}' does not match this gancli version: {exc}") from None
     return Run(path, cfg, recipe_cls(cfg))
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs as evaluation sources: the metrics take a sampler, the API layer makes it from a run
+# ---------------------------------------------------------------------------------------------
+def num_classes(recipe: Recipe) -> int:
+    """How many classes a conditional recipe samples (its sample() takes `labels`), else 0."""
+    if "labels" not in inspect.signature(recipe.sample).parameters:
+        return 0
+    for owner in (recipe, getattr(recipe, "cfg", None)):
+        value = getattr(owner, "num_classes", None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 0
+
+
+def run_source(spec: str, n: int, *, device: str | torch.device = "cpu", checkpoint: str | None = None,
+               ema: bool = True, truncation: float | None = None, seed: int = 0) -> Source:
+    """n images drawn from a run's generator (EMA and standing statistics as the recipe has them).
+
+    Class-conditional recipes get the same number of images of every class. This is the `open_run`
+    callable that gancli.api hands to the metrics' Evaluator.
+    """
+    run = open_run(spec)
+    recipe = run.recipe
+    options = sampling_options(recipe, truncation)
+    ckpt_path = run.checkpoint(checkpoint)  # CheckpointError when the run has none
+    device = torch.device(device)
+    G = run.load_generator(checkpoint, device, ema=ema)
+    label = f"{run.path} @ {ckpt_path.name}{' (EMA)' if run.loaded_ema else ''}"
+    if truncation is not None:
+        label += f" truncation {truncation:g}"
+    description = {"kind": "run", "run": str(Path(run.path).resolve()), "recipe": recipe.name,
+                   "checkpoint": ckpt_path.name, "ema": run.loaded_ema, "truncation": truncation}
+
+    def sampler(size: int, generator: torch.Generator, **extra: Any) -> torch.Tensor:
+        return recipe.sample(G, size, generator, **options, **extra)
+
+    return sampler_source(sampler, n, spec=spec, label=label, description=description, device=device, seed=seed,
+                          classes=num_classes(recipe), owner=run)
+
+
+def record_in_run(run: Run, scores: list) -> None:
+    """Append scores (gancli.metrics Score objects) to the run's metrics.jsonl, numbers nested so that
+    training plots are unaffected."""
+    fake = scores[0].protocol["fake"]["description"]
+    name = fake.get("checkpoint", "")
+    record = {"event": "eval", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "checkpoint": name,
+              "scores": {k: v for s in scores for k, v in s.values.items()},
+              "protocol": {s.metric: s.protocol_line() for s in scores},
+              "feature_net": scores[0].protocol["feature_net"],
+              "weights_sha256": scores[0].protocol["weights_sha256"]}
+    if name.startswith("step_") and name[5:].isdigit():
+        record["step"] = int(name[5:])
+    run.append_metrics(record)
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs overview (`gancli runs`): status, progress and best score of each run in a folder
+# ---------------------------------------------------------------------------------------------
+def find_runs(root: str | Path) -> list[Path]:
+    """Run folders (with a config.toml) at root or directly under it, by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CheckpointError(f"Folder '{root}' does not exist.")
+    if (root / "config.toml").is_file():
+        return [root]
+    return sorted(p.parent for p in root.glob("*/config.toml"))
+
+
+def _whole_records(metrics_file: Path) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl, skipping a last line that a killed process left half-written."""
+    if not metrics_file.is_file():
+        return []
+    records = []
+    for line in metrics_file.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def summarize_run(path: str | Path) -> dict[str, Any]:
+    """Recipe, step / steps, status (running, finished, interrupted, failed), best score, last checkpoint, wall time."""
+    from gancli.train.lock import read_exit, read_lock
+
+    path = Path(path)
+    raw = load_toml(path / "config.toml")
+    best_metric, problem = None, ""
+    try:
+        best_metric = open_run(path).recipe.best_metric
+    except (CheckpointError, ConfigError) as exc:  # listed all the same, with the reason it cannot be opened
+        problem = str(exc)
+    records = _whole_records(path / "metrics.jsonl")
+    checkpoints = ckpt.step_dirs(path)
+    last_ckpt = int(checkpoints[-1].name.split("_")[1]) if checkpoints else None
+    steps = raw.get("steps")
+    step = max([r["step"] for r in records if isinstance(r.get("step"), int)] + [last_ckpt or 0])
+    times = [r["wall_time"] for r in records if isinstance(r.get("wall_time"), (int, float))]
+    lock, ended = read_lock(path), read_exit(path)
+    if lock is not None:
+        status = "running"
+    elif ended.get("status") == "failed":
+        status = "failed"
+    elif last_ckpt is not None and isinstance(steps, int) and last_ckpt >= steps:
+        status = "finished"
+    else:
+        status = "interrupted"
+    best = None
+    if best_metric is not None:
+        key, mode = best_metric
+        scored = [(r[f"eval/{key}"], r["step"]) for r in records
+                  if isinstance(r.get(f"eval/{key}"), (int, float)) and not math.isnan(r[f"eval/{key}"])]
+        if scored:
+            value, at = (min if mode == "min" else max)(scored, key=lambda vs: vs[0])
+            best = {"metric": key, "value": value, "step": at}
+    return {"run": str(path), "recipe": raw.get("recipe", ""), "step": step, "steps": steps, "status": status,
+            "pid": lock["pid"] if lock else None,
+            "message": ended.get("message", "") if status == "failed" else problem,
+            "best": best, "last_checkpoint": last_ckpt, "wall_time_s": times[-1] if times else None}

@@ -10,6 +10,8 @@ REGISTRY: dict[str, str] = {
     "uncond": "recipes.uncond:Uncond",
     "sr": "recipes.sr:SuperResolution",
     "biggan": "recipes.biggan:BigGAN",
+    "spade": "recipes.spade:Spade",
+    "stargan": "recipes.stargan:StarGAN",
 }
 
 

@@ -1,12 +1,21 @@
-"""Single-image super-resolution of the SAN paper (§4.3, Table 8), with an ESRGAN (RRDBNet) option.
+"""Single-image super-resolution: the SAN paper's (§4.3, Table 8) and ESRGAN's (Wang et al. 2018), one preset each.
 
-Loss (SAN eq. 10): λ_content·L1 + λ_perceptual·VGG19-conv5_4 L1 + λ_adv·adversarial (hinge; ESRGAN:
-relativistic average). The generator starts from an L1-pretrained one: either an earlier run given
-by `--init-from RUN` (make it with `--preset pretrain`) or the first `pretrain_steps` steps of this
-run, during which the critic is off and the loss is L1 alone.
+Loss (SAN eq. 10, ESRGAN eq. 3): λ_content·L1 + λ_perceptual·VGG19-conv5_4 L1 + λ_adv·adversarial (SAN: hinge;
+ESRGAN: relativistic average). The pixel losses are measured on images in [0, 1], as in ESRGAN/BasicSR, so the
+papers' λ carry over. The generator starts from a pixel-loss-pretrained one (SAN: MSE; ESRGAN: L1): either an
+earlier run given by `--init-from RUN` (made with the pretrain-san / pretrain-esrgan preset) or the first
+`pretrain_steps` steps of this run, during which the critic is off and the loss is `pretrain_loss` alone.
 
-    gancli train sr --preset pretrain --data DIV2K --out runs/sr-l1
-    gancli train sr --preset san-paper --data DIV2K --init-from runs/sr-l1 --norm san
+    gancli train sr --preset pretrain-san --data DIV2K --out runs/sr-mse
+    gancli train sr --preset san-paper --data DIV2K --init-from runs/sr-mse
+
+Two deliberate deviations from the SAN paper stay, in every preset that follows it:
+- the critic is Table 8's (8 convs + 2 dense layers), while §4.3's text speaks of "10 convolutional layers";
+  the authors' public code (kligvasser/SANGAN) trains a 10-conv VGG-style critic with batch norm, which is
+  the family of `critic = vgg128` (ESRGAN's);
+- the crops are augmented with random horizontal and vertical flips and transpositions (crop_augment =
+  dihedral, as ESRGAN does), where the SAN paper names random cropping and horizontal flips only:
+  `--crop-augment hflip` gives the paper's, `--crop-augment none` turns it off.
 """
 
 from __future__ import annotations
@@ -16,39 +25,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.nn import functional as F
+from torch import Tensor, nn
 
 from gancli.config import TrainConfig
 from gancli.data.sr import SRCrops, SRImages, bicubic_upsample, heldout_for, image_size, open_sr_images
 from gancli.errors import CheckpointError, ConfigError
 from gancli.objectives import PENALTIES, critic_penalty, get_loss
-from gancli.sr_inference import SR_PROTOCOL, mean_scores, score_sr_images
+from gancli.nn.tiling import upscale_image
 from gancli.train.recipe import Recipe
-from recipes.sr_nets import RRDBNet, SRCritic, SRResNetGenerator
+from recipes.sr_eval import SR_PROTOCOL, mean_scores, score_sr_images
+from recipes.sr_nets import RRDBNet, SRCritic, SRResNetGenerator, VGGStyleCritic
 
 log = logging.getLogger("gancli.sr")
 
 RELATIVISTIC = ("ra",)  # losses whose generator term also needs the critic's logits on real images
+PIXEL_LOSSES = ("mse", "l1")
+CRITICS = ("table8", "vgg128")
+AUGMENTS = SRCrops.AUGMENTS
+LEGACY_AUGMENT = {"True": "dihedral", "False": "none"}  # runs saved before crop_augment: augment = true/false
 
 
 @dataclass
 class SRConfig(TrainConfig):
     recipe: str = "sr"
-    scale: int = 4  # 4 (the paper) or 2
+    scale: int = 4  # 4 (the papers) or 2
     arch: str = "srresnet"  # srresnet (SAN Table 8, 1.5M) | rrdb (ESRGAN RRDBNet 64/23/32, 16.7M)
     n_blocks: int = 0  # residual blocks; 0 = the paper's (16 ResBlocks, 23 RRDBs)
-    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16)
-    # SAN eq. 10 and §4.3
+    critic: str = "table8"  # table8 (SAN Table 8: 8 convs, lReLU 0.1) | vgg128 (ESRGAN: 10 convs, batch norm, lReLU 0.2)
+    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16; vgg128: of 32)
+    # SAN eq. 10 and §4.3; the pixel losses are measured on images in [0, 1]
     lambda_content: float = 1e-2  # L1
     lambda_perceptual: float = 1.0  # VGG19 conv5_4 (before ReLU) L1
     lambda_adv: float = 1e-1  # the paper reports 1e-1 (best NIQE) and 1e-2 (best PSNR)
     perceptual: str = "vgg19"  # vgg19 | none
     vgg_weights: str = ""  # torchvision's vgg19-dcbb9e9d.pth; "" = the torch hub cache
     init_from: str = ""  # a run folder whose generator (latest checkpoint) initialises G
-    adversarial: bool = True  # False: a pure L1 pretraining run, no critic
-    pretrain_steps: int = 0  # first steps of L1-only training (critic off) before the adversarial phase
-    augment: bool = True  # random flips and 90° rotations of the crops
+    adversarial: bool = True  # False: a pure pixel-loss pretraining run, no critic
+    pretrain_steps: int = 0  # first steps of pretrain_loss-only training (critic off) before the adversarial phase
+    pretrain_loss: str = "mse"  # mse (SAN §4.3: the initial G "minimizes mean squared error") | l1 (ESRGAN)
+    # of the training crops (the critic's inputs are never augmented here: `augment` stays none)
+    crop_augment: str = "dihedral"  # dihedral (flips + transpositions; a deviation, see above) | hflip (SAN) | none
     test_data: str = ""  # held-out images scored by evaluate(); "" = builtin test photos / DIV2K valid
     eval_images: int = 10  # at most this many held-out images per evaluation
     eval_tile: int = 256  # LR tile size of evaluation and sampling (0 = whole images)
@@ -64,7 +80,7 @@ class SRConfig(TrainConfig):
     lr_schedule: str = "multistep"
     lr_milestones: list[float] = field(default_factory=lambda: [0.125, 0.25, 0.5, 0.75])
     lr_gamma: float = 0.5
-    ema: bool = False  # the paper keeps no EMA of G
+    ema: bool = False  # neither paper keeps an EMA of G
     log_every: int = 100
     sample_every: int = 5000
     ckpt_every: int = 5000
@@ -73,22 +89,36 @@ class SRConfig(TrainConfig):
 
 
 PRESETS = {
-    # CPU-sized: builtin photos, 64 px crops, 200 L1 steps then 100 hinge + critic (SAN) steps, measured at
-    # 6.4 CPU-minutes single-threaded (≈0.45 s per L1 step, ≈2.5 s per adversarial step), ~4 min on 2 cores.
-    # No VGG (its weights are a download), so L1 carries the content term, at weight 1.
+    # san-paper cut to CPU size: builtin photos, 64 px crops, 200 MSE steps then 100 hinge + critic (SAN) steps,
+    # measured at 4.3 CPU-minutes single-threaded. No VGG (its weights are a download), so L1 carries the
+    # content term: weight 2 on [0, 1] images, the weight 1 on [-1, 1] this preset was tuned with.
     "quick": {"steps": 300, "pretrain_steps": 200, "batch_size": 8, "hr_size": 64, "perceptual": "none",
-              "lambda_content": 1.0, "lambda_adv": 1e-2, "log_every": 10, "sample_every": 100,
+              "lambda_content": 2.0, "lambda_adv": 1e-2, "log_every": 10, "sample_every": 100,
               "ckpt_every": 100, "eval_every": 100, "eval_images": 2, "n_samples": 6, "lr_schedule": "constant"},
-    # SAN §4.3 as published; start it from an L1 run: --init-from RUN (see the "pretrain" preset)
-    "san-paper": {"steps": 400_000, "batch_size": 32, "hr_size": 128, "lambda_content": 1e-2,
-                  "lambda_perceptual": 1.0, "lambda_adv": 1e-1, "norm": "san", "loss": "hinge"},
-    # ESRGAN (Wang et al. 2018): RRDBNet, RaGAN 5e-3, L1 1e-2, VGG 1, Adam 1e-4 (0.9, 0.99), batch 16
-    "esrgan": {"arch": "rrdb", "loss": "ra", "lambda_content": 1e-2, "lambda_perceptual": 1.0,
-               "lambda_adv": 5e-3, "lr_g": 1e-4, "lr_d": 1e-4, "betas_g": [0.9, 0.99], "betas_d": [0.9, 0.99],
-               "batch_size": 16, "hr_size": 128, "steps": 400_000},
-    # L1 pretraining of G alone (the initialisation of san-paper / esrgan via --init-from)
-    "pretrain": {"adversarial": False, "perceptual": "none", "lambda_content": 1.0, "steps": 200_000,
-                 "batch_size": 16, "hr_size": 128, "betas_g": [0.9, 0.99]},
+    # SAN paper §4.3 + Table 8: SRResNet G (1.5M), Table 8 critic with SAN, L1 1e-2 + VGG54 1 + hinge 1e-1,
+    # Adam 2e-4 (0.5, 0.9), batch 32, 128 px, 400k steps, lr halved at 12.5/25/50/75 %, from an MSE-pretrained G
+    # (--init-from a pretrain-san run)
+    "san-paper": {"arch": "srresnet", "critic": "table8", "norm": "san", "loss": "hinge", "lambda_content": 1e-2,
+                  "lambda_perceptual": 1.0, "lambda_adv": 1e-1, "pretrain_loss": "mse", "lr_g": 2e-4,
+                  "lr_d": 2e-4, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9], "batch_size": 32, "hr_size": 128,
+                  "steps": 400_000, "lr_schedule": "multistep", "lr_milestones": [0.125, 0.25, 0.5, 0.75]},
+    # ESRGAN (Wang et al. 2018, §4.1): RRDBNet (16.7M), VGG-style 128 px critic with batch norm and no
+    # normalization, RaGAN 5e-3 + L1 1e-2 + VGG54 1, Adam 1e-4 (0.9, 0.999) (BasicSR's config: β2 0.99),
+    # batch 16, 128 px, lr halved at 50k/100k/200k/300k of 400k, from an L1-pretrained G (a pretrain-esrgan run)
+    "esrgan": {"arch": "rrdb", "critic": "vgg128", "norm": "none", "loss": "ra", "lambda_content": 1e-2,
+               "lambda_perceptual": 1.0, "lambda_adv": 5e-3, "pretrain_loss": "l1", "lr_g": 1e-4, "lr_d": 1e-4,
+               "betas_g": [0.9, 0.999], "betas_d": [0.9, 0.999], "batch_size": 16, "hr_size": 128,
+               "steps": 400_000, "lr_schedule": "multistep", "lr_milestones": [0.125, 0.25, 0.5, 0.75]},
+    # The SAN paper's initial G: SRResNet trained for MSE. The paper gives no other setting: batch 16 and Adam
+    # 2e-4 (0.9, 0.99) are its authors' code defaults (kligvasser/SANGAN); 128 px crops and 200k steps with
+    # san-paper's lr halvings are this recipe's choice.
+    "pretrain-san": {"arch": "srresnet", "adversarial": False, "pretrain_loss": "mse", "perceptual": "none",
+                     "steps": 200_000, "batch_size": 16, "hr_size": 128, "betas_g": [0.9, 0.99]},
+    # ESRGAN's PSNR-oriented G (§4.1): RRDBNet trained for L1, Adam 2e-4 (0.9, 0.999), batch 16, 128 px, lr
+    # halved every 200k steps; 1M steps as BasicSR's config (the paper gives no total)
+    "pretrain-esrgan": {"arch": "rrdb", "adversarial": False, "pretrain_loss": "l1", "perceptual": "none",
+                        "lr_g": 2e-4, "betas_g": [0.9, 0.999], "batch_size": 16, "hr_size": 128,
+                        "steps": 1_000_000, "lr_schedule": "multistep", "lr_milestones": [0.2, 0.4, 0.6, 0.8]},
 }
 
 
@@ -98,16 +128,31 @@ def build_generator(cfg: SRConfig) -> nn.Module:
     return RRDBNet(cfg.scale, 64, cfg.n_blocks or 23, 32)
 
 
+def build_critic(cfg: SRConfig) -> nn.Module:
+    return SRCritic(cfg.hr_size) if cfg.critic == "table8" else VGGStyleCritic(cfg.hr_size)
+
+
+def pixel_loss(kind: str, output: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute (l1) or squared (mse) error of two [-1, 1] images, measured on [0, 1] as BasicSR does."""
+    diff = (output - target) / 2
+    return diff.abs().mean() if kind == "l1" else diff.square().mean()
+
+
 class SuperResolution(Recipe):
     name = "sr"
-    summary = "×4/×2 super-resolution, SRResNet G + 8-conv critic, L1 + VGG54 + hinge (SAN §4.3); ESRGAN option"
+    summary = ("×4/×2 super-resolution. san-paper, pretrain-san: SAN §4.3 + Table 8 (SRResNet G, 8-conv critic "
+               "+ SAN, L1 + VGG54 + hinge, MSE-pretrained G); esrgan, pretrain-esrgan: ESRGAN (RRDBNet, VGG-128 "
+               "BN critic, L1 + VGG54 + RaGAN, L1-pretrained G); quick: san-paper at CPU size")
     Config = SRConfig
     presets = PRESETS
     offline_preset = "quick"
-    best_metric = None  # the adversarial phase trades PSNR for realism: "best PSNR" would be the L1 model
+    best_metric = None  # the adversarial phase trades PSNR for realism: "best PSNR" would be the pretrained model
+    no_augment_reason = "its critic judges fine texture, which augmented inputs would teach it to overlook"
 
     def __init__(self, cfg: SRConfig):
         super().__init__(cfg)
+        if cfg.augment in LEGACY_AUGMENT:  # an old run's crop flag, not the critic augmentation that took its name
+            cfg.crop_augment, cfg.augment = LEGACY_AUGMENT[cfg.augment], "none"
         self.validate()  # before the trainer creates the run folder
         if not cfg.adversarial:
             self.best_metric = ("psnr_y", "max")
@@ -123,11 +168,20 @@ class SuperResolution(Recipe):
             raise ConfigError(f"'arch' must be srresnet (SAN Table 8) or rrdb (ESRGAN), got '{cfg.arch}'.")
         if cfg.scale not in (2, 4):
             raise ConfigError(f"'scale' must be 2 or 4, got {cfg.scale}.")
+        if cfg.critic not in CRITICS:
+            raise ConfigError(f"'critic' must be table8 (SAN Table 8) or vgg128 (ESRGAN), got '{cfg.critic}'.")
         if cfg.hr_size < 32 or cfg.hr_size % 16 or cfg.hr_size % cfg.scale:
             raise ConfigError(f"'hr_size' must be a multiple of 16 of at least 32 (the critic halves it 4 times), "
                               f"got {cfg.hr_size}.")
+        if cfg.critic == "vgg128" and cfg.hr_size % 32:
+            raise ConfigError(f"'hr_size' must be a multiple of 32 for the vgg128 critic (it halves it 5 times), "
+                              f"got {cfg.hr_size}.")
         if cfg.perceptual not in ("vgg19", "none"):
             raise ConfigError(f"'perceptual' must be vgg19 or none, got '{cfg.perceptual}'.")
+        if cfg.pretrain_loss not in PIXEL_LOSSES:
+            raise ConfigError(f"'pretrain_loss' must be mse (SAN) or l1 (ESRGAN), got '{cfg.pretrain_loss}'.")
+        if cfg.crop_augment not in AUGMENTS:
+            raise ConfigError(f"'crop_augment' must be dihedral, hflip or none, got '{cfg.crop_augment}'.")
         for key in ("lambda_content", "lambda_perceptual", "lambda_adv", "pretrain_steps", "n_blocks",
                     "eval_images", "eval_tile"):
             if getattr(cfg, key) < 0:
@@ -144,7 +198,7 @@ class SuperResolution(Recipe):
         self._G = build_generator(self.cfg)
         models = {"G": self._G}
         if self.cfg.adversarial:
-            models["D"] = SRCritic(self.cfg.hr_size)
+            models["D"] = build_critic(self.cfg)
         return models
 
     def build_dataset(self):
@@ -161,28 +215,34 @@ class SuperResolution(Recipe):
             log.warning("sr: perceptual loss off (perceptual = %s): training with L1 + adversarial only; "
                         "PSNR/SSIM are comparable, perceptual quality is not the paper's.", cfg.perceptual)
         if cfg.adversarial and not cfg.init_from and cfg.pretrain_steps == 0:
-            log.warning("sr: the critic starts against a random generator; the paper starts from an L1/MSE-"
+            log.warning("sr: the critic starts against a random generator; the papers start from an MSE/L1-"
                         "pretrained one (--init-from RUN, or --pretrain-steps N).")
         images = open_sr_images(cfg.data, cfg.scale, "train")
-        return SRCrops(images, cfg.hr_size, cfg.augment)
+        return SRCrops(images, cfg.hr_size, cfg.crop_augment)
 
     def _initialise_from(self, run_dir: str, G: nn.Module) -> None:
-        from gancli.runs import open_run
+        from gancli.config import load_toml
         from gancli.train import checkpoint as ckpt
 
-        run = open_run(run_dir)
-        if run.cfg.recipe != "sr":
-            raise CheckpointError(f"--init-from '{run_dir}' is a '{run.cfg.recipe}' run, not an sr run.")
+        config_file = Path(run_dir) / "config.toml"
+        if not config_file.is_file():
+            raise CheckpointError(f"--init-from '{run_dir}' is not a gancli run folder (it has no config.toml).")
+        other = load_toml(config_file)
+        if other.get("recipe") != "sr":
+            raise CheckpointError(f"--init-from '{run_dir}' is a '{other.get('recipe')}' run, not an sr run.")
+        defaults = SRConfig()
         for key in ("arch", "scale", "n_blocks"):
-            if getattr(run.cfg, key) != getattr(self.cfg, key):
-                raise CheckpointError(f"--init-from '{run_dir}' has {key} = {getattr(run.cfg, key)}, "
+            theirs = other.get(key, getattr(defaults, key))
+            if theirs != getattr(self.cfg, key):
+                raise CheckpointError(f"--init-from '{run_dir}' has {key} = {theirs}, "
                                       f"but this run has {key} = {getattr(self.cfg, key)}.")
-        weights, _ = ckpt.load_weights(run.checkpoint())
+        path = ckpt.resolve_checkpoint(run_dir)
+        weights, _ = ckpt.load_weights(path)
         try:
             G.load_state_dict(weights["G"])
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"--init-from '{run_dir}' holds no generator that fits ({exc}).") from None
-        log.warning("sr: generator initialised from %s", run.checkpoint())
+        log.warning("sr: generator initialised from %s", path)
 
     # ---- steps -------------------------------------------------------------------------
     def d_step(self, models, batch):
@@ -202,9 +262,10 @@ class SuperResolution(Recipe):
         cfg = self.cfg
         lr, hr = batch["lr"], batch["hr"]
         sr = models["G"](lr)
-        l1 = F.l1_loss(sr, hr)
         if not self.critic_active(self.step):
-            return l1, {"G/l1": l1.item()}
+            pretrain = pixel_loss(cfg.pretrain_loss, sr, hr)
+            return pretrain, {f"G/{cfg.pretrain_loss}": pretrain.item()}
+        l1 = pixel_loss("l1", sr, hr)
         D = models["D"]
         loss = cfg.lambda_content * l1
         logs = {"G/l1": l1.item()}
@@ -258,7 +319,7 @@ class SuperResolution(Recipe):
         if not eligible:  # no held-out images, or all smaller than a crop: show training crops
             source = open_sr_images(cfg.data, cfg.scale, "train")
             eligible = list(range(len(source)))
-        crops = SRCrops(source, cfg.hr_size, augment=False)
+        crops = SRCrops(source, cfg.hr_size, augment="none")
         device = generator.device
         seeds = torch.randint(0, 2**62, (n, 2), generator=generator, device=device).cpu().tolist()
         strips = []
@@ -273,13 +334,29 @@ class SuperResolution(Recipe):
     def finalize_generator(self, G):
         G.eval()
 
+    # ---- inference verbs ---------------------------------------------------------------
+    @torch.no_grad()
+    def upscale(self, G, image, *, tile=256, overlap=40, device=None, on_tile=None):
+        """One uint8 image (3, h, w) upscaled by G → uint8 (3, s·h, s·w), tiled so any size fits in memory."""
+        return upscale_image(G, image, self.cfg.scale, tile, overlap, device, on_tile)
 
-def load_sr_run(run_dir: str | Path, checkpoint: str | None = None, device: str | torch.device = "cpu",
-                ema: bool = True) -> tuple[nn.Module, SRConfig]:
-    """(generator, config) of an sr run folder, the generator ready for inference."""
-    from gancli.runs import open_run
+    def score_test_set(self, G, data, lr=None, *, limit=0, tile=256, overlap=40, device=None, on_image=None,
+                       on_total=None):
+        """G and bicubic on a test set (HR folder, DIV2K root or 'builtin'; LR made by MATLAB bicubic unless `lr`).
 
-    run = open_run(run_dir)
-    if run.cfg.recipe != "sr":
-        raise CheckpointError(f"Run '{run_dir}' is a '{run.cfg.recipe}' run; upscaling needs an sr run.")
-    return run.load_generator(checkpoint, device, ema=ema), run.cfg
+        on_image(name) is called after each of the 2·count images scored (model, then bicubic); on_total(2·count)
+        once before."""
+        from gancli.data.sr import SRTestSet
+
+        scale = self.cfg.scale
+        images = SRTestSet(data, lr, scale) if lr else open_sr_images(data, scale, "test")
+        count = min(limit, len(images)) if limit else len(images)
+        if on_total:
+            on_total(2 * count)
+        model_rows = score_sr_images(G, images, scale, limit=count, tile=tile, overlap=overlap, device=device,
+                                     on_image=on_image)
+        bicubic_rows = score_sr_images(None, images, scale, limit=count, on_image=on_image)
+        return {"data": images.what, "scale": scale, "count": count, "protocol": SR_PROTOCOL.format(s=scale),
+                "notes": [n for n in [images.crop_note()] if n], "model": model_rows, "bicubic": bicubic_rows,
+                "mean": {"model": mean_scores(model_rows), "bicubic": mean_scores(bicubic_rows)}}
+

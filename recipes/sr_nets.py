@@ -1,4 +1,5 @@
-"""Networks of the `sr` recipe: SAN Table 8's SRResNet-type generator and critic, and ESRGAN's RRDBNet."""
+"""Networks of the `sr` recipe: SAN Table 8's SRResNet-type generator and critic, ESRGAN's RRDBNet and its
+VGG-style 128 px critic."""
 
 from __future__ import annotations
 
@@ -140,6 +141,38 @@ class SRCritic(nn.Module):
             c_in = c_out
         self.features = nn.Sequential(*layers)
         self.dense = nn.Sequential(nn.Linear(c_in * (hr_size // 16) ** 2, 100), nn.LeakyReLU(0.1),
+                                   nn.Linear(100, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.features(x).flatten(1)).squeeze(1)
+
+
+class VGGStyleCritic(nn.Module):
+    """ESRGAN's critic (BasicSR's VGGStyleDiscriminator, 128 px): conv3 64 s1, conv4 64 s2, then four stages of
+    (conv3 s1, conv4 s2) with 128, 256, 512, 512 channels, batch norm after every conv but the first, lReLU 0.2,
+    dense 100, lReLU 0.2, dense 1. 10 convs; 14.5M parameters at 128 px.
+
+    Five stride-2 convs take a 128 px crop to 4×4; other crop sides (multiples of 32) keep the layer plan and
+    size the first dense layer to 512·(side/32)². Plain convs with zero padding: the trainer applies --norm.
+    """
+
+    PLAN = ((64, 3, 1), (64, 4, 2), (128, 3, 1), (128, 4, 2), (256, 3, 1), (256, 4, 2),
+            (512, 3, 1), (512, 4, 2), (512, 3, 1), (512, 4, 2))  # (channels, kernel, stride)
+
+    def __init__(self, hr_size: int = 128):
+        super().__init__()
+        if hr_size % 32:
+            raise ValueError(f"hr_size must be a multiple of 32, got {hr_size}")
+        layers, c_in = [], 3
+        for i, (c_out, kernel, stride) in enumerate(self.PLAN):
+            first = i == 0  # the first conv has a bias and no batch norm
+            layers.append(nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=first))
+            if not first:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2))
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.dense = nn.Sequential(nn.Linear(c_in * (hr_size // 32) ** 2, 100), nn.LeakyReLU(0.2),
                                    nn.Linear(100, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,34 +1,52 @@
-"""Unconditional generation with the standard CNN (SNDCGAN) of the SAN paper, Table 4."""
+"""Unconditional generation: SNDCGAN, ResNet (SAN Tables 4-6), ResNet19 (large-scale study), AdaGAN.
+
+Every generator takes `--gen-norm bn|sbn|none` (sbn: self-modulated BN, self-modulation eq. 1-2); the
+critic takes every `--norm` and `--penalty` of the core. Networks live in recipes/uncond_nets.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
 from gancli.data.builtin import BuiltinImages
 from gancli.data.specs import open_dataset, resized
 from gancli.errors import ConfigError
+from gancli.nn.latent import truncated_normal
 from gancli.objectives import critic_penalty, get_loss
 from gancli.train.recipe import Recipe
+from recipes import uncond_nets as nets
+
+ARCHS = ("sndcgan", "resnet", "resnet19", "adagan")
 
 
 @dataclass
 class UncondConfig(TrainConfig):
     recipe: str = "uncond"
-    arch: str = "sndcgan"
-    resolution: int = 32  # 32 for CIFAR-10 (Mg=4), 48 for STL-10 (Mg=6)
+    arch: str = "sndcgan"  # sndcgan | resnet | resnet19 | adagan
+    resolution: int = 32  # 32 for CIFAR-10 (Mg=4), 48 for STL-10 (Mg=6), 128 for resnet19
     z_dim: int = 128
-    width: float = 1.0  # channel multiplier; 1.0 is the paper's network
-    g_kernel: int = 3  # SAN Table 4 uses 3x3 deconvolutions; Miyato et al. use 4x4
+    width: float = 1.0  # channel multiplier of sndcgan / resnet / resnet19; 1.0 is the paper's network
+    gen_norm: str = "bn"  # bn | sbn (self-modulated BN) | none, in every generator
+    sbn_hidden: int = 32  # hidden units of the self-modulation MLP (compare_gan: 32)
+    g_kernel: int = 3  # sndcgan G deconvs: 3x3 in SAN Table 4, 4x4 in Miyato et al.
+    d_kernel: int = 3  # stride-2 convs of the sndcgan / adagan critic: 3x3 in SAN Table 4, 4x4 in Miyato et al.
+    d_pool: str = "avg"  # resnet critic's global pooling: avg (SAN Tables 5-6) or sum (Miyato et al.)
+    full_stl_critic: bool = False  # resnet at 48 px: keep Miyato's last critic block (19.5M params, not 4.8M)
+    # AdaGAN base channels, reduced from 512 for memory as the paper does: the regressed per-pixel kernels make
+    # G save ~6.6 GB of activations per batch of 64 at 128 channels (all four blocks), ~31 GB at 256
+    adagan_channels: int = 128
+    adaconv_blocks: int = 4  # AdaGAN-1/2/3 replace the first 1/2/3 convs; 4 (AdaGAN) all of them
+    k_adaptive: int = 3  # neighbourhood the AdaConvBlocks regress their kernels from: 3 or 5
+    dragan_c: float = 10.0  # --penalty dragan: variance c of the perturbation N(0, cI) (Kodali et al.)
     flip: bool = True
     # evaluation every eval_every steps; the best checkpoint by FID is kept
     eval_n: int = 10_000  # generated images (the large-scale study's CIFAR-10 protocol: 10k vs 10k test)
     data_root: str = ""  # folder of the dataset specs (cifar10, stl10); "" means $GANCLI_DATA or ~/.cache/gancli/datasets
-    eval_reference: str = ""  # "" means builtin:test at the training resolution, or the data's own spec
+    eval_reference: str = ""  # "" means builtin:test, cifar10:test for CIFAR-10 (10k test images), else the data
     eval_features: str = ""  # "" means the builtin-data classifier on builtin data, Inception otherwise
     eval_metrics: list[str] = field(default_factory=lambda: ["fid", "is"])
     # SAN paper section 4.1: hinge, Adam 2e-4 (0.5, 0.9), batch 64, n_dis 1, 200 epochs of CIFAR-10
@@ -43,55 +61,18 @@ class UncondConfig(TrainConfig):
     betas_d: list[float] = field(default_factory=lambda: [0.5, 0.9])
 
 
-def _ch(base: int, width: float) -> int:
-    return max(8, int(round(base * width)))
+def _paper(arch: str, data: str, resolution: int, steps: int, lr: float, betas: tuple[float, float], n_dis: int,
+           loss: str = "hinge", norm: str = "sn", **extra) -> dict:
+    """A preset row: the architecture, data and optimizer settings of one paper."""
+    return {"arch": arch, "data": data, "resolution": resolution, "steps": steps, "lr_g": lr, "lr_d": lr,
+            "betas_g": list(betas), "betas_d": list(betas), "n_dis": n_dis, "loss": loss, "norm": norm,
+            "batch_size": 64, **extra}
 
 
-class SNDCGANGenerator(nn.Module):
-    """z → dense Mg×Mg×512 → three stride-2 deconvs with BN-ReLU (256, 128, 64) → conv 3, tanh."""
-
-    def __init__(self, resolution: int = 32, z_dim: int = 128, width: float = 1.0, kernel: int = 3):
-        super().__init__()
-        self.mg, self.c0 = resolution // 8, _ch(512, width)
-        self.dense = nn.Linear(z_dim, self.mg * self.mg * self.c0)
-        self.bn0 = nn.BatchNorm2d(self.c0)
-        layers, c_in = [], self.c0
-        for base in (256, 128, 64):
-            c_out = _ch(base, width)
-            layers += [self._deconv(c_in, c_out, kernel), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            c_in = c_out
-        self.blocks = nn.Sequential(*layers)
-        self.to_rgb = nn.Conv2d(c_in, 3, 3, 1, 1)
-
-    @staticmethod
-    def _deconv(c_in: int, c_out: int, kernel: int) -> nn.ConvTranspose2d:
-        if kernel == 3:  # padding 1 + output_padding 1 doubles the size exactly
-            return nn.ConvTranspose2d(c_in, c_out, 3, 2, padding=1, output_padding=1)
-        return nn.ConvTranspose2d(c_in, c_out, 4, 2, padding=1)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.dense(z).view(z.shape[0], self.c0, self.mg, self.mg)
-        h = torch.relu(self.bn0(h))
-        return torch.tanh(self.to_rgb(self.blocks(h)))
-
-
-class SNDCGANCritic(nn.Module):
-    """Seven 3×3 convs (64 s1, 64 s2, 128 s1, 128 s2, 256 s1, 256 s2, 512 s1), lReLU 0.1, dense → 1."""
-
-    PLAN = ((64, 1), (64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1))
-
-    def __init__(self, resolution: int = 32, width: float = 1.0):
-        super().__init__()
-        layers, c_in = [], 3
-        for base, stride in self.PLAN:
-            c_out = _ch(base, width)
-            layers += [nn.Conv2d(c_in, c_out, 3, stride, 1), nn.LeakyReLU(0.1)]
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.dense = nn.Linear(c_in * (resolution // 8) ** 2, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.features(x).flatten(1)).squeeze(1)
+def _study(lr: float, beta1: float, beta2: float, n_dis: int) -> dict:
+    """One of the large-scale study's three optimizer settings (Table 1): 100k critic updates, batch 64, NS + SN."""
+    return {"lr_g": lr, "lr_d": lr, "betas_g": [beta1, beta2], "betas_d": [beta1, beta2], "n_dis": n_dis,
+            "steps": 100_000 // n_dis, "batch_size": 64, "loss": "ns", "norm": "sn"}
 
 
 class ImageDataset(Dataset):
@@ -114,7 +95,8 @@ class ImageDataset(Dataset):
 
 class Uncond(Recipe):
     name = "uncond"
-    summary = "Unconditional generation, SNDCGAN G and 7-conv critic (SAN Table 4), hinge loss"
+    summary = ("Unconditional generation: SNDCGAN, ResNet (SAN Tables 4-6), ResNet19 (large-scale study), AdaGAN; "
+               "bn / self-modulated / no BN in G")
     Config = UncondConfig
     best_metric = ("fid", "min")
     presets = {
@@ -123,6 +105,26 @@ class Uncond(Recipe):
                   "log_every": 10, "n_samples": 64, "eval_every": 400, "eval_n": 1000},
         "cifar10": {"data": "cifar10:train", "resolution": 32},
         "stl10": {"data": "stl10:unlabeled", "resolution": 48},
+        # Miyato et al. 2018, ResNet on CIFAR-10: hinge, SN, Adam 2e-4 (0, 0.9), n_dis 5, 50k G updates, sum pool
+        "sngan-cifar": _paper("resnet", "cifar10:train", 32, 50_000, 2e-4, (0.0, 0.9), 5, d_pool="sum"),
+        # SAN paper §4.1 and Tables 4-6: hinge, SAN, Adam 2e-4 (0.5, 0.9), n_dis 1, batch 64, 200 epochs
+        "san-cifar": _paper("sndcgan", "cifar10:train", 32, 156_250, 2e-4, (0.5, 0.9), 1, norm="san"),
+        "san-cifar-resnet": _paper("resnet", "cifar10:train", 32, 156_250, 2e-4, (0.5, 0.9), 1, norm="san"),
+        "san-stl": _paper("sndcgan", "stl10:unlabeled", 48, 312_500, 2e-4, (0.5, 0.9), 1, norm="san"),
+        "san-stl-resnet": _paper("resnet", "stl10:unlabeled", 48, 312_500, 2e-4, (0.5, 0.9), 1, norm="san"),
+        # self-modulation §3.1 / App. B: Miyato's ResNet with sBN, hinge + SN, lr 2e-4, 100k G steps, batch 64
+        "selfmod-resnet-cifar": _paper("resnet", "cifar10:train", 32, 100_000, 2e-4, (0.5, 0.999), 1,
+                                       gen_norm="sbn", sbn_hidden=32, d_pool="sum"),
+        # AdaGAN (Nguyen & Ray 2018): all convs adaptive, k_adaptive 3, base 128; Miyato's standard CNN critic
+        # with SN; Adam as Miyato et al. with n_dis 1
+        "adagan-cifar": _paper("adagan", "cifar10:train", 32, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns",
+                               adagan_channels=128, adaconv_blocks=4, k_adaptive=3, d_kernel=4),
+        # large-scale study, ResNet19 at 128 px (Tables 5-6), NS + SN, setting (2e-4, 0.5, 0.999, 1); --data FOLDER
+        "resnet19-celeba128": _paper("resnet19", "", 128, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns"),
+        # the study's three optimizer settings (lr, β1, β2, n_dis); combine with --arch and --data
+        "study-a": _study(2e-4, 0.5, 0.999, 1),
+        "study-b": _study(1e-4, 0.5, 0.9, 5),
+        "study-c": _study(2e-4, 0.5, 0.999, 5),
     }
 
     def __init__(self, cfg: UncondConfig):
@@ -131,15 +133,29 @@ class Uncond(Recipe):
 
     def validate(self) -> None:
         cfg = self.cfg
-        if cfg.arch != "sndcgan":
-            raise ConfigError(f"Recipe 'uncond' has arch 'sndcgan', not '{cfg.arch}'.")
-        if cfg.resolution % 8 or cfg.resolution < 16:
-            raise ConfigError(f"'resolution' must be a multiple of 8 and at least 16, got {cfg.resolution}.")
-        if cfg.g_kernel not in (3, 4):
-            raise ConfigError(f"'g_kernel' must be 3 (SAN Table 4) or 4 (Miyato et al.), got {cfg.g_kernel}.")
+        if cfg.arch not in ARCHS:
+            raise ConfigError(f"Recipe 'uncond' has architectures {', '.join(ARCHS)}, not '{cfg.arch}'.")
+        self._check_resolution()
+        if cfg.gen_norm not in nets.GEN_NORMS:
+            raise ConfigError(f"'gen_norm' must be one of {', '.join(nets.GEN_NORMS)}, got '{cfg.gen_norm}'.")
+        for key in ("g_kernel", "d_kernel"):
+            if getattr(cfg, key) not in (3, 4):
+                raise ConfigError(f"'{key}' must be 3 (SAN Table 4) or 4 (Miyato et al.), got {getattr(cfg, key)}.")
+        if cfg.d_pool not in ("avg", "sum"):
+            raise ConfigError(f"'d_pool' must be avg (SAN Tables 5-6) or sum (Miyato et al.), got '{cfg.d_pool}'.")
+        if cfg.adaconv_blocks not in (1, 2, 3, 4):
+            raise ConfigError(f"'adaconv_blocks' must be 1, 2, 3 (AdaGAN-1/2/3) or 4 (AdaGAN, all), "
+                              f"got {cfg.adaconv_blocks}.")
+        if cfg.k_adaptive not in (3, 5):
+            raise ConfigError(f"'k_adaptive' must be 3 or 5 (the AdaGAN paper's), got {cfg.k_adaptive}.")
+        if cfg.adagan_channels < 8 or cfg.adagan_channels % 8:
+            raise ConfigError(f"'adagan_channels' must be a multiple of 8 (it is halved three times), "
+                              f"got {cfg.adagan_channels}.")
         if not cfg.width > 0:
             raise ConfigError(f"'width' must be a positive channel multiplier, got {cfg.width}.")
-        for key in ("z_dim", "eval_n"):
+        if not cfg.dragan_c > 0:
+            raise ConfigError(f"'dragan_c' must be a positive noise variance, got {cfg.dragan_c}.")
+        for key in ("z_dim", "eval_n", "sbn_hidden"):
             if getattr(cfg, key) < 1:
                 raise ConfigError(f"'{key}' must be a positive number, got {getattr(cfg, key)}.")
         if not cfg.eval_metrics or any(m not in ("fid", "is", "kid") for m in cfg.eval_metrics):
@@ -148,10 +164,34 @@ class Uncond(Recipe):
             raise ConfigError(f"'eval_features' must be inception or builtin, got '{cfg.eval_features}'.")
         get_loss(cfg.loss)  # fail early on an unknown loss name
 
+    def _check_resolution(self) -> None:
+        arch, res = self.cfg.arch, self.cfg.resolution
+        valid = {
+            "sndcgan": (res % 8 == 0 and res >= 16, "a multiple of 8 of at least 16 (Mg = resolution/8)"),
+            "adagan": (res % 8 == 0 and res >= 16, "a multiple of 8 of at least 16 (Mg = resolution/8)"),
+            "resnet": (res == 32 or (res % 16 == 0 and res >= 48),
+                       "32 (SAN Table 5) or a multiple of 16 from 48 (Table 6, Mg = resolution/8)"),
+            "resnet19": (res in (32, 128), "128 (the study's Table 5) or 32 (its ResNet CIFAR, Table 7)"),
+        }
+        ok, what = valid[arch]
+        if not ok:
+            raise ConfigError(f"Architecture '{arch}' needs a resolution of {what}, got {res}.")
+
     def build_models(self):
         cfg = self.cfg
-        return {"G": SNDCGANGenerator(cfg.resolution, cfg.z_dim, cfg.width, cfg.g_kernel),
-                "D": SNDCGANCritic(cfg.resolution, cfg.width)}
+        g_norm = {"norm": cfg.gen_norm, "sbn_hidden": cfg.sbn_hidden}
+        if cfg.arch == "resnet":
+            return {"G": nets.ResNetGenerator(cfg.resolution, cfg.z_dim, cfg.width, **g_norm),
+                    "D": nets.ResNetCritic(cfg.resolution, cfg.width, cfg.d_pool, cfg.full_stl_critic)}
+        if cfg.arch == "resnet19":
+            return {"G": nets.Resnet19Generator(cfg.resolution, cfg.z_dim, cfg.width, **g_norm),
+                    "D": nets.Resnet19Critic(cfg.resolution, cfg.width)}
+        if cfg.arch == "adagan":
+            return {"G": nets.AdaGANGenerator(cfg.resolution, cfg.z_dim, cfg.adagan_channels, cfg.adaconv_blocks,
+                                              cfg.k_adaptive, **g_norm),
+                    "D": nets.SNDCGANCritic(cfg.resolution, cfg.width, cfg.d_kernel)}
+        return {"G": nets.SNDCGANGenerator(cfg.resolution, cfg.z_dim, cfg.width, cfg.g_kernel, **g_norm),
+                "D": nets.SNDCGANCritic(cfg.resolution, cfg.width, cfg.d_kernel)}
 
     def build_dataset(self):
         cfg = self.cfg
@@ -173,9 +213,9 @@ class Uncond(Recipe):
         d_loss, _ = get_loss(self.cfg.loss)
         real_logits, fake_logits = D(real), D(fake)
         adv = d_loss(real_logits, fake_logits)
-        penalty = critic_penalty(self.cfg.penalty, D, D, real, fake)
+        penalty = critic_penalty(self.cfg.penalty, D, D, real, fake, dragan_c=self.cfg.dragan_c)
         logs = {"D/loss": adv.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
-        if self.cfg.penalty != "none":
+        if self.cfg.penalty not in ("none", "clip"):
             logs["D/penalty"] = penalty.item()
         return adv + self.cfg.penalty_weight * penalty, logs
 
@@ -188,8 +228,12 @@ class Uncond(Recipe):
         return loss, {"G/loss": loss.item()}
 
     @torch.no_grad()
-    def sample(self, G, n, generator):
-        return torch.cat([G(self._z(min(256, n - i), generator)) for i in range(0, n, 256)])
+    def sample(self, G, n, generator, truncation: float | None = None):
+        """n images in [-1, 1]; with a truncation T every |z_i| > T is redrawn (BigGAN §3.1)."""
+        def z(m):
+            return truncated_normal((m, self.cfg.z_dim), truncation, generator=generator, device=self.device)
+
+        return torch.cat([G(z(min(256, n - i))) for i in range(0, n, 256)])
 
     def evaluate(self, G):
         """FID/IS of the generator against the reference, with the feature network named in the result."""
@@ -198,9 +242,14 @@ class Uncond(Recipe):
         cfg = self.cfg
         if not hasattr(self, "_evaluator"):
             builtin = not cfg.data
-            reference = cfg.eval_reference or (f"builtin:test:{cfg.resolution}" if builtin else cfg.data)
+            reference = cfg.eval_reference or (f"builtin:test:{cfg.resolution}" if builtin else _test_split(cfg.data))
             features = cfg.eval_features or ("builtin" if builtin else "inception")
             self._evaluator = GeneratorEvaluator(reference, n=cfg.eval_n, metrics=tuple(cfg.eval_metrics),
                                                  features=features, device=self.device,
                                                  data_root=cfg.data_root or None)
         return self._evaluator(lambda n, generator: self.sample(G, n, generator))
+
+
+def _test_split(data: str) -> str:
+    """The FID reference of a training set: CIFAR-10's 10k test images (the large-scale study's protocol), else itself."""
+    return "cifar10:test" if data in ("cifar10", "cifar10:train") else data

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gancli import __version__, api
+from gancli.errors import ConfigError
 from gancli.train import checkpoint as ckpt
 
 
@@ -137,7 +138,12 @@ def test_a_folder_named_like_a_dataset_is_refused_by_the_cli(cli, tmp_path, monk
 def test_truncation_unsupported(cli, tmp_path, tiny_uncond):
     run = tmp_path / "run"
     assert cli("train", "uncond", "--out", run, "--steps", "1", *tiny_uncond).exit_code == 0
-    assert_error(cli("sample", run, "--truncation", "0.5"), "does not support --truncation")
+    assert cli("sample", run, "--n", "2", "--truncation", "0.5").exit_code == 0  # uncond samples truncated z
+    from gancli.runs import sampling_options
+    from recipes.sr import SRConfig, SuperResolution
+
+    with pytest.raises(ConfigError, match="Recipe 'sr' does not support --truncation."):
+        sampling_options(SuperResolution(SRConfig()), 0.5)
     assert_error(cli("sample", run, "--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N, got 'tpu'")
     assert_error(cli("sample", run, "--out", tmp_path / "x.gif"), "is neither a .png or .jpg file")
     assert not (tmp_path / "x.gif").exists()

@@ -157,6 +157,7 @@ def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, mon
     import recipes
     from gancli.config import save_toml
     from gancli.metrics.sources import open_source
+    from gancli.runs import run_source
     from gancli.train import checkpoint as ckpt
     from recipes.uncond import Uncond, UncondConfig
 
@@ -181,14 +182,16 @@ def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, mon
     ckpt.write_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000003", {"G": G.state_dict()},
                           {"recipe": "condtoy", "step": 3})
 
-    source = open_source(str(tmp_path / "run"), n=23, truncation=0.5)
+    with pytest.raises(ConfigError, match="is a run folder; evaluate it through gancli.api"):
+        open_source(str(tmp_path / "run"), n=23)  # the metrics never open runs themselves
+    source = open_source(str(tmp_path / "run"), n=23, truncation=0.5, open_run=run_source)
     images = torch.cat(list(source.batches(4)))
     classes = (images[:, 0, 0, 0].float() / 255 * 4).round().long()
     assert len(images) == 23 and classes.bincount().tolist() == [5, 5, 5, 4, 4]
     assert set(calls) == {0.5} and source.description["class_balanced"]
     assert "truncation 0.5" in source.label
     with pytest.raises(ConfigError, match="--truncation must be a positive threshold, got -1"):
-        open_source(str(tmp_path / "run"), n=23, truncation=-1.0)
+        open_source(str(tmp_path / "run"), n=23, truncation=-1.0, open_run=run_source)
 
 
 def test_bench_eval_matches_torch_fidelity_on_cpu(cli):
@@ -486,3 +489,28 @@ def test_stats_file_under_a_file_is_a_clear_error(cli, tmp_path):
     out = tmp_path / "file.png" / "stats.npz"
     assert_error(cli("eval", "stats", "builtin:test", "--out", out, "--n", "10", *BUILTIN),
                  f"Cannot write statistics file '{out}'")
+
+
+def test_verbs_a_recipe_lacks_are_refused_in_one_sentence(cli, tmp_path):
+    """Every verb goes through api.load; a run whose recipe lacks it is refused before any image is read."""
+    run = _make_run(tmp_path / "run")
+    image = tmp_path / "in.png"
+    save_image(torch.zeros(3, 8, 8, dtype=torch.uint8), image)
+    result = cli("upscale", run, image, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "This is a 'uncond' run; `gancli upscale` needs an sr run." in result.output
+    assert not (tmp_path / "out").exists()
+    result = cli("eval", "sr", run, "--data", "builtin")
+    assert result.exit_code == 1 and "This is a 'uncond' run; `gancli eval sr` needs an sr run." in result.output
+    result = cli("translate", run, image, "--attr", "Male=1", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "This is a 'uncond' run; `gancli translate` needs a stargan run." in result.output
+    result = cli("synthesize", run, image, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "This is a 'uncond' run; `gancli synthesize` needs a spade run." in result.output
+
+
+def test_api_evaluate_takes_a_run_folder(tmp_path):
+    from gancli import api
+
+    run = _make_run(tmp_path / "run")
+    score = api.evaluate("fid", fake=run, real="builtin:test:32", features="builtin", device="cpu", n=20, n_real=20)
+    assert score.metric == "fid" and score.value > 0
+    assert score.protocol["fake"]["kind"] == "run" and "step_00000007" in score.protocol["fake"]["label"]

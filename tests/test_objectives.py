@@ -8,6 +8,7 @@ from gancli.errors import ConfigError
 from gancli.objectives import (
     LOSSES,
     PENALTIES,
+    clip_weights,
     critic_penalty,
     dragan_penalty,
     get_loss,
@@ -119,7 +120,7 @@ X_FAKE = torch.randn(5, 1, 2, 2, dtype=torch.float64, generator=torch.Generator(
 def test_penalties_on_a_linear_critic():
     critic = LinearCritic(A.clone())
     torch.testing.assert_close(gradient_penalty(critic, X_REAL, X_FAKE), (A.norm() - 1) ** 2)
-    torch.testing.assert_close(r1_penalty(critic, X_REAL), A.pow(2).sum())
+    torch.testing.assert_close(r1_penalty(critic, X_REAL), 0.5 * A.pow(2).sum())
     torch.testing.assert_close(dragan_penalty(critic, X_REAL), (A.norm() - 1) ** 2)
 
 
@@ -129,12 +130,13 @@ def test_penalties_are_differentiable_in_the_weights():
     torch.testing.assert_close(critic.a.grad, 2 * (A.norm() - 1) * A / A.norm())
     critic.a.grad = None
     r1_penalty(critic, X_REAL).backward()
-    torch.testing.assert_close(critic.a.grad, 2 * A)
+    torch.testing.assert_close(critic.a.grad, A)  # d/da of ½||a||²
 
 
 def test_penalties_on_a_quadratic_critic():
     rows = X_REAL.flatten(1)
-    torch.testing.assert_close(r1_penalty(quadratic_critic, X_REAL), rows.pow(2).sum(1).mean())
+    # R1 (Mescheder et al. eq. 9) is γ/2·E||∇D(x)||²: the term is half the mean squared gradient norm
+    torch.testing.assert_close(r1_penalty(quadratic_critic, X_REAL), 0.5 * rows.pow(2).sum(1).mean())
 
     torch.manual_seed(2)
     got = gradient_penalty(quadratic_critic, X_REAL, X_FAKE)
@@ -143,17 +145,45 @@ def test_penalties_on_a_quadratic_critic():
     between = alpha * rows + (1 - alpha) * X_FAKE.flatten(1)
     torch.testing.assert_close(got, (between.norm(dim=1) - 1).pow(2).mean())
 
+    # DRAGAN (Kodali et al. §5): x + δ, δ ~ N(0, c·I), c the variance
     torch.manual_seed(3)
-    got = dragan_penalty(quadratic_critic, X_REAL)
+    got = dragan_penalty(quadratic_critic, X_REAL, c=0.25)
     torch.manual_seed(3)
-    perturbed = X_REAL + 0.5 * X_REAL.std() * torch.rand_like(X_REAL)
+    perturbed = X_REAL + 0.5 * torch.randn_like(X_REAL)
     torch.testing.assert_close(got, (perturbed.flatten(1).norm(dim=1) - 1).pow(2).mean())
 
 
-def test_l2_penalty_sums_squared_weights_without_biases():
+def test_dragan_noise_has_variance_c():
+    zeros = torch.zeros(20_000, 1, 1, 1, dtype=torch.float64)
+    seen = []
+    dragan_penalty(lambda x: seen.append(x.detach()) or x.flatten(1).sum(1), zeros, c=4.0)
+    assert abs(seen[0].var().item() - 4.0) < 0.15 and abs(seen[0].mean().item()) < 0.05
+
+
+def test_l2_penalty_is_the_mean_over_layers_of_half_squared_norms():
+    """The large-scale study (compare_gan): mean of tf.nn.l2_loss(W) = ½||W||² over the kernels, no biases."""
     model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2), nn.Linear(2, 1))
-    expected = model[0].weight.pow(2).sum() + model[2].weight.pow(2).sum()
+    expected = (0.5 * model[0].weight.pow(2).sum() + 0.5 * model[2].weight.pow(2).sum()) / 2
     torch.testing.assert_close(l2_penalty(model), expected)
+
+
+def test_l2_penalty_reads_the_raw_kernel_under_spectral_norm():
+    from gancli.nn import apply_critic_norm
+
+    model = nn.Sequential(nn.Linear(3, 2))
+    raw = model[0].weight.detach().clone()
+    apply_critic_norm(model, "sn")
+    torch.testing.assert_close(l2_penalty(model), 0.5 * raw.pow(2).sum())
+
+
+def test_clip_weights_clamps_every_parameter():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(100)
+    clip_weights(model, 0.05)
+    assert all(p.abs().max() <= 0.05 for p in model.parameters())
+    assert any((p.abs() == 0.05).any() for p in model.parameters())
 
 
 def test_orthogonal_regularization_by_hand():
@@ -172,15 +202,16 @@ def test_orthogonal_regularization_by_hand():
 
 def test_critic_penalty_dispatches_by_name():
     critic = LinearCritic(A.clone())
-    assert set(PENALTIES) == {"none", "gp", "r1", "dragan", "l2"}
+    assert set(PENALTIES) == {"none", "gp", "r1", "dragan", "l2", "clip"}
     torch.testing.assert_close(
         critic_penalty("none", critic, critic, X_REAL, X_FAKE), torch.zeros((), dtype=torch.float64)
     )
     torch.testing.assert_close(critic_penalty("gp", critic, critic, X_REAL, X_FAKE), (A.norm() - 1) ** 2)
-    torch.testing.assert_close(critic_penalty("r1", critic, critic, X_REAL, X_FAKE), A.pow(2).sum())
+    torch.testing.assert_close(critic_penalty("r1", critic, critic, X_REAL, X_FAKE), 0.5 * A.pow(2).sum())
+    torch.testing.assert_close(critic_penalty("clip", critic, critic, X_REAL, X_FAKE), torch.zeros((), dtype=torch.float64))
     torch.testing.assert_close(critic_penalty("dragan", critic, critic, X_REAL, X_FAKE), (A.norm() - 1) ** 2)
     model = nn.Linear(3, 2)
-    torch.testing.assert_close(critic_penalty("l2", critic, model, X_REAL, X_FAKE), model.weight.pow(2).sum())
+    torch.testing.assert_close(critic_penalty("l2", critic, model, X_REAL, X_FAKE), 0.5 * model.weight.pow(2).sum())
     with pytest.raises(ConfigError) as error:
         critic_penalty("wgan-gp", critic, critic, X_REAL, X_FAKE)
     assert all(name in str(error.value) for name in PENALTIES)

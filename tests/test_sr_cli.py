@@ -74,7 +74,10 @@ def test_perceptual_loss_without_vgg_weights_says_what_to_do(cli, tmp_path):
 
 
 @pytest.mark.parametrize("key,value,fragment", [("arch", "unet", "'arch' must be"), ("scale", "3", "'scale'"),
-                                                ("hr_size", "40", "'hr_size'"), ("perceptual", "lpips", "'perceptual'")])
+                                                ("hr_size", "40", "'hr_size'"), ("perceptual", "lpips", "'perceptual'"),
+                                                ("critic", "patchgan", "'critic' must be table8"),
+                                                ("pretrain_loss", "l2", "'pretrain_loss' must be mse"),
+                                                ("crop_augment", "rot90", "'crop_augment' must be dihedral")])
 def test_bad_sr_options(cli, tmp_path, key, value, fragment):
     result = cli("train", "sr", "--out", tmp_path / "r", "--steps", "1", "--device", "cpu",
                  *_flags({**TINY, key: value}))
@@ -82,8 +85,14 @@ def test_bad_sr_options(cli, tmp_path, key, value, fragment):
     assert not (tmp_path / "r").exists()  # rejected before a run folder is made, so the same --out can be reused
 
 
+def test_vgg128_critic_needs_a_multiple_of_32(cli, tmp_path):
+    result = cli("train", "sr", "--out", tmp_path / "r", "--steps", "1", "--device", "cpu",
+                 *_flags({**TINY, "critic": "vgg128", "hr_size": 48}))
+    assert_error(result, "multiple of 32 for the vgg128 critic")
+
+
 def test_presets_pretrain_and_esrgan():
-    pretrain = SuperResolution(api.make_config("sr", preset="pretrain", out="x"))
+    pretrain = SuperResolution(api.make_config("sr", preset="pretrain-san", out="x"))
     assert set(pretrain.build_models()) == {"G"} and pretrain.best_metric == ("psnr_y", "max")
     assert not pretrain.critic_active(0)
     cfg = api.make_config("sr", preset="esrgan", out="x", sets={"n_blocks": 1, "hr_size": 32})

@@ -99,7 +99,7 @@ def test_crops_made_from_hr_regions_equal_the_full_image_lr(tmp_path):
     _save(tmp_path / "a.png", hr)
     images = SRTestSet(tmp_path, scale=4)  # uncached, no LR files: LR from a local HR region
     full_lr = bicubic_downsample(mod_crop(torch.from_numpy(hr).permute(2, 0, 1), 4), 4)
-    crops = SRCrops(images, hr_size=32, augment=False)
+    crops = SRCrops(images, hr_size=32, augment="none")
     for seed in range(6):
         item = crops[(0, seed)]
         lr = ((item["lr"] + 1) * 127.5).round().to(torch.uint8)

@@ -148,3 +148,117 @@ def test_outputs_written(tmp_path):
     assert (run.path / "samples" / "step_00000002.png").is_file()
     images = api.sample(run.path, n=3)
     assert images.shape == (3, 3, 32, 32) and images.min() >= -1 and images.max() <= 1
+
+
+def test_checkpoints_by_wall_time(tmp_path, monkeypatch):
+    from gancli.train import trainer as trainer_module
+
+    now = [0.0]
+    monkeypatch.setattr(trainer_module, "clock", lambda: now[0])
+    iteration = trainer_module.Trainer.iteration
+
+    def three_minute_iteration(self, stream):
+        now[0] += 180.0
+        return iteration(self, stream)
+
+    monkeypatch.setattr(trainer_module.Trainer, "iteration", three_minute_iteration)
+    run = api.train(tiny_config(tmp_path / "r", steps=9, ckpt_every=0, ckpt_minutes=10, keep_ckpts=10))
+    # 10 minutes passed at step 4 (12 min) and again at step 8; the last step is always saved
+    assert [p.name for p in ckpt.step_dirs(run.path)] == ["step_00000004", "step_00000008", "step_00000009"]
+    times = [json.loads(line)["wall_time"] for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert times == [180.0 * step for step in range(1, 10)]
+    assert ckpt.load_state(run.checkpoint())["wall_time"] == 9 * 180.0  # a resumed run counts on from here
+
+
+def test_exact_resume_with_augmentation(tmp_path):
+    kw = dict(norm="sn", augment="ada", ada_target=0.05, ada_interval=1, ada_kimg=0.01)  # p moves 0.4 a step
+    full = api.train(tiny_config(tmp_path / "full", steps=4, **kw))
+    api.train(tiny_config(tmp_path / "part", steps=2, **kw))
+    resumed = api.train(api.resume_config(tmp_path / "part", steps=4), resume=True)
+    a, _ = ckpt.load_weights(full.checkpoint())
+    b, _ = ckpt.load_weights(resumed.checkpoint())
+    for name in ("G", "D"):
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
+    records = [json.loads(line) for line in (full.path / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["augment/p"] > 0 for r in records)  # the augmentation did run in this check
+    assert ckpt.load_state(resumed.checkpoint())["augment"] == ckpt.load_state(full.checkpoint())["augment"]
+
+
+def test_resume_before_the_first_checkpoint_restarts_from_step_0(tmp_path, cli):
+    from gancli.train.lock import read_exit
+
+    out = tmp_path / "r"
+
+    def power_cut(step, logs):
+        if step == 2:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        api.train(tiny_config(out, steps=3, ckpt_every=0, ckpt_minutes=0), on_progress=power_cut)
+    assert not ckpt.step_dirs(out) and (out / "config.toml").is_file()
+    assert read_exit(out) == {**read_exit(out), "status": "failed", "message": "power cut"}
+    result = cli("train", "uncond", "--resume", out)
+    assert result.exit_code == 0, result.stderr
+    assert "restarting from step 0 with its saved config" in " ".join(result.stdout.split())
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]  # the stopped attempt's log went with its weights
+    assert read_exit(out)["status"] == "finished" and not (out / "train.lock").exists()
+    uninterrupted = api.train(tiny_config(tmp_path / "u", steps=3, ckpt_every=0, ckpt_minutes=0))
+    a, _ = ckpt.load_weights(uninterrupted.checkpoint())
+    b, _ = ckpt.load_weights(ckpt.resolve_checkpoint(out))
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
+
+
+def test_a_second_process_training_into_the_same_run_is_refused(tmp_path, cli, tiny_uncond):
+    from gancli.train.lock import RunLock
+
+    run = api.train(tiny_config(tmp_path / "r", steps=1))
+    with RunLock(run.path):  # as a training process holds it
+        result = cli("train", "uncond", "--resume", run.path, "--steps", "2")
+        assert result.exit_code == 1 and "Traceback" not in result.stderr
+        assert f"is being trained by process {os.getpid()} right now" in " ".join(result.stderr.split())
+        result = cli("train", "uncond", "--out", tmp_path / "new", "--steps", "1", *tiny_uncond)
+        assert result.exit_code == 0  # another folder is free
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run.path / "train.lock").write_text(json.dumps({"pid": int(dead.stdout), "host": "x"}))  # a kill -9's leftover
+    result = cli("train", "uncond", "--resume", run.path, "--steps", "2")
+    assert result.exit_code == 0, result.stderr
+    result = cli("train", "uncond", "--resume", tmp_path / "nothing-here")
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    with pytest.raises(CheckpointError, match="is not a gancli run folder"):  # the API checks it too
+        api.train(tiny_config(tmp_path / "nothing-here"), resume=True)
+    assert not (tmp_path / "nothing-here").exists()
+
+
+def test_tensorboard_files_hold_scalars_samples_and_scores(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = api.train(tiny_config(tmp_path / "r", steps=2, sample_every=2, eval_every=2, eval_n=20))
+    events = EventAccumulator(str(run.path / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()
+    assert {"D/loss", "G/loss", "lr_G", "wall_time", "eval/fid", "eval/is"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("G/loss")] == [1, 2]
+    assert tags["images"] == ["samples"] and events.Images("samples")[0].step == 2
+
+
+def test_without_tensorboard_training_goes_on_and_says_how_to_install(tmp_path, monkeypatch, caplog, cli,
+                                                                     tiny_uncond):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.split(".")[0] == "tensorboard":
+            raise ImportError(f"No module named '{name}'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    run = api.train(tiny_config(tmp_path / "r", steps=1))
+    assert (run.path / "metrics.jsonl").is_file() and not (run.path / "tensorboard").exists()
+    assert "pip install 'gancli[tensorboard]'" in caplog.text
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    caplog.clear()
+    result = cli("train", "uncond", "--out", tmp_path / "off", "--steps", "1", "--no-tensorboard", *tiny_uncond)
+    assert result.exit_code == 0 and not (tmp_path / "off" / "tensorboard").exists() and "tensorboard" not in caplog.text

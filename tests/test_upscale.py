@@ -7,7 +7,7 @@ import torch
 
 from gancli.cli.upscale import plan_outputs
 from gancli.errors import ConfigError, DataError
-from gancli.sr_inference import tile_boxes, upscale_image, upscale_tensor
+from gancli.nn.tiling import tile_boxes, upscale_image, upscale_tensor
 from recipes.sr_nets import SRResNetGenerator
 
 

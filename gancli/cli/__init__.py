@@ -37,13 +37,11 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 @app.command("recipes")
 def list_recipes():
     """List the recipes, one line each, with their presets."""
-    from recipes import REGISTRY, get_recipe
-
     table = Table("recipe", "what it trains", "presets", title="gancli recipes")
-    for name in REGISTRY:
-        cls = get_recipe(name)
-        presets = ", ".join(f"{p}{' (offline default)' if p == cls.offline_preset else ''}" for p in cls.presets)
-        table.add_row(name, cls.summary, presets)
+    for info in api.recipes():
+        presets = ", ".join(f"{p}{' (offline default)' if p == info['offline_preset'] else ''}"
+                            for p in info["presets"])
+        table.add_row(info["name"], info["summary"], presets)
     console.print(table)
 
 
@@ -85,8 +83,9 @@ def train(
     out: Optional[str] = typer.Option(None, help="Run folder (default runs/RECIPE-TIME)."),
     steps: Optional[int] = typer.Option(None, help="Generator steps."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
-    norm: Optional[str] = typer.Option(None, help="Critic normalization: none, sn, san, sn-exact, wn."),
-    penalty: Optional[str] = typer.Option(None, help="Critic penalty: none, gp, r1, dragan, l2."),
+    norm: Optional[str] = typer.Option(None, help="Critic normalization: none, sn, san, sn-exact, wn, or bn / ln layers inside the critic."),
+    penalty: Optional[str] = typer.Option(None, help="Critic penalty: none, gp, r1 (its weight is γ of "
+                                          "γ/2·E‖∇D(x)‖²), dragan, l2, or clip (WGAN weight clipping, ±clip_value)."),
     loss: Optional[str] = typer.Option(None, help="Adversarial loss: ns, minimax, hinge, wgan, ls, ra."),
     lr_g: Optional[float] = typer.Option(None, help="Generator learning rate."),
     lr_d: Optional[float] = typer.Option(None, help="Critic learning rate."),
@@ -106,6 +105,10 @@ def train(
     sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps."),
     ckpt_every: Optional[int] = typer.Option(None, help="Checkpoint every N steps."),
     eval_every: Optional[int] = typer.Option(None, help="Evaluate every N steps."),
+    augment: Optional[str] = typer.Option(None, help="Augment every image the critic sees: none, diffaug "
+                                                     "(DiffAugment) or ada (adaptive, Karras et al. 2020)."),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
+                                               help="Also write TensorBoard files (needs the tensorboard extra)."),
 ):
     """Train a recipe. Any config field can also be given as --field-name VALUE."""
     from gancli.train.distributed import world_from_env
@@ -115,7 +118,7 @@ def train(
     options = dict(data=data, out=out, steps=steps, batch_size=batch_size, norm=norm, penalty=penalty,
                    loss=loss, lr_g=lr_g, lr_d=lr_d, n_dis=n_dis, ema=ema, precision=precision, device=device,
                    seed=seed, deterministic=deterministic, log_every=log_every, sample_every=sample_every,
-                   ckpt_every=ckpt_every, eval_every=eval_every)
+                   ckpt_every=ckpt_every, eval_every=eval_every, augment=augment, tensorboard=tensorboard)
     if betas is not None:
         options["betas_g"] = options["betas_d"] = betas
     sets = {**_extra_options(ctx.args), **parse_set(set_)}
@@ -135,6 +138,8 @@ def train(
         def on_start(trainer):
             bar.update(task, completed=trainer.step)
             where = "resumed at step %d" % trainer.step if resume else "new run"
+            if resume and trainer.step == 0:
+                where = "no checkpoint was saved before it stopped: restarting from step 0 with its saved config,"
             console.print(f"[bold]{where}[/] in [cyan]{trainer.run_dir}[/] on {trainer.device}")
 
         def on_progress(step, logs):
@@ -216,34 +221,38 @@ def bench_train(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """Training iterations/s of config variants against a baseline, in one process."""
+    """Training iterations/s, images/s and peak GPU memory of config variants against a baseline, in one process."""
     import json
-
-    from gancli.train.bench import bench_training
 
     if iters <= 0 or warmup < 0:
         raise ConfigError("--iters must be positive and --warmup not negative.")
     variants = variant or ["precision=bf16", "norm=sn", "norm=none"]
     base = {"device": device, **parse_set(set_), "sample_every": 0, "ckpt_every": 0, "eval_every": 0}
-    rows = bench_training(recipe, base, variants, iters, warmup)
+    rows = api.bench_training(recipe, base, variants, iters, warmup)
     if json_out:
         console.print_json(json.dumps(rows))
         return
-    table = Table("variant", "it/s", "img/s", "ratio", title=f"bench train {recipe} ({iters} iterations)")
+    table = Table("variant", "it/s", "img/s", "ratio", "peak MiB", "MiB/image",
+                  title=f"bench train {recipe} ({iters} iterations)")
     for row in rows:
-        table.add_row(row["variant"], f"{row['it_s']:.2f}", f"{row['img_s']:.0f}", f"{row['ratio']:.3f}x")
+        memory = ([f"{row['peak_mib']:.0f}", f"{row['peak_mib_per_image']:.1f}"] if row["peak_mib"] is not None
+                  else ["-", "-"])
+        table.add_row(row["variant"], f"{row['it_s']:.2f}", f"{row['img_s']:.0f}", f"{row['ratio']:.3f}x", *memory)
     console.print(table)
 
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import bench, eval_gen, eval_iqa, eval_truncation, upscale
+    from gancli.cli import bench, eval_gen, eval_iqa, eval_truncation, runs, synthesize, translate, upscale
 
     eval_gen.register(eval_app)
     eval_truncation.register(eval_app)
     eval_iqa.register(eval_app)
     bench.register(bench_app)
     upscale.register(app)
+    runs.register(app)
+    synthesize.register(app)
+    translate.register(app)
 
 
 _register_commands()

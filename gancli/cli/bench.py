@@ -213,7 +213,8 @@ def register(bench_app: typer.Typer) -> None:
         """
         from gancli.device import resolve_device
         from gancli.metrics.features import (ENGINES, MEMORY_FORMATS, PRECISIONS, find_inception_weights,
-                                             random_inception_state_dict, resolve_engine, sha256_file)
+                                             random_inception_state_dict, resolve_engine)
+        from gancli.metrics.weights import sha256_file
 
         if n < 4 or size < 1 or batch_size < 1 or repeats < 1:
             raise ConfigError("--n must be at least 4, and --size, --batch-size and --repeats positive.")

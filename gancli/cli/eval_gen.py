@@ -51,11 +51,11 @@ EVALUATOR_OPTIONS = ("features", "weights", "device", "precision", "batch_size",
 @contextmanager
 def _evaluator(options: dict, quiet: bool):
     """An Evaluator from a command's options, its progress and notes on a rich bar (stderr notes only with --json)."""
-    from gancli.metrics import Evaluator
+    from gancli import api
 
     settings = {key: options[key] for key in EVALUATOR_OPTIONS}
     if quiet:
-        yield Evaluator(**settings, on_info=lambda text: err_console.print(escape(text), soft_wrap=True, emoji=False))
+        yield api.evaluator(**settings, on_info=lambda text: err_console.print(escape(text), soft_wrap=True, emoji=False))
         return
     with progress(unit="img/s") as bar:
         tasks: dict[str, int] = {}
@@ -65,13 +65,13 @@ def _evaluator(options: dict, quiet: bool):
                 tasks[label] = bar.add_task(escape(label).replace(":", ":\u200b"), total=total, info="")
             bar.update(tasks[label], completed=done)
 
-        yield Evaluator(**settings, on_progress=on_progress,
+        yield api.evaluator(**settings, on_progress=on_progress,
                         on_info=lambda text: bar.console.print(escape(text), soft_wrap=True, emoji=False))
 
 
 def _report(scores, ev, as_json: bool, record: bool) -> None:
     """Print the scores, then record them in the run; a run that cannot take them still shows them (exit 1)."""
-    from gancli.metrics import record_in_run
+    from gancli.api import record_in_run
 
     fake_source = ev.last_sources[0]
     recorded, failure = None, None

@@ -203,38 +203,30 @@ def register(eval_app: typer.Typer) -> None:
                limit: int = typer.Option(0, help="Score only the first N images (0 = all)."),
                as_json: bool = json_opt):
         """Super-resolve a test set with a run and report PSNR/SSIM (Y, crop = scale) and NIQE next to bicubic."""
-        from gancli.data.sr import SRTestSet, open_sr_images
-        from gancli.device import resolve_device
-        from gancli.sr_inference import SR_PROTOCOL, mean_scores, score_sr_images
-        from recipes.sr import load_sr_run
+        from gancli import api
 
-        dev = resolve_device(device)
-        G, cfg = load_sr_run(run, checkpoint, dev)
-        images = SRTestSet(data, lr, cfg.scale) if lr else open_sr_images(data, cfg.scale, "test")
-        count = min(limit, len(images)) if limit else len(images)
-        notes = [n for n in [images.crop_note()] if n]
+        model = api.load(run, checkpoint, device, verb="score_test_set")
         with progress("img/s", transient=True) as bar:
-            task = bar.add_task(f"sr x{cfg.scale}", total=2 * count, info="", visible=not as_json)
+            task = bar.add_task(f"sr x{model.cfg.scale}", total=None, info="", visible=not as_json)
 
             def step(name: str) -> None:
                 bar.update(task, advance=1, info=name)
 
-            model_rows = score_sr_images(G, images, cfg.scale, limit=count, tile=tile, overlap=overlap,
-                                         device=dev, on_image=step)
-            bicubic_rows = score_sr_images(None, images, cfg.scale, limit=count, on_image=step)
-        protocol = SR_PROTOCOL.format(s=cfg.scale)
-        means = {"model": mean_scores(model_rows), "bicubic": mean_scores(bicubic_rows)}
+            result = model.score_test_set(data, lr, limit=limit, tile=tile, overlap=overlap, on_image=step,
+                                          on_total=lambda total: bar.update(task, total=total))
+        model_rows, bicubic_rows, means = result["model"], result["bicubic"], result["mean"]
+        protocol, notes, count = result["protocol"], result["notes"], result["count"]
         if as_json:
-            typer.echo(json.dumps({"run": str(run), "data": images.what, "scale": cfg.scale, "protocol": protocol,
-                                   "notes": notes, "images": [{"name": m["name"], "model": _strip(m),
-                                                               "bicubic": _strip(b)}
-                                                              for m, b in zip(model_rows, bicubic_rows)],
+            typer.echo(json.dumps({"run": str(run), "data": result["data"], "scale": result["scale"],
+                                   "protocol": protocol, "notes": notes,
+                                   "images": [{"name": m["name"], "model": _strip(m), "bicubic": _strip(b)}
+                                              for m, b in zip(model_rows, bicubic_rows)],
                                    "mean": means, "count": count}, indent=2))
             return
         for note in notes:
             console.print(f"[yellow]Note:[/] {note}")
         table = Table("image", "PSNR-Y", "SSIM-Y", "NIQE", "bicubic PSNR-Y", "bicubic SSIM-Y", "bicubic NIQE",
-                      title=f"{images.what}, x{cfg.scale}: {protocol}", title_justify="left")
+                      title=f"{result['data']}, x{result['scale']}: {protocol}", title_justify="left")
         for m, b in zip(model_rows, bicubic_rows):
             table.add_row(m["name"], *_cells(m), *_cells(b))
         table.add_section()

@@ -52,15 +52,13 @@ def register(app: typer.Typer) -> None:
         ema: bool = typer.Option(True, "--ema/--no-ema", help="Use EMA weights when the run has them."),
     ):
         """Upscale images of any size with an sr run's generator (tiled with overlap)."""
+        from gancli import api
         from gancli.data.images import load_image, save_image
-        from gancli.device import resolve_device
-        from gancli.sr_inference import upscale_image
-        from recipes.sr import load_sr_run
 
         if tile < 0 or overlap < 0:
             raise ConfigError(f"--tile and --overlap must not be negative, got {tile} and {overlap}.")
-        dev = resolve_device(device)
-        G, cfg = load_sr_run(run, checkpoint, dev, ema=ema)
+        model = api.load(run, checkpoint, device, ema, verb="upscale")
+        cfg = model.cfg
         pairs = plan_outputs(inputs, out)
         converted = sum(src.suffix.lower() != dst.suffix.lower() for src, dst in pairs)
         with progress("img/s") as bar:
@@ -71,7 +69,7 @@ def register(app: typer.Typer) -> None:
                 def on_tile(done: int, total: int, name=src.name) -> None:
                     bar.update(task, info=f"{name} tile {done}/{total}")
 
-                result = upscale_image(G, image, cfg.scale, tile, overlap, dev, on_tile)
+                result = model.upscale(image, tile=tile, overlap=overlap, on_tile=on_tile)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 save_image(result, dst)
                 bar.advance(task)

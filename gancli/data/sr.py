@@ -374,7 +374,10 @@ def heldout_for(train_spec: str, scale: int) -> SRImages | None:
 
 
 class SRCrops(Dataset):
-    """Random aligned (LR, HR) crops with flips and 90° rotations, keyed by (index, seed).
+    """Random aligned (LR, HR) crops, augmented, keyed by (index, seed).
+
+    augment: "dihedral" (random horizontal and vertical flips and transposition: the 8 flips/90° rotations,
+    as ESRGAN), "hflip" (a random horizontal flip only, as the SAN paper) or "none".
 
     Index i draws from image i mod n; every random choice comes from
     torch.Generator().manual_seed(seed). The LR crop is cut from stored LR files when the set has
@@ -385,7 +388,11 @@ class SRCrops(Dataset):
 
     MARGIN = 3  # LR pixels; the bicubic kernel reaches 2 LR pixels when shrinking
 
-    def __init__(self, images: SRImages, hr_size: int, augment: bool = True, min_length: int = 1024):
+    AUGMENTS = ("dihedral", "hflip", "none")
+
+    def __init__(self, images: SRImages, hr_size: int, augment: str = "dihedral", min_length: int = 1024):
+        if augment not in self.AUGMENTS:
+            raise ValueError(f"augment must be one of {', '.join(self.AUGMENTS)}, got {augment!r}")
         if hr_size % images.scale:
             raise DataError(f"The HR crop size {hr_size} is not a multiple of the scale x{images.scale}.")
         self.images, self.hr_size, self.augment = images, hr_size, augment
@@ -412,8 +419,10 @@ class SRCrops(Dataset):
             lr = self.images.lr_full(i)[:, y:y + p, x:x + p]
         else:  # uncached HR-only data: downsample a local region instead of the whole image
             lr = self._lr_from_hr(hr_img, y, x, p, lr_h, lr_w)
-        if self.augment:
+        if self.augment != "none":
             flip_h, flip_v, transpose = (torch.rand(3, generator=g) < 0.5).tolist()
+            if self.augment == "hflip":
+                flip_v = transpose = False
             lr, hr = (_augment(t, flip_h, flip_v, transpose) for t in (lr, hr))
         return {"lr": lr.float() / 127.5 - 1, "hr": hr.float() / 127.5 - 1}
 

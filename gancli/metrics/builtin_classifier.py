@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.errors import MissingWeightsError
-from gancli.metrics.features import FeatureNet, sha256_file
+from gancli.metrics.feature_net import FeatureNet
+from gancli.metrics.weights import sha256_file
 
 RESOLUTION = 32
 WEIGHTS_FILE = Path(__file__).parent / "weights" / "builtin_classifier.safetensors"

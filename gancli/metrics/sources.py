@@ -7,7 +7,6 @@ dataset spec / image folder (`cifar10:test`, `stl10:unlabeled`, `builtin:test`, 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -145,45 +144,21 @@ def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pi
 
 
 # ---------------------------------------------------------------------------------------------
-# Run folders
+# Generators: a sampler callable
 # ---------------------------------------------------------------------------------------------
-def is_run_folder(spec: str) -> bool:
-    path = Path(spec).expanduser()
-    return path.is_dir() and (path / "config.toml").is_file()
+Sampler = Callable[..., torch.Tensor]  # sampler(n, generator[, labels=...]) -> n images in [-1, 1]
 
 
-def _num_classes(recipe) -> int:
-    for owner in (recipe, getattr(recipe, "cfg", None)):
-        value = getattr(owner, "num_classes", None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 0
+def sampler_source(sampler: Sampler, n: int, *, spec: str, label: str, description: dict[str, Any],
+                   device: str | torch.device = "cpu", seed: int = 0, classes: int = 0, owner: Any = None) -> Source:
+    """n images drawn from a sampler; with classes > 0 it is called with `labels=` and every class gets its share.
 
-
-def open_run_source(spec: str, n: int, *, device: str | torch.device = "cpu", checkpoint: str | None = None,
-                    ema: bool = True, truncation: float | None = None, seed: int = 0) -> Source:
-    """n images drawn from a run's generator (EMA and standing statistics as the recipe has them).
-
-    Class-conditional recipes (sample() takes `labels` and the recipe knows its class count) get the same
-    number of images of every class.
+    The images come as uint8 batches on the sampler's device; `owner` (e.g. the run they came from) is kept on
+    the Source for whoever records the scores.
     """
     from gancli.data.images import to_uint8
-    from gancli.runs import open_run, sampling_options
 
-    run = open_run(spec)
-    recipe = run.recipe
-    kwargs = sampling_options(recipe, truncation)
-    classes = _num_classes(recipe) if "labels" in inspect.signature(recipe.sample).parameters else 0
-    ckpt_path = run.checkpoint(checkpoint)  # CheckpointError when the run has none
     device = torch.device(device)
-    G = run.load_generator(checkpoint, device, ema=ema)
-    uses_ema = run.loaded_ema
-    label = f"{run.path} @ {ckpt_path.name}{' (EMA)' if uses_ema else ''}"
-    if truncation is not None:
-        label += f" truncation {truncation:g}"
-    description = {"kind": "run", "run": str(Path(run.path).resolve()), "recipe": recipe.name,
-                   "checkpoint": ckpt_path.name, "ema": uses_ema, "truncation": truncation, "n": n, "seed": seed,
-                   "class_balanced": classes > 0}
 
     def make_batches(batch_size: int) -> Iterator[torch.Tensor]:
         generator = torch.Generator(device).manual_seed(seed)
@@ -191,18 +166,22 @@ def open_run_source(spec: str, n: int, *, device: str | torch.device = "cpu", ch
         with torch.no_grad():
             for start in range(0, n, batch_size):
                 size = min(batch_size, n - start)
-                extra = dict(kwargs)
-                if labels is not None:
-                    extra["labels"] = labels[start:start + size]
-                images = recipe.sample(G, size, generator, **extra)
+                extra = {"labels": labels[start:start + size]} if labels is not None else {}
+                images = sampler(size, generator, **extra)
                 if not (torch.is_tensor(images) and images.dim() == 4 and images.shape[0] == size
                         and images.shape[1] in (1, 3)):
-                    raise DataError(f"Recipe '{recipe.name}' sampled {tuple(getattr(images, 'shape', ()))}, "
-                                    f"not {size} images of shape (3, H, W).")
+                    raise DataError(f"'{spec}' sampled {tuple(getattr(images, 'shape', ()))}, not {size} images "
+                                    f"of shape (3, H, W).")
                 images = to_uint8(images)
                 yield images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
-    return Source(spec, "run", n, label, description, make_batches, run=run)
+    return Source(spec, "run", n, label, {**description, "n": n, "seed": seed, "class_balanced": classes > 0},
+                  make_batches, run=owner)
+
+
+def is_run_folder(spec: str) -> bool:
+    path = Path(spec).expanduser()
+    return path.is_dir() and (path / "config.toml").is_file()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,8 +190,9 @@ def open_run_source(spec: str, n: int, *, device: str | torch.device = "cpu", ch
 def open_source(spec: str, *, n: int | None = None, device: str | torch.device = "cpu", workers: int = 0,
                 checkpoint: str | None = None, ema: bool = True, truncation: float | None = None, seed: int = 0,
                 default_run_n: int = 10_000, data_root: str | Path | None = None,
-                download: bool | None = None) -> Source:
-    """Open a SPEC: statistics file, run folder, or dataset spec / image folder."""
+                download: bool | None = None, open_run: Callable[..., Source] | None = None) -> Source:
+    """Open a SPEC: statistics file, run folder (through `open_run`, which the API layer gives), or dataset spec /
+    image folder."""
     if not spec:
         raise ConfigError("An empty SPEC was given; name a folder, run, dataset spec or .npz statistics file.")
     if n is not None and n < 1:
@@ -231,7 +211,10 @@ def open_source(spec: str, *, n: int | None = None, device: str | torch.device =
         return Source(spec, "stats", stats.n, label, {"kind": "stats", "file": str(Path(spec).resolve()),
                                                     "source": stats.meta.get("source_description")}, stats=stats)
     if run_folder:
-        return open_run_source(spec, n or default_run_n, device=device, checkpoint=checkpoint, ema=ema,
-                               truncation=truncation, seed=seed)
+        if open_run is None:
+            raise ConfigError(f"'{spec}' is a run folder; evaluate it through gancli.api (api.evaluator), which "
+                              f"knows how to open runs.")
+        return open_run(spec, n or default_run_n, device=device, checkpoint=checkpoint, ema=ema,
+                        truncation=truncation, seed=seed)
     return open_dataset_source(spec, n, workers=workers, pin_memory=torch.device(device).type == "cuda",
                                data_root=data_root, download=download)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gancli.metrics.features import FeatureNet, load_pretrained, load_strictly, tf1_resize
+from gancli.metrics.feature_net import FeatureNet, load_pretrained, load_strictly, tf1_resize
 from gancli.metrics.weights import VGG16
 
 VGG16_NAME = "vgg16-imagenet-torchvision"

@@ -13,9 +13,10 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from gancli.errors import ConfigError
+from gancli.nn.critic_layers import ACTIVATION_NORMS, insert_activation_norms
 from gancli.nn.padding import make_circular
 
-CRITIC_NORMS = ("none", "sn", "san", "sn-exact", "wn")
+CRITIC_NORMS = ("none", "sn", "san", "sn-exact", "wn", "bn", "ln")
 
 # Spectrum entries handled per chunk (~128 MB of complex64), so that large layers
 # (512x512 kernels at 64x64) never hold their whole spectrum at once.
@@ -207,6 +208,8 @@ def apply_critic_norm(
     """
     if name not in CRITIC_NORMS:
         raise ConfigError(f"Unknown critic normalization {name!r}; choose one of: {', '.join(CRITIC_NORMS)}.")
+    if name in ACTIVATION_NORMS:  # bn / ln add layers inside the critic (gancli.nn.critic_layers)
+        return insert_activation_norms(module, name)
     if not 0 < ratio <= 1:
         raise ConfigError(f"The SAN ratio of kernels must be in (0, 1], got {ratio}.")
     if gain is not None and gain <= 0:

@@ -18,6 +18,7 @@ from gancli.objectives.losses import (
 )
 from gancli.objectives.penalties import (
     PENALTIES,
+    clip_weights,
     critic_penalty,
     dragan_penalty,
     gradient_penalty,

@@ -2,8 +2,12 @@
 
 `critic` is any callable image batch -> logits (a recipe closes over its labels). Input
 gradients are taken with create_graph=True, so each penalty is differentiable in the weights.
+Conventions of the weight λ (`penalty_weight`) that multiplies each term: gp and dragan λ·E(‖∇D‖ - 1)²;
+r1 γ·½E‖∇D(x)‖² (so λ = γ = 10 is the papers' R1 strength); l2 λ·mean over layers of ½‖W‖².
+`clip` is no loss term: WGAN weight clipping, applied to the weights after each critic step.
 """
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -13,7 +17,9 @@ from gancli.errors import ConfigError
 
 Critic = Callable[[Tensor], Tensor]
 
-PENALTIES = ("none", "gp", "r1", "dragan", "l2")
+PENALTIES = ("none", "gp", "r1", "dragan", "l2", "clip")
+DRAGAN_C = 10.0  # Kodali et al. §5: δ ~ N(0, cI) with c ≈ 10
+CLIP_C = 0.01  # Arjovsky et al. 2017, Algorithm 1
 
 
 def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
@@ -24,20 +30,30 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
 
 
 def r1_penalty(critic: Critic, real: Tensor) -> Tensor:
-    """R1 (Mescheder et al.): mean ||∇D(x)||² on real data; the caller multiplies by γ/2."""
-    return _input_grad(critic, real.detach()).pow(2).sum(dim=1).mean()
+    """R1 (Mescheder et al. 2018, eq. 9) without γ: ½·E||∇D(x)||² on real data; the caller multiplies by γ."""
+    return 0.5 * _input_grad(critic, real.detach()).pow(2).sum(dim=1).mean()
 
 
-def dragan_penalty(critic: Critic, real: Tensor) -> Tensor:
-    """DRAGAN (Kodali et al.): mean (||∇D(x̃)|| - 1)², x̃ = x + 0.5·std(x)·U[0, 1) noise."""
+def dragan_penalty(critic: Critic, real: Tensor, c: float = DRAGAN_C) -> Tensor:
+    """DRAGAN (Kodali et al. §5): E(||∇D(x + δ)|| - 1)², δ ~ N(0, c·I) (c is the noise variance)."""
     real = real.detach()
-    perturbed = real + 0.5 * real.std() * torch.rand_like(real)
+    perturbed = real + math.sqrt(c) * torch.randn_like(real)
     return (_input_grad(critic, perturbed).norm(dim=1) - 1).pow(2).mean()
 
 
 def l2_penalty(module: nn.Module) -> Tensor:
-    """Sum of squared weights of the critic, biases and other 1-d parameters excluded."""
-    return sum((p.pow(2).sum() for p in module.parameters() if p.dim() > 1), torch.zeros(()))
+    """The large-scale study's L2 (compare_gan): mean over weight layers of ½||W||², biases and norms excluded."""
+    kernels = [_raw_weight(layer) for layer in module.modules() if isinstance(layer, _WEIGHT_LAYERS)]
+    if not kernels:
+        return torch.zeros(())
+    return torch.stack([0.5 * w.pow(2).sum() for w in kernels]).mean()
+
+
+@torch.no_grad()
+def clip_weights(module: nn.Module, c: float = CLIP_C) -> None:
+    """WGAN weight clipping (Arjovsky et al. 2017, Alg. 1): every parameter of the critic clamped to [-c, c]."""
+    for p in module.parameters():
+        p.clamp_(-c, c)
 
 
 def orthogonal_regularization(module: nn.Module, skip: tuple[str, ...] = ()) -> Tensor:
@@ -50,19 +66,31 @@ def orthogonal_regularization(module: nn.Module, skip: tuple[str, ...] = ()) -> 
     return sum((_off_diagonal(w @ w.T).pow(2).sum() for w in kept), torch.zeros(()))
 
 
-def critic_penalty(name: str, critic_fn: Critic, critic_module: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-    """The named critic penalty (one of PENALTIES); `none` is a zero tensor."""
-    if name == "none":
+def critic_penalty(name: str, critic_fn: Critic, critic_module: nn.Module, real: Tensor, fake: Tensor,
+                   *, dragan_c: float = DRAGAN_C) -> Tensor:
+    """The named critic penalty (one of PENALTIES); `none` and `clip` (a constraint, not a term) are zero."""
+    if name in ("none", "clip"):
         return real.new_zeros(())
     if name == "gp":
         return gradient_penalty(critic_fn, real, fake)
     if name == "r1":
         return r1_penalty(critic_fn, real)
     if name == "dragan":
-        return dragan_penalty(critic_fn, real)
+        return dragan_penalty(critic_fn, real, dragan_c)
     if name == "l2":
         return l2_penalty(critic_module)
     raise ConfigError(f"Unknown critic penalty {name!r}; choose one of: {', '.join(PENALTIES)}.")
+
+
+_WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
+
+
+def _raw_weight(layer: nn.Module) -> Tensor:
+    """The layer's trained kernel: under a spectral-norm parametrization the unnormalized one, as compare_gan's."""
+    parametrizations = getattr(layer, "parametrizations", None)
+    if parametrizations is not None and "weight" in parametrizations and hasattr(parametrizations.weight, "original"):
+        return parametrizations.weight.original
+    return layer.weight
 
 
 def _off_diagonal(gram: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ def plot_metrics(metrics_file: Path, out: Path) -> Path | None:
     series: dict[str, tuple[list[float], list[float]]] = {}
     for record in read_metrics(metrics_file):
         for key, value in record.items():
-            if key in ("step", "time") or not isinstance(value, (int, float)) or isinstance(value, bool):
+            if key in ("step", "time", "wall_time") or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
             xs, ys = series.setdefault(key, ([], []))
             xs.append(record["step"])

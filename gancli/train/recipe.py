@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
+from gancli.errors import ConfigError
 
 Logs = dict[str, float]
 Models = dict[str, nn.Module]
@@ -29,6 +30,8 @@ class Recipe:
       return `(loss, logs)`; the trainer does backward, accumulation, optimizer steps and EMA.
     - `sample(G, n, generator)` returns n images in [-1, 1] (N, 3, H, W) for grids and
       `gancli sample`; `evaluate(G)` returns named scores for metrics.jsonl.
+    - Inference verbs (`upscale`, ...) are methods named in VERBS; a recipe that lacks one refuses it in one
+      sentence (check_supports), so the API can offer every verb on every run.
     """
 
     name: ClassVar[str] = ""
@@ -37,6 +40,9 @@ class Recipe:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     offline_preset: ClassVar[str] = "quick"  # used when no --data and no --preset is given
     best_metric: ClassVar[tuple[str, str] | None] = None  # e.g. ("fid", "min") keeps checkpoints/best
+    # --augment augments the critic's first argument (an image batch) on every call; a recipe whose critic must see
+    # its inputs as they are gives the reason here, and the flag is refused with it
+    no_augment_reason: ClassVar[str] = ""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -76,3 +82,41 @@ class Recipe:
     def finalize_generator(self, G: nn.Module) -> None:
         """Prepare a loaded generator for inference (e.g. BigGAN standing statistics)."""
         G.eval()
+
+    # ---- inference verbs: a recipe overrides those it supports ---------------------------------
+    VERBS: ClassVar[dict[str, tuple[str, str]]] = {  # method: (the command, what it needs)
+        "upscale": ("`gancli upscale`", "an sr run"),
+        "score_test_set": ("`gancli eval sr`", "an sr run"),
+        "translate_batch": ("`gancli translate`", "a stargan run"),
+        "synthesize": ("`gancli synthesize`", "a spade run"),
+        "interpolate": ("`gancli sample --interpolate`", "a class-conditional run (biggan)"),
+    }
+
+    def supports(self, verb: str) -> bool:
+        return getattr(type(self), verb) is not getattr(Recipe, verb)
+
+    def check_supports(self, verb: str) -> None:
+        """One sentence when this recipe lacks an inference verb."""
+        if not self.supports(verb):
+            command, needs = self.VERBS[verb]
+            raise ConfigError(f"This is a '{self.name}' run; {command} needs {needs}.")
+
+    def upscale(self, G: nn.Module, image: torch.Tensor, **options: Any) -> torch.Tensor:
+        """One uint8 image (3, h, w) → its upscaled uint8 image."""
+        self.check_supports("upscale")
+
+    def score_test_set(self, G: nn.Module, data: str, lr: str | None = None, **options: Any) -> dict[str, Any]:
+        """Per-image and mean restoration scores of G on a test set, next to a baseline."""
+        self.check_supports("score_test_set")
+
+    def synthesize(self, G: nn.Module, labels: torch.Tensor, *inputs: Any) -> torch.Tensor:
+        """Label maps (N, H, W) of ids (and the recipe's other inputs) → images in [-1, 1]."""
+        self.check_supports("synthesize")
+
+    def interpolate(self, G: nn.Module, rows: int, steps: int, generator: torch.Generator, **options: Any) -> torch.Tensor:
+        """rows strips of `steps` images between two latents or two classes, in [-1, 1]."""
+        self.check_supports("interpolate")
+
+    def translate_batch(self, G: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 3, H, W) translated to target attribute vectors (N, A) → uint8 images."""
+        self.check_supports("translate_batch")

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -21,13 +22,19 @@ from gancli.data.stream import batch_stream
 from gancli.device import resolve_device
 from gancli.errors import CheckpointError, ConfigError, GancliError, state_dict_mismatch
 from gancli.nn import apply_critic_norm, count_critic_updates, mark_critic_updated
+from gancli.objectives import clip_weights
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
+from gancli.train.augment import critic_augmentation
 from gancli.train.ema import EMA
+from gancli.train.lock import EXIT, write_exit
 from gancli.train.plots import plot_metrics, save_grid
 from gancli.train.recipe import Recipe
 from gancli.train.schedules import lr_factor
 from gancli.train.telemetry import Telemetry
+from gancli.train.tensorboard import open_tensorboard
+
+clock = time.monotonic  # wall time of checkpoints-by-time and of the logged "wall_time" (tests replace it)
 
 
 class TrainingInterrupted(GancliError):
@@ -99,6 +106,9 @@ class Trainer:
             apply_critic_norm(self.models["D"], cfg.norm, ratio=cfg.norm_ratio,
                               gain=cfg.norm_gain or None, every=cfg.norm_every)
             count_critic_updates(self.models["D"])
+        self.augment = critic_augmentation(cfg, recipe.name, recipe.no_augment_reason, "D" in self.models)
+        if self.augment is not None:
+            self.augment.attach(self.models["D"])  # a forward pre-hook: D's weights and state-dict keys are untouched
         self.memory_format = torch.channels_last if cfg.memory_format == "channels_last" else torch.contiguous_format
         for model in self.models.values():
             model.to(self.device, memory_format=self.memory_format).train()
@@ -116,6 +126,9 @@ class Trainer:
         self.base_lr = {"G": cfg.lr_g, "D": cfg.lr_d}
         self.step = 0
         self.best: float | None = None
+        self.wall_time = 0.0  # seconds of training before this process started (restored from checkpoints)
+        self._session_start = clock()
+        self.tensorboard = None
         self.last_eval: dict[str, Any] = {}
         self.eval_disabled: str | None = None
         with distributed.main_first(self.world):
@@ -139,7 +152,10 @@ class Trainer:
         path = ckpt.step_dir(self.run_dir, self.step)
         if self.world.main:
             state = {"step": self.step, "best": self.best, "rng": rngs[0], "rng_ranks": rngs,
-                     "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
+                     "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                     "wall_time": self.elapsed()}
+            if self.augment is not None:
+                state["augment"] = self.augment.state_dict()
             path = ckpt.save_step(self.run_dir, self.step, self.weights(), self.meta(), state, self.cfg.keep_ckpts)
         return path
 
@@ -160,6 +176,9 @@ class Trainer:
             reason = state_dict_mismatch(exc) if isinstance(exc, RuntimeError) else f"no entry {exc}"
             raise CheckpointError(f"Checkpoint '{path}' does not fit this run's networks ({reason}).") from None
         self.step, self.best = state["step"], state.get("best")
+        self.wall_time, self._session_start = float(state.get("wall_time", 0.0)), clock()
+        if self.augment is not None and "augment" in state:  # ADA's p goes on where it was
+            self.augment.load_state_dict(state["augment"])
         self.set_learning_rates()
         rngs = state.get("rng_ranks") or [state["rng"]]
         if len(rngs) == self.world.size:
@@ -168,6 +187,16 @@ class Trainer:
             set_rng_state(rngs[0])
         else:  # resumed on another number of processes: fresh, still distinct, noise
             seed_everything(self.cfg.seed * 1_000_003 + self.world.rank + 7919 * self.step, self.cfg.deterministic)
+
+    def resume(self) -> bool:
+        """Continue from the latest checkpoint; a run stopped before its first one starts over at step 0 (False)."""
+        if not ckpt.step_dirs(self.run_dir):
+            if self.world.main:  # the stopped attempt's logs describe weights that were never saved
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+                shutil.rmtree(self.run_dir / "tensorboard", ignore_errors=True)
+            return False
+        self.restore(ckpt.resolve_checkpoint(self.run_dir))
+        return True
 
     # ---- one iteration -----------------------------------------------------------------
     def autocast(self):
@@ -181,6 +210,8 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         logs: dict[str, float] = {}
         for batch in batches:
+            if self.augment is not None:
+                self.augment.watch(batch, critic_step=name == "D")
             with self.autocast():
                 loss, parts = step_fn(self.models, batch)
             (loss / len(batches)).backward()
@@ -202,6 +233,10 @@ class Trainer:
             for micro in batches:
                 logs = self.optimize("D", self.recipe.d_step, micro)
                 mark_critic_updated(D)
+                if cfg.penalty == "clip":
+                    clip_weights(D, cfg.clip_value)
+                if self.augment is not None:
+                    self.augment.after_critic_step(self.world, self.device)
             D.requires_grad_(False)
         logs.update(self.optimize("G", self.recipe.g_step, batches[-1]))
         if "D" in self.models:
@@ -242,6 +277,8 @@ class Trainer:
                 self.sample_generator_seed))
         G.train(was_training)
         save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        if self.tensorboard is not None:
+            self.tensorboard.grid("samples", images, self.step)
 
     def evaluate(self) -> dict[str, Any]:
         if not self.world.main:  # the others wait for it at their next gradient average
@@ -282,6 +319,12 @@ class Trainer:
             return
         with open(self.run_dir / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(record)
+
+    def elapsed(self) -> float:
+        """Seconds of training of this run, over all the processes that resumed it."""
+        return self.wall_time + clock() - self._session_start
 
     # ---- the loop ----------------------------------------------------------------------
     def fit(self, on_progress=None) -> dict[str, Any]:
@@ -291,43 +334,60 @@ class Trainer:
         stream = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self._batches_consumed(per_step),
                               self.workers(), shard=(self.world.rank, self.world.size))
         sums: dict[str, float] = {}
-        count, t0 = 0, time.perf_counter()
-        with StopSignal() as stop:
-            while self.step < cfg.steps:
-                logs = self.iteration(stream)
-                self.telemetry.observe(self.step, logs)
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                if on_progress:
-                    on_progress(self.step, logs)
-                if cfg.log_every and self.step % cfg.log_every == 0:
-                    elapsed = time.perf_counter() - t0
-                    lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
-                    means = distributed.average_values({k: v / count for k, v in sums.items()}, self.world,
-                                                       self.device)
-                    self.log({"step": self.step, "it_s": count / elapsed, **means, **lrs})
-                    sums, count, t0 = {}, 0, time.perf_counter()
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
-                    self.write_samples()
-                if cfg.eval_every and self.step % cfg.eval_every == 0 and not self.eval_disabled:
-                    self.evaluate()
-                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
-                    self.save()
-                if distributed.any_process(stop.signum is not None, self.world, self.device):
-                    path = self.save()
-                    cause = signal.Signals(stop.signum).name if stop.signum is not None else "another process's signal"
-                    raise TrainingInterrupted(
-                        f"Stopped by {cause} at step {self.step}; checkpoint saved to "
-                        f"'{path}', continue with: gancli train {self.recipe.name} --resume {self.run_dir}")
-        self.save()
-        self.write_samples()
-        if cfg.eval_every and self.step % cfg.eval_every and not self.eval_disabled:
-            self.evaluate()
+        count, t0, last_ckpt = 0, time.perf_counter(), clock()
         if self.world.main:
-            plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
-        self.telemetry.finish()
+            self.tensorboard = open_tensorboard(self.run_dir, self.step, cfg.tensorboard)
+        try:
+            with StopSignal() as stop:
+                while self.step < cfg.steps:
+                    logs = self.iteration(stream)
+                    self.telemetry.observe(self.step, logs)
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
+                    if on_progress:
+                        on_progress(self.step, logs)
+                    if cfg.log_every and self.step % cfg.log_every == 0:
+                        elapsed = time.perf_counter() - t0
+                        lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
+                        means = distributed.average_values({k: v / count for k, v in sums.items()}, self.world,
+                                                           self.device)
+                        augment = self.augment.logs() if self.augment is not None else {}
+                        self.log({"step": self.step, "wall_time": round(self.elapsed(), 2), "it_s": count / elapsed,
+                                  **means, **lrs, **augment})
+                        sums, count, t0 = {}, 0, time.perf_counter()
+                    if cfg.sample_every and self.step % cfg.sample_every == 0:
+                        self.write_samples()
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and not self.eval_disabled:
+                        self.evaluate()
+                    due = bool(cfg.ckpt_minutes) and clock() - last_ckpt >= 60 * cfg.ckpt_minutes
+                    if distributed.any_process(due, self.world, self.device) or (
+                            cfg.ckpt_every and self.step % cfg.ckpt_every == 0):
+                        self.save()
+                        last_ckpt = clock()
+                    if distributed.any_process(stop.signum is not None, self.world, self.device):
+                        path = self.save()
+                        cause = (signal.Signals(stop.signum).name if stop.signum is not None
+                                 else "another process's signal")
+                        raise TrainingInterrupted(
+                            f"Stopped by {cause} at step {self.step}; checkpoint saved to "
+                            f"'{path}', continue with: gancli train {self.recipe.name} --resume {self.run_dir}")
+            self.save()
+            self.write_samples()
+            if cfg.eval_every and self.step % cfg.eval_every and not self.eval_disabled:
+                self.evaluate()
+            if self.world.main:
+                plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
+            self.telemetry.finish()
+        finally:
+            self.close()
         return self.last_eval
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard files (also when training stops early)."""
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     def workers(self) -> int:
         if self.cfg.workers >= 0:
@@ -349,7 +409,28 @@ def check_run_dir(cfg: TrainConfig, resume: bool) -> Path:
     if not resume and (run_dir / "config.toml").exists():
         raise ConfigError(f"'{run_dir}' already holds a run; pass --resume {run_dir} to continue it "
                           "or choose another --out.")
+    if resume and not (run_dir / "config.toml").is_file():
+        raise CheckpointError(f"'{run_dir}' is not a gancli run folder (it has no config.toml), so it cannot be "
+                              "resumed.")
     return run_dir
+
+
+@contextlib.contextmanager
+def exit_recorded(run_dir: Path, main: bool):
+    """Write RUN/exit.json when training ends: finished, interrupted (signal, Ctrl-C) or failed (with the reason)."""
+    if not main:
+        yield
+        return
+    (run_dir / EXIT).unlink(missing_ok=True)  # while training, the lock file says "running"
+    try:
+        yield
+    except (TrainingInterrupted, KeyboardInterrupt) as exc:
+        write_exit(run_dir, "interrupted", str(exc))
+        raise
+    except BaseException as exc:
+        write_exit(run_dir, "failed", str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__)
+        raise
+    write_exit(run_dir, "finished")
 
 
 def start_run_dir(cfg: TrainConfig, run_dir: Path) -> None:

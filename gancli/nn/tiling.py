@@ -1,8 +1,8 @@
-"""Super-resolution inference on images of any size: tiles with a margin of context, centres kept.
+"""Tiled inference of any image-to-image network on images of any size: tiles with a margin of context, centres kept.
 
 Each tile of the LR image is run with `overlap` extra LR pixels of context on every side (clipped at
 the image border) and only the tile's own region of the output is kept. For a fully convolutional
-generator whose receptive field reaches fewer than `overlap` LR pixels (SAN Table 8's SRResNet:
+network whose receptive field reaches fewer than `overlap` LR pixels (SAN Table 8's SRResNet:
 35 px), the tiled result equals the whole-image result up to float rounding. Deeper networks
 (ESRGAN's RRDBNet reaches hundreds of pixels) get seams too faint to see, as in ESRGAN's own tiling.
 """
@@ -71,58 +71,3 @@ def upscale_image(G: nn.Module, lr: torch.Tensor, scale: int, tile: int = DEFAUL
     x = (lr.to(device).float() / 127.5 - 1.0)[None]
     out = upscale_tensor(G, x, scale, tile, overlap, on_tile)[0]
     return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-
-
-# ---------------------------------------------------------------------------------------------
-# scoring a generator on an SR image set
-# ---------------------------------------------------------------------------------------------
-
-SR_PROTOCOL = ("HR cropped to a multiple of {s}, LR by MATLAB bicubic unless given; PSNR/SSIM on the Y channel "
-               "(BT.601, unrounded) and NIQE (MATLAB port, uint8 Y), {s} px border crop; "
-               "bicubic baseline = MATLAB imresize ×{s}")
-
-
-def sr_scores(image: torch.Tensor, hr: torch.Tensor, scale: int, niqe: bool = True) -> dict[str, float]:
-    """psnr_y, ssim_y (and niqe) of one uint8 SR image against its HR image, SR conventions (crop = scale)."""
-    from gancli.metrics import iqa
-
-    scores = {"psnr_y": iqa.psnr(image, hr, scale, y_channel=True),
-              "ssim_y": iqa.ssim(image, hr, scale, y_channel=True)}
-    if niqe and min(image.shape[-2:]) - 2 * scale >= 96:
-        scores["niqe"] = iqa.niqe(image, scale, convert="y")
-    return scores
-
-
-def score_sr_images(G: nn.Module | None, images, scale: int, *, limit: int | None = None,
-                    tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, device=None, niqe: bool = True,
-                    on_image: Callable[[str], None] | None = None) -> list[dict]:
-    """One row per image of an SRImages set: name, G's scores and, when G is None, the bicubic baseline's.
-
-    Rows hold psnr_y, ssim_y and niqe (left out for images under 96 px after the crop).
-    """
-    from gancli.data.sr import bicubic_upsample
-
-    rows = []
-    count = len(images) if limit is None else min(limit, len(images))
-    for i in range(count):
-        item = images[i]
-        if G is None:
-            out = bicubic_upsample(item["lr"], scale)
-        else:
-            out = upscale_image(G, item["lr"], scale, tile, overlap, device)
-        rows.append({"name": item["name"], **sr_scores(out, item["hr"], scale, niqe)})
-        if on_image:
-            on_image(item["name"])
-    return rows
-
-
-def mean_scores(rows: list[dict]) -> dict[str, float]:
-    """Mean of each numeric score over the rows that have it."""
-    keys = [k for k in rows[0] if k != "name"] if rows else []
-    for row in rows:
-        keys += [k for k in row if k != "name" and k not in keys]
-    out = {}
-    for key in keys:
-        values = [r[key] for r in rows if key in r]
-        out[key] = sum(values) / len(values)
-    return out

@@ -1,0 +1,166 @@
+"""The uncond recipe: presets against their papers, every critic option with every architecture, truncation, errors."""
+
+import pytest
+import torch
+
+from gancli import api
+from gancli.nn import CRITIC_NORMS, apply_critic_norm, count_critic_updates, mark_critic_updated
+from gancli.objectives import PENALTIES
+from gancli.train import checkpoint as ckpt
+from recipes.uncond import Uncond, UncondConfig
+
+# Each preset's row of its paper: (arch, resolution, loss, lr, betas, n_dis, batch, steps) and what else it fixes.
+PAPERS = {
+    # Miyato et al. 2018 (SNGAN), ResNet CIFAR-10: hinge, SN, Adam 2e-4 (0, 0.9), n_dis 5, 50k G updates
+    "sngan-cifar": ("resnet", 32, "hinge", 2e-4, (0.0, 0.9), 5, 64, 50_000, {"norm": "sn", "d_pool": "sum"}),
+    # SAN paper §4.1: hinge, Adam 2e-4 (0.5, 0.9), batch 64, 200 epochs (CIFAR-10 50k, STL-10 unlabeled 100k images)
+    "san-cifar": ("sndcgan", 32, "hinge", 2e-4, (0.5, 0.9), 1, 64, 156_250, {"norm": "san", "data": "cifar10:train"}),
+    "san-cifar-resnet": ("resnet", 32, "hinge", 2e-4, (0.5, 0.9), 1, 64, 156_250, {"norm": "san", "d_pool": "avg"}),
+    "san-stl": ("sndcgan", 48, "hinge", 2e-4, (0.5, 0.9), 1, 64, 312_500, {"norm": "san", "data": "stl10:unlabeled"}),
+    "san-stl-resnet": ("resnet", 48, "hinge", 2e-4, (0.5, 0.9), 1, 64, 312_500,
+                       {"norm": "san", "full_stl_critic": False}),
+    # self-modulation §3.1: lr 2e-4, batch 64, 100k G steps, SN, sBN with a 32-unit MLP in Miyato's ResNet
+    "selfmod-resnet-cifar": ("resnet", 32, "hinge", 2e-4, (0.5, 0.999), 1, 64, 100_000,
+                             {"norm": "sn", "gen_norm": "sbn", "sbn_hidden": 32}),
+    # AdaGAN: AdaGAN-3x3 (all convs adaptive, k_adaptive 3), base channels 128, SN critic, n_dis 1, batch 64
+    "adagan-cifar": ("adagan", 32, "ns", 2e-4, (0.5, 0.999), 1, 64, 100_000,
+                     {"norm": "sn", "adaconv_blocks": 4, "k_adaptive": 3, "adagan_channels": 128}),
+    # large-scale study: ResNet19 at 128 px, NS loss, SN, setting (2e-4, 0.5, 0.999, 1), 100k critic updates
+    "resnet19-celeba128": ("resnet19", 128, "ns", 2e-4, (0.5, 0.999), 1, 64, 100_000, {"norm": "sn"}),
+}
+STUDY = {"study-a": (2e-4, (0.5, 0.999), 1), "study-b": (1e-4, (0.5, 0.9), 5), "study-c": (2e-4, (0.5, 0.999), 5)}
+
+
+@pytest.mark.parametrize("preset", list(PAPERS))
+def test_preset_equals_its_paper(preset, tmp_path):
+    arch, res, loss, lr, betas, n_dis, batch, steps, extra = PAPERS[preset]
+    cfg = api.make_config("uncond", preset=preset, out=str(tmp_path))
+    got = (cfg.arch, cfg.resolution, cfg.loss, cfg.lr_g, cfg.lr_d, tuple(cfg.betas_g), tuple(cfg.betas_d), cfg.n_dis,
+           cfg.batch_size, cfg.steps)
+    assert got == (arch, res, loss, lr, lr, betas, betas, n_dis, batch, steps)
+    assert {k: getattr(cfg, k) for k in extra} == extra
+    Uncond(cfg)  # valid for its architecture
+
+
+@pytest.mark.parametrize("preset", list(STUDY))
+def test_study_presets_compose_with_an_architecture(preset, tmp_path):
+    lr, betas, n_dis = STUDY[preset]
+    cfg = api.make_config("uncond", preset=preset, out=str(tmp_path), arch="resnet19", resolution=128)
+    assert (cfg.arch, cfg.resolution, cfg.lr_g, cfg.lr_d, tuple(cfg.betas_g), cfg.n_dis, cfg.batch_size) == (
+        "resnet19", 128, lr, lr, betas, n_dis, 64)
+    assert cfg.steps * cfg.n_dis == 100_000 and (cfg.loss, cfg.norm) == ("ns", "sn")
+
+
+def test_quick_stays_the_offline_default(tmp_path):
+    assert api.make_config("uncond", out=str(tmp_path)).preset == "quick"
+
+
+ARCHS = {"sndcgan": {}, "resnet": {}, "resnet19": {}, "adagan": {"adagan_channels": 16, "adaconv_blocks": 2}}
+
+
+def one_step(arch, norm="sn", penalty="none", **extra):
+    """Two critic steps of a tiny network; returns the critic's weights before and after, and the last logs."""
+    torch.manual_seed(0)
+    cfg = UncondConfig(arch=arch, resolution=32, width=0.0625, z_dim=8, norm=norm, penalty=penalty, device="cpu",
+                       **{**ARCHS[arch], **extra})
+    recipe = Uncond(cfg)
+    models = recipe.build_models()
+    D = apply_critic_norm(models["D"], norm)
+    count_critic_updates(D)
+    before = [p.detach().clone() for p in D.parameters()]
+    batch = {"image": torch.rand(2, 3, 32, 32) * 2 - 1}
+    opt = torch.optim.Adam(D.parameters(), 1e-2)
+    for _ in range(2):
+        opt.zero_grad()
+        loss, logs = recipe.d_step(models, batch)
+        loss.backward()
+        opt.step()
+        mark_critic_updated(D)
+        assert torch.isfinite(loss)
+    return before, [p.detach() for p in D.parameters()], logs
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("norm", list(CRITIC_NORMS))
+def test_every_critic_norm_trains_with_every_architecture(arch, norm):
+    before, after, _ = one_step(arch, norm=norm)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("penalty", [p for p in PENALTIES if p not in ("none", "clip")])
+def test_every_penalty_trains_with_every_architecture(arch, penalty):
+    _, _, logs = one_step(arch, norm="none", penalty=penalty)
+    assert logs["D/penalty"] >= 0
+
+
+def test_weight_clipping_runs_after_every_critic_step(tmp_path):
+    cfg = api.make_config("uncond", out=str(tmp_path / "run"), steps=2, n_dis=2, norm="none", penalty="clip",
+                          clip_value=0.003, width=0.0625, z_dim=8, batch_size=4, sample_every=0, eval_every=0,
+                          n_samples=4, device="cpu")
+    run = api.train(cfg)
+    weights, _ = ckpt.load_weights(ckpt.resolve_checkpoint(run.path, None))
+    values = torch.cat([w.flatten() for w in weights["D"].values() if w.is_floating_point()])
+    assert values.abs().max() <= 0.003 and (values.abs() == 0.003).any()
+
+
+def test_truncated_sampling_redraws_past_the_threshold():
+    recipe = Uncond(UncondConfig(z_dim=8, device="cpu"))
+    identity = torch.nn.Identity()
+    z = recipe.sample(identity, 4000, torch.Generator().manual_seed(0), truncation=1.0)
+    assert z.shape == (4000, 8) and z.abs().max() <= 1.0
+    # a redrawn (truncated) normal on [-1, 1] has std 0.5396; a rescaled normal would not stay inside
+    assert abs(z.std().item() - 0.5396) < 0.01
+    plain = recipe.sample(identity, 4000, torch.Generator().manual_seed(0))
+    assert plain.abs().max() > 3
+
+
+def test_sample_and_eval_take_truncation_for_an_uncond_run(cli, tmp_path, tiny_uncond):
+    result = cli("train", "uncond", "--steps", "1", "--out", tmp_path / "run", *tiny_uncond)
+    assert result.exit_code == 0, result.output
+    result = cli("sample", tmp_path / "run", "--n", "4", "--truncation", "0.5", "--out", tmp_path / "grid.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "grid.png").is_file()
+    result = cli("sample", tmp_path / "run", "--n", "4", "--truncation", "-1")
+    assert result.exit_code == 1 and "Error: --truncation must be a positive threshold, got -1" in result.output
+
+
+def test_cifar10_fid_reference_is_the_10k_test_set(monkeypatch):
+    """The large-scale study's protocol: FID of 10k generated images against the 10k CIFAR-10 test images."""
+    seen = {}
+
+    class Recorder:
+        def __init__(self, reference, **options):
+            seen.update(reference=reference, **options)
+
+        def __call__(self, sample):
+            return {}
+
+    monkeypatch.setattr("gancli.metrics.GeneratorEvaluator", Recorder)
+    Uncond(UncondConfig(data="cifar10:train", device="cpu")).evaluate(torch.nn.Identity())
+    assert seen["reference"] == "cifar10:test" and seen["n"] == 10_000
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--arch", "vgg"], "Recipe 'uncond' has architectures sndcgan, resnet, resnet19, adagan, not 'vgg'."),
+    (["--arch", "resnet19", "--resolution", "64"],
+     "Architecture 'resnet19' needs a resolution of 128 (the study's Table 5) or 32 (its ResNet CIFAR, Table 7), "
+     "got 64."),
+    (["--arch", "resnet", "--resolution", "40"],
+     "Architecture 'resnet' needs a resolution of 32 (SAN Table 5) or a multiple of 16 from 48 (Table 6, "
+     "Mg = resolution/8), got 40."),
+    (["--resolution", "20"], "Architecture 'sndcgan' needs a resolution of a multiple of 8 of at least 16"),
+    (["--gen-norm", "in"], "'gen_norm' must be one of bn, sbn, none, got 'in'."),
+    (["--arch", "adagan", "--adaconv-blocks", "5"], "'adaconv_blocks' must be 1, 2, 3 (AdaGAN-1/2/3) or 4"),
+    (["--arch", "adagan", "--k-adaptive", "4"], "'k_adaptive' must be 3 or 5 (the AdaGAN paper's), got 4."),
+    (["--d-pool", "max"], "'d_pool' must be avg (SAN Tables 5-6) or sum (Miyato et al.), got 'max'."),
+    (["--penalty", "clip", "--clip-value", "0"], "'clip_value' must be a positive number, got 0.0."),
+    (["--dragan-c", "0"], "'dragan_c' must be a positive noise variance, got 0.0."),
+    (["--norm", "gn"], "Unknown critic normalization 'gn'; choose one of: none, sn, san, sn-exact, wn, bn, ln."),
+])
+def test_bad_uncond_input_is_one_line_and_exit_1(cli, tmp_path, args, message):
+    result = cli("train", "uncond", "--steps", "1", "--out", tmp_path / "r", *args)
+    assert result.exit_code == 1, result.output
+    assert "Error: " in result.output and message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r" / "config.toml").exists()
