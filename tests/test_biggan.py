@@ -243,8 +243,9 @@ def test_class_on_an_unconditional_run(cli, tiny_uncond, tmp_path):
     assert cli("train", "uncond", *tiny_uncond, "--steps", "1", "--ckpt-every", "1", "--out", out).exit_code == 0
     result = cli("sample", out, "--class", "1")
     assert result.exit_code == 1 and "is not class-conditional, so --class does not apply" in result.output
-    result = cli("eval", "truncation", out, "--n", "4", "--device", "cpu")
-    assert result.exit_code == 1 and "does not support --truncation" in result.output
+    result = cli("eval", "truncation", out, "--n", "20", "--thresholds", "1", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output  # an unconditional G with truncation: the same sweep, no labels
+    assert [row["truncation"] for row in json.loads(result.stdout.strip().splitlines()[-1])["thresholds"]] == [1.0]
 
 
 # ---- eval truncation -------------------------------------------------------------------------------------------
