@@ -477,7 +477,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
               "features": rows[0]["features"], "protocol": rows[0]["protocol"], "seed": seed,
               "thresholds": [{k: v for k, v in row.items() if k not in ("features", "protocol")} for row in rows]}
     (out / "truncation.json").write_text(json.dumps(result, indent=2))
-    plot_truncation(result["thresholds"], out / "truncation.png",
-                    f"{run.path.name} · {result['checkpoint']}{' (EMA)' if run.loaded_ema else ''} · {result['features']}")
+    weights = f"{result['checkpoint']}{' (EMA)' if run.loaded_ema else ''}"
+    plot_truncation(result["thresholds"], out / "truncation.png", f"{run.path.name} · {weights} · {result['features']}")
     result["files"] = [str(out / "truncation.png"), str(out / "truncation.json")]
     return result
