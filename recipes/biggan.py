@@ -140,7 +140,8 @@ class BigGAN(Recipe):
         sizes = {4 * 2 ** (i + 1) for i in range(len(G_PLANS[cfg.resolution]))}
         if cfg.attention and cfg.attention not in sizes:
             passed = ", ".join(map(str, sorted(sizes)))
-            raise ConfigError(f"'attention' must be 0 or a resolution G passes through ({passed}), got {cfg.attention}.")
+            raise ConfigError(f"'attention' must be 0 or a resolution G passes through ({passed}), "
+                              f"got {cfg.attention}.")
         for key in ("shared_dim", "num_classes", "standing_passes", "eval_n"):
             if getattr(cfg, key) < 0:
                 raise ConfigError(f"'{key}' must not be negative, got {getattr(cfg, key)}.")
