@@ -329,12 +329,18 @@ def synthesize(run_dir: str | Path, labels: list[str | Path], out: str | Path, *
 
 
 # ---- class-conditional sampling and the truncation trade-off (BigGAN, issue 13) -----------------------------------
-def _conditional_classes(run: Run) -> int:
-    """The run's number of classes; a ConfigError when its recipe is not class-conditional."""
+def _class_count(run: Run) -> int:
+    """The run's number of classes; 0 when its recipe is not class-conditional."""
     import inspect
 
     classes = getattr(run.cfg, "num_classes", 0)
-    if "labels" not in inspect.signature(run.recipe.sample).parameters or not classes:
+    return classes if "labels" in inspect.signature(run.recipe.sample).parameters and classes else 0
+
+
+def _conditional_classes(run: Run) -> int:
+    """The run's number of classes; a ConfigError when its recipe is not class-conditional."""
+    classes = _class_count(run)
+    if not classes:
         raise ConfigError(f"Run '{run.path}' (recipe {run.recipe.name}) is not class-conditional, so --class does "
                           f"not apply.")
     return classes
@@ -424,7 +430,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
                         features: str | None = None, seed: int = 0, checkpoint: str | None = None,
                         device: str = "auto", ema: bool = True, out: str | Path | None = None,
                         on_threshold: Callable[[float, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """FID, IS and precision/recall of class-balanced samples at each truncation threshold (BigGAN Fig. 16).
+    """FID, IS and precision/recall at each truncation threshold (BigGAN Fig. 16), class-balanced for a conditional G.
 
     Builtin-classifier features on builtin data, TF-Inception otherwise (or `features`); the reference is the
     run's evaluation reference (or `real`). Writes OUT/truncation.png and OUT/truncation.json (OUT defaults to
@@ -442,7 +448,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
     run = open_run(run_dir)
     for threshold in thresholds:
         sampling_options(run.recipe, threshold)
-    classes = _conditional_classes(run)
+    classes = _class_count(run)
     cfg = run.cfg
     builtin = not cfg.data
     reference = real or getattr(cfg, "eval_reference", "") or (f"builtin:test:{cfg.resolution}" if builtin
@@ -458,9 +464,9 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
 
         def sampler(count: int, generator: torch.Generator) -> torch.Tensor:
             nonlocal drawn
-            labels = (torch.arange(count) + drawn) % classes  # class-balanced over the whole set
+            labels = {"labels": (torch.arange(count) + drawn) % classes} if classes else {}  # balanced over the set
             drawn += count
-            return run.recipe.sample(G, count, generator, truncation=threshold, labels=labels)
+            return run.recipe.sample(G, count, generator, truncation=threshold, **labels)
 
         return sampler
 
@@ -471,7 +477,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
               "features": rows[0]["features"], "protocol": rows[0]["protocol"], "seed": seed,
               "thresholds": [{k: v for k, v in row.items() if k not in ("features", "protocol")} for row in rows]}
     (out / "truncation.json").write_text(json.dumps(result, indent=2))
-    plot_truncation(result["thresholds"], out / "truncation.png",
-                    f"{run.path.name} · {result['checkpoint']}{' (EMA)' if run.loaded_ema else ''} · {result['features']}")
+    weights = f"{result['checkpoint']}{' (EMA)' if run.loaded_ema else ''}"
+    plot_truncation(result["thresholds"], out / "truncation.png", f"{run.path.name} · {weights} · {result['features']}")
     result["files"] = [str(out / "truncation.png"), str(out / "truncation.json")]
     return result

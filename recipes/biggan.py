@@ -139,7 +139,8 @@ class BigGAN(Recipe):
             raise ConfigError(f"'z_dim' must give each of the {slots} hierarchical chunks one entry, got {cfg.z_dim}.")
         sizes = {4 * 2 ** (i + 1) for i in range(len(G_PLANS[cfg.resolution]))}
         if cfg.attention and cfg.attention not in sizes:
-            raise ConfigError(f"'attention' must be 0 or a resolution G passes through ({', '.join(map(str, sorted(sizes)))}), "
+            passed = ", ".join(map(str, sorted(sizes)))
+            raise ConfigError(f"'attention' must be 0 or a resolution G passes through ({passed}), "
                               f"got {cfg.attention}.")
         for key in ("shared_dim", "num_classes", "standing_passes", "eval_n"):
             if getattr(cfg, key) < 0:

@@ -160,7 +160,7 @@ class DBlock(nn.Module):
 
 
 class Critic(nn.Module):
-    """ResBlocks down, one non-local block, ReLU, global sum pooling, then dense → 1 plus ⟨embed(y), h⟩ (projection)."""
+    """ResBlocks down, one non-local block, ReLU, global sum pooling, dense → 1 plus ⟨embed(y), h⟩ (projection)."""
 
     def __init__(self, resolution: int, ch: int, num_classes: int, attention: int = 64):
         super().__init__()

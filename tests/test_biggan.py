@@ -243,8 +243,9 @@ def test_class_on_an_unconditional_run(cli, tiny_uncond, tmp_path):
     assert cli("train", "uncond", *tiny_uncond, "--steps", "1", "--ckpt-every", "1", "--out", out).exit_code == 0
     result = cli("sample", out, "--class", "1")
     assert result.exit_code == 1 and "is not class-conditional, so --class does not apply" in result.output
-    result = cli("eval", "truncation", out, "--n", "4", "--device", "cpu")
-    assert result.exit_code == 1 and "does not support --truncation" in result.output
+    result = cli("eval", "truncation", out, "--n", "20", "--thresholds", "1", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output  # an unconditional G with truncation: the same sweep, no labels
+    assert [row["truncation"] for row in json.loads(result.stdout.strip().splitlines()[-1])["thresholds"]] == [1.0]
 
 
 # ---- eval truncation -------------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def test_collapse_of_sigma_stops_and_names_the_last_good_checkpoint(tmp_path):
 
 
 def test_collapse_of_the_d_loss_rolls_back_at_a_lower_learning_rate(tmp_path):
-    trainer = _trainer(tmp_path, on_collapse="rollback")
+    trainer = _trainer(tmp_path, on_collapse="rollback", lr_g=4e-4, lr_d=2e-4)
     _steady(trainer, 12, loss=0.02)  # near 0, as BigGAN's D loss gets
     trainer.save()
     before = {k: v.clone() for k, v in trainer.models["G"].state_dict().items()}
@@ -322,7 +323,7 @@ def test_collapse_of_the_d_loss_rolls_back_at_a_lower_learning_rate(tmp_path):
     with torch.no_grad():
         trainer.models["G"].dense.bias.add_(1.0)
     _steady(trainer, 1, loss=2.0)  # BigGAN §4.2: D's loss jumps up at collapse
-    assert trainer.step == 12 and trainer.cfg.lr_d == pytest.approx(1e-4) and trainer.cfg.lr_g == pytest.approx(1e-4)
+    assert trainer.step == 12 and trainer.cfg.lr_d == pytest.approx(1e-4) and trainer.cfg.lr_g == pytest.approx(2e-4)
     assert all(torch.equal(before[k], v) for k, v in trainer.models["G"].state_dict().items())
     assert trainer.optimizers["D"].param_groups[0]["lr"] == pytest.approx(1e-4)
     assert "lr_d = 0.0001" in (tmp_path / "run" / "config.toml").read_text()

@@ -18,10 +18,11 @@ def register(eval_app: typer.Typer) -> None:
 
     @eval_app.command("truncation")
     def truncation(
-            run: Path = typer.Argument(..., help="Run folder of a class-conditional recipe with truncation (biggan)."),
+            run: Path = typer.Argument(..., help="Run folder of a recipe that samples with truncation."),
             thresholds: str = typer.Option("0.25,0.5,0.75,1.0,1.5,2.0", "--thresholds",
                                            help="Comma-separated truncation thresholds."),
-            n: int = typer.Option(10_000, "--n", help="Generated images per threshold, the same number of each class."),
+            n: int = typer.Option(10_000, "--n", help="Generated images per threshold (as many of each class "
+                                                          "for a class-conditional G)."),
             real: Optional[str] = typer.Option(None, "--real", help="Reference images (default: the run's evaluation "
                                                                     "reference, builtin:test on builtin data)."),
             features: Optional[str] = typer.Option(None, "--features", help="builtin or inception (default: builtin "

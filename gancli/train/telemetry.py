@@ -1,4 +1,4 @@
-"""Training telemetry of BigGAN §4: the top singular value σ₀ of every weight layer of G and D, and collapse detection.
+"""Training telemetry of BigGAN §4: the top singular value σ₀ of every weight layer of G and D; collapse detection.
 
 Every `telemetry_every` steps σ₀ of each layer's raw weight (before any normalization, reshaped to
 out × rest as spectral norm does; BigGAN Fig. 3) is read: from the layer's own spectral-norm vectors
@@ -148,7 +148,8 @@ class Telemetry:
 
     def _collapsed(self, step: int, jumps: list[tuple[str, float, float]]) -> None:
         what = ", ".join(f"{series.removeprefix('sigma/')} from {base:.3g} to {value:.3g}"
-                         for series, base, value in jumps[:3]) + (f" and {len(jumps) - 3} more" if len(jumps) > 3 else "")
+                         for series, base, value in jumps[:3])
+        what += f" and {len(jumps) - 3} more" if len(jumps) > 3 else ""
         good = self.good_checkpoint()
         trainer = self.trainer
         if self.cfg.on_collapse == "rollback" and good is not None and self.rollbacks < MAX_ROLLBACKS:
