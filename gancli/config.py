@@ -28,7 +28,9 @@ class TrainConfig:
     norm: str = "sn"
     norm_ratio: float = 1.0  # SAN: fraction of kernel pairs sampled
     norm_gain: float = 0.0  # SAN: compensation g; 0 means eq. 9 of the SAN paper
-    norm_every: int = 1  # SAN / sn-exact: recompute sigma every k forwards
+    norm_every: int = 1  # SAN / sn-exact: recompute sigma every k critic updates
+    # SAN / sn-exact form: project (Alg. 1: stored conv weights divided by g·sigma in place) or reparam (W/(g·sigma))
+    san_mode: str = "project"
     penalty: str = "none"
     penalty_weight: float = 10.0
     loss: str = "hinge"
@@ -67,6 +69,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "bf16"),
     "memory_format": ("contiguous", "channels_last"),
     "device": ("auto", "cpu", "cuda"),
+    "san_mode": ("project", "reparam"),
 }
 POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples")
 NON_NEGATIVE = ("n_dis", "log_every", "sample_every", "ckpt_every", "eval_every", "ema_start",

@@ -85,7 +85,9 @@ def train(
     out: Optional[str] = typer.Option(None, help="Run folder (default runs/RECIPE-TIME)."),
     steps: Optional[int] = typer.Option(None, help="Generator steps."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
-    norm: Optional[str] = typer.Option(None, help="Critic normalization: none, sn, san, sn-exact, wn."),
+    norm: Optional[str] = typer.Option(None, help=(
+        "Critic normalization: none, sn, san, sn-exact, wn. san and sn-exact divide the stored conv weights by g·σ "
+        "after each critic update (SAN Alg. 1); --set san_mode=reparam uses W/(g·σ) instead.")),
     penalty: Optional[str] = typer.Option(None, help="Critic penalty: none, gp, r1, dragan, l2."),
     loss: Optional[str] = typer.Option(None, help="Adversarial loss: ns, minimax, hinge, wgan, ls, ra."),
     lr_g: Optional[float] = typer.Option(None, help="Generator learning rate."),

@@ -96,7 +96,7 @@ class Trainer:
         self.models: dict[str, nn.Module] = recipe.build_models()
         if "D" in self.models:
             apply_critic_norm(self.models["D"], cfg.norm, ratio=cfg.norm_ratio,
-                              gain=cfg.norm_gain or None, every=cfg.norm_every)
+                              gain=cfg.norm_gain or None, every=cfg.norm_every, mode=cfg.san_mode)
             count_critic_updates(self.models["D"])
         self.memory_format = torch.channels_last if cfg.memory_format == "channels_last" else torch.contiguous_format
         for model in self.models.values():
