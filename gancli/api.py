@@ -222,7 +222,8 @@ def load_critic(run: Run, checkpoint: str | None = None, device: str | torch.dev
     weights, _ = ckpt.load_weights(path)
     cfg = run.cfg
     D = run.recipe.build_models()["D"]
-    apply_critic_norm(D, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every)
+    apply_critic_norm(D, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
+                      mode=cfg.san_mode)
     try:
         D.load_state_dict(weights["D"])
     except (KeyError, RuntimeError) as exc:

@@ -28,7 +28,9 @@ class TrainConfig:
     norm: str = "sn"
     norm_ratio: float = 1.0  # SAN: fraction of kernel pairs sampled
     norm_gain: float = 0.0  # SAN: compensation g; 0 means eq. 9 of the SAN paper
-    norm_every: int = 1  # SAN / sn-exact: recompute sigma every k forwards
+    norm_every: int = 1  # SAN / sn-exact: recompute sigma every k critic updates
+    # SAN / sn-exact form: project (Alg. 1: stored conv weights divided by g·sigma in place) or reparam (W/(g·sigma))
+    san_mode: str = "project"
     penalty: str = "none"
     penalty_weight: float = 10.0  # λ; for r1 it is γ of γ/2·E‖∇D(x)‖²
     clip_value: float = 0.01  # penalty clip: critic weights clamped to [-c, c] after each critic step (WGAN)
@@ -82,6 +84,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "augment": ("none", "diffaug", "ada"),
     "on_collapse": ("stop", "rollback", "warn"),
+    "san_mode": ("project", "reparam"),
 }
 POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples", "ada_interval", "ada_kimg",
             "clip_value")

@@ -124,6 +124,7 @@ class Spade(Recipe):
     Config = SpadeConfig
     presets = PRESETS
     best_metric = ("fid", "min")
+    no_augment_reason = "its critic sees label map and image as one tensor, and colour or cutout ops corrupt the labels"
 
     def __init__(self, cfg: SpadeConfig):
         super().__init__(cfg)

@@ -100,6 +100,7 @@ class StarGAN(Recipe):
     presets = PRESETS
     offline_preset = "quick"
     best_metric = ("fd_mean", "min")
+    no_augment_reason = "its critic's class head learns the attributes, some of which colour ops would change"
 
     def __init__(self, cfg: StarGANConfig):
         super().__init__(cfg)

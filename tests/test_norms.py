@@ -1,20 +1,29 @@
 """Critic normalizations checked against brute-force operator norms on small sizes."""
 
+import functools
+import json
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gancli import api
 from gancli.errors import ConfigError
 from gancli.nn import (
     CRITIC_NORMS,
     ExactSpectralNorm,
     SparsityAwareNorm,
     apply_critic_norm,
+    count_critic_updates,
     exact_conv_sigma,
+    mark_critic_updated,
     san_compensation,
     sparsity_aware_sigma,
+    sparsity_aware_sigma_dense,
 )
+from gancli.train import checkpoint as ckpt
 
 # (out, in, kh, kw, H, W): odd and even kernels, square and non-square inputs.
 SHAPES = [(3, 2, 3, 3, 5, 7), (2, 3, 2, 2, 4, 6), (2, 2, 3, 1, 6, 6)]
@@ -158,8 +167,9 @@ def input_sizes(model, x):
 
 
 def normalized(name, **options):
+    """A reparam critic unless `mode` says otherwise (the project form has its own tests below)."""
     torch.manual_seed(4)
-    return apply_critic_norm(Critic().double(), name, **options)
+    return apply_critic_norm(Critic().double(), name, **{"mode": "reparam", **options})
 
 
 def batch(n=2):
@@ -248,7 +258,7 @@ def test_state_dict_round_trip_restores_sigma_and_step_exactly():
     assert any(k.endswith("weight.0.sigma") for k in state) and any(k.endswith("weight.0.step") for k in state)
 
     torch.manual_seed(5)
-    restored = apply_critic_norm(Critic().double(), "san", ratio=0.5, every=2)
+    restored = apply_critic_norm(Critic().double(), "san", ratio=0.5, every=2, mode="reparam")
     restored.load_state_dict(state)
     x = batch()
     for i in range(3):
@@ -307,23 +317,24 @@ def test_gradients_reach_the_original_weights(name):
 
 def test_conv_transpose_is_left_alone():
     model = apply_critic_norm(nn.Sequential(nn.ConvTranspose2d(2, 2, 3)), "san")
-    assert not hasattr(model[0], "parametrizations")
+    assert not hasattr(model[0], "parametrizations") and not hasattr(model[0], "weight_projection")
 
 
 def test_unknown_name_and_bad_options_are_config_errors():
     with pytest.raises(ConfigError) as error:
         apply_critic_norm(Critic(), "spectral")
     assert all(name in str(error.value) for name in CRITIC_NORMS)
-    for options in [{"ratio": 0}, {"ratio": 1.5}, {"every": 0}, {"gain": 0}, {"gain": -1.0}]:
+    for options in [{"ratio": 0}, {"ratio": 1.5}, {"every": 0}, {"gain": 0}, {"gain": -1.0}, {"mode": "inplace"}]:
         with pytest.raises(ConfigError):
             apply_critic_norm(Critic(), "san", **options)
 
 
+@pytest.mark.parametrize("mode", ["project", "reparam"])
 @pytest.mark.parametrize("name", ["san", "sn-exact"])
 @pytest.mark.parametrize("layout", [{"padding": 2, "dilation": 2}, {"padding": 1, "groups": 2}])
-def test_dilated_and_grouped_convs_are_normalized_as_the_layers_they_are(name, layout):
+def test_dilated_and_grouped_convs_are_normalized_as_the_layers_they_are(name, layout, mode):
     torch.manual_seed(6)
-    conv = apply_critic_norm(nn.Conv2d(4, 6, 3, bias=False, **layout).double(), name)
+    conv = apply_critic_norm(nn.Conv2d(4, 6, 3, bias=False, **layout).double(), name, mode=mode)
     with torch.no_grad():
         matrix = dense_matrix(conv, (4, 6, 7))
     if name == "sn-exact":
@@ -332,3 +343,214 @@ def test_dilated_and_grouped_convs_are_normalized_as_the_layers_they_are(name, l
         # Eq. 6: the largest single-input-single-output block of the layer has norm 1.
         blocks = matrix.reshape(6, 42, 4, 42).permute(0, 2, 1, 3)
         torch.testing.assert_close(torch.linalg.svdvals(blocks)[..., 0].max(), torch.tensor(1.0, dtype=torch.float64))
+
+
+# ---- σ pruned by the ℓ1 bound equals the dense computation (issue 20) ----------------------------------------
+
+
+@functools.cache
+def trained_conv_weights():
+    """The conv weights of a tiny critic after a few Adam steps of a hinge loss (no longer i.i.d.)."""
+    torch.manual_seed(7)
+    critic = Critic()
+    optimizer = torch.optim.Adam(critic.parameters(), 1e-2)
+    real, fake = torch.randn(8, 3, 8, 8) + 1, torch.randn(8, 3, 8, 8)
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss = F.relu(1 - critic(real)).mean() + F.relu(1 + critic(fake)).mean()
+        loss.backward()
+        optimizer.step()
+    return [conv.weight.detach() for conv in convs(critic)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "shape",
+    [(64, 48, 3, 3, 16, 16), (16, 16, 3, 3, 32, 32), (8, 8, 1, 1, 4, 4), (24, 12, 4, 4, 8, 6),
+     (6, 5, 3, 3, 2, 2), (4, 3, 5, 3, 2, 3), (3, 2, 7, 7, 3, 4)],  # the last three: kernels larger than the input
+)
+def test_pruned_sigma_equals_the_dense_sigma_on_random_kernels(shape, dtype):
+    torch.manual_seed(8)
+    weight = nn.init.kaiming_normal_(torch.empty(shape[:4], dtype=dtype))
+    size = shape[4:]
+    torch.testing.assert_close(sparsity_aware_sigma(weight, size), sparsity_aware_sigma_dense(weight, size),
+                               rtol=1e-6, atol=0)
+    # ratio < 1 draws the same kernels from the same generator state, so the two still agree.
+    for seed in range(3):
+        pruned = sparsity_aware_sigma(weight, size, 0.3, torch.Generator().manual_seed(seed))
+        dense = sparsity_aware_sigma_dense(weight, size, 0.3, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(pruned, dense, rtol=1e-6, atol=0)
+    torch.manual_seed(9)
+    pruned = sparsity_aware_sigma(weight, size, 0.5)
+    torch.manual_seed(9)
+    torch.testing.assert_close(pruned, sparsity_aware_sigma_dense(weight, size, 0.5), rtol=1e-6, atol=0)
+
+
+def test_pruned_sigma_equals_the_dense_sigma_on_trained_and_adversarial_kernels():
+    for weight, size in zip(trained_conv_weights(), [(8, 8), (8, 8), (4, 4)]):
+        torch.testing.assert_close(sparsity_aware_sigma(weight, size), sparsity_aware_sigma_dense(weight, size),
+                                   rtol=1e-6, atol=0)
+    # Kernels of equal ℓ1 (one kernel's signs and positions shuffled): no bound prunes them, the result stays exact.
+    torch.manual_seed(10)
+    base = torch.randn(9)
+    kernels = torch.stack([base[torch.randperm(9)] * torch.randint(0, 2, (9,)).mul(2).sub(1) for _ in range(200)])
+    weight = kernels.reshape(20, 10, 3, 3)
+    torch.testing.assert_close(sparsity_aware_sigma(weight, (6, 6)), sparsity_aware_sigma_dense(weight, (6, 6)),
+                               rtol=1e-6, atol=0)
+    # Non-negative taps: |DFT| at frequency 0 is the ℓ1 itself, the bound is tight.
+    weight = torch.rand(16, 16, 3, 3)
+    torch.testing.assert_close(sparsity_aware_sigma(weight, (8, 8)), weight.sum(dim=(2, 3)).max(), rtol=1e-6, atol=0)
+
+
+def test_the_last_winner_is_searched_first_and_every_k_keeps_the_pruned_sigma_exact():
+    weight = trained_conv_weights()[1]
+    conv = nn.Conv2d(4, 6, 4, 2, 1)
+    norm = SparsityAwareNorm(conv, every=2, mode="reparam")
+    sigma = norm.sigma_of(weight, (8, 8), None)
+    kernels = weight.flatten(0, 1)
+    assert norm._winner >= 0
+    torch.testing.assert_close(sparsity_aware_sigma_dense(kernels[norm._winner, None, None], (8, 8)), sigma)
+    torch.testing.assert_close(norm.sigma_of(weight, (8, 8), None), sparsity_aware_sigma_dense(weight, (8, 8)),
+                               rtol=1e-6, atol=0)
+
+
+# ---- the project form: Alg. 1's in-place rescaling (issue 19) -----------------------------------------------
+
+
+def projected(name="san", **options):
+    torch.manual_seed(4)
+    return apply_critic_norm(Critic().double(), name, mode="project", **options)
+
+
+def assert_unit_sigma(critic, sizes, gain=1.0):
+    for conv, size in zip(convs(critic), sizes):
+        torch.testing.assert_close(gain * sparsity_aware_sigma(conv.weight, size), torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_project_divides_the_stored_weights_at_the_first_forward_and_after_each_marked_update():
+    critic = projected()
+    count_critic_updates(critic)
+    raw = [conv.weight.detach().clone() for conv in convs(critic)]
+    for conv in convs(critic):
+        assert isinstance(conv.weight_projection, SparsityAwareNorm) and not hasattr(conv, "parametrizations")
+        assert isinstance(conv.weight, nn.Parameter)  # the optimizer steps on the stored weight itself
+    sizes = input_sizes(critic, batch())
+    assert_unit_sigma(critic, sizes)
+    for conv, before in zip(convs(critic), raw):
+        sigma = conv.weight_projection.sigma
+        torch.testing.assert_close(sigma, sparsity_aware_sigma(before, conv.weight_projection._input_size))
+        torch.testing.assert_close(conv.weight, before / sigma)
+    for _ in range(3):
+        critic(batch()).sum().backward()  # forwards alone leave the weights alone
+        update(critic)
+        mark_critic_updated(critic)
+        assert_unit_sigma(critic, sizes)
+    assert [conv.weight_projection.step.item() for conv in convs(critic)] == [3, 3, 3]
+    # The gain divides too, and fully-connected layers keep the spectral norm (SAN §3.1).
+    critic = projected(gain=1.3)
+    critic(batch())
+    assert_unit_sigma(critic, sizes, gain=1.3)
+    assert hasattr(critic.head.parametrizations.weight[0], "_u")
+    assert hasattr(critic.embed.parametrizations.weight[0], "_u")
+
+
+def test_project_every_k_updates_and_sn_exact_project():
+    critic = projected(every=2)
+    conv = critic.features[0]
+    critic(batch())
+    weights = []
+    for _ in range(4):
+        update(critic)  # × 0.9: σ drops unless the weight is projected again
+        mark_critic_updated(critic)
+        weights.append(sparsity_aware_sigma(conv.weight, (8, 8)).item())
+    assert weights[0] == pytest.approx(1) and weights[2] == pytest.approx(1)
+    assert weights[1] == pytest.approx(0.9) and weights[3] == pytest.approx(0.9)
+
+    exact = projected("sn-exact")
+    exact(batch())
+    for conv, size in zip(convs(exact), input_sizes(exact, batch())):
+        assert isinstance(conv.weight_projection, ExactSpectralNorm)
+        torch.testing.assert_close(exact_conv_sigma(conv.weight, size), torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_project_state_dict_round_trip_continues_identically():
+    critic = projected(ratio=0.5, every=2)
+    critic(batch())
+    update(critic), mark_critic_updated(critic)
+    state = critic.state_dict()
+    assert {"features.0.weight_projection.sigma", "features.0.weight_projection.step", "features.0.weight"} <= set(state)
+    restored = projected(ratio=0.5, every=2)
+    restored.load_state_dict(state)
+    x = batch()
+    for _ in range(3):  # ratio < 1 draws from a generator seeded by the update count: no RNG state to carry
+        assert torch.equal(restored(x), critic(x))
+        update(critic), update(restored)
+        mark_critic_updated(critic), mark_critic_updated(restored)
+    for a, b in zip(convs(critic), convs(restored)):
+        assert torch.equal(a.weight, b.weight) and a.weight_projection.step.item() == 4
+
+
+def tiny_uncond(out, **kw):
+    return api.make_config("uncond", out=str(out), resolution=32, width=0.125, batch_size=4, z_dim=8, log_every=1,
+                           sample_every=0, n_samples=4, device="cpu", ckpt_every=2, deterministic=True, eval_every=0,
+                           norm="san", **kw)
+
+
+def test_trainer_projects_after_every_critic_update(tmp_path, monkeypatch):
+    import gancli.train.trainer as trainer_module
+
+    checked = []
+
+    def mark_and_check(D):
+        mark_critic_updated(D)
+        for conv in convs(D):
+            norm = conv.weight_projection
+            sigma = sparsity_aware_sigma(conv.weight, norm._input_size)
+            assert abs(norm.gain * sigma.item() - 1) < 1e-5
+            checked.append(conv)
+
+    monkeypatch.setattr(trainer_module, "mark_critic_updated", mark_and_check)
+    api.train(tiny_uncond(tmp_path / "run", steps=2, n_dis=2))
+    assert len(checked) == 4 * len(set(checked)) and len(set(checked)) >= 4
+
+
+def test_project_resume_reproduces_the_uninterrupted_run(tmp_path):
+    options = dict(norm_ratio=0.5, norm_every=2)
+    full = api.train(tiny_uncond(tmp_path / "full", steps=4, **options))
+    api.train(tiny_uncond(tmp_path / "part", steps=2, **options))
+    resumed = api.train(api.resume_config(tmp_path / "part", steps=4), resume=True)
+    a, _ = ckpt.load_weights(full.checkpoint())
+    b, _ = ckpt.load_weights(resumed.checkpoint())
+    assert any(key.endswith("weight_projection.step") for key in a["D"])
+    for name in a:
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
+
+
+def test_reparam_mode_keeps_the_parametrization_through_the_trainer(tmp_path):
+    from gancli.train.trainer import Trainer
+    from recipes import get_recipe
+
+    cfg = tiny_uncond(tmp_path / "run", steps=1, san_mode="reparam")
+    trainer = Trainer(get_recipe("uncond")(cfg), tmp_path / "run")
+    layers = convs(trainer.models["D"])
+    assert layers and all(isinstance(c.parametrizations.weight[0], SparsityAwareNorm) for c in layers)
+    assert not any(hasattr(c, "weight_projection") for c in layers)
+
+
+@pytest.mark.parametrize("mode", ["project", "reparam"])
+def test_sr_recipe_trains_with_both_forms(tmp_path, monkeypatch, mode):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    sets = {"pretrain_steps": 1, "hr_size": 32, "batch_size": 2, "n_blocks": 1, "eval_images": 1, "workers": 0,
+            "sample_every": 0, "ckpt_every": 0, "eval_every": 0, "log_every": 1, "n_samples": 2,
+            "perceptual": "none", "san_mode": mode}
+    run = api.train(api.make_config("sr", out=str(tmp_path / mode), steps=2, device="cpu", sets=sets))
+    records = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert any("D/loss" in r and math.isfinite(r["D/loss"]) for r in records)
+
+
+def test_a_bad_san_mode_is_one_line_and_exit_1(cli, tmp_path):
+    result = cli("train", "uncond", "--set", "san_mode=inplace", "--out", tmp_path / "run", "--steps", "1")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "Error: 'san_mode' must be one of project, reparam, got 'inplace'." in text and "Traceback" not in text

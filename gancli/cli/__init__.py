@@ -83,7 +83,10 @@ def train(
     out: Optional[str] = typer.Option(None, help="Run folder (default runs/RECIPE-TIME)."),
     steps: Optional[int] = typer.Option(None, help="Generator steps."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
-    norm: Optional[str] = typer.Option(None, help="Critic normalization: none, sn, san, sn-exact, wn, or bn / ln layers inside the critic."),
+    norm: Optional[str] = typer.Option(None, help=(
+        "Critic normalization: none, sn, san, sn-exact, wn, or bn / ln layers inside the critic. san and sn-exact "
+        "divide the stored conv weights by g·σ after each critic update (SAN Alg. 1); --set san_mode=reparam uses "
+        "W/(g·σ) instead.")),
     penalty: Optional[str] = typer.Option(None, help="Critic penalty: none, gp, r1 (its weight is γ of "
                                           "γ/2·E‖∇D(x)‖²), dragan, l2, or clip (WGAN weight clipping, ±clip_value)."),
     loss: Optional[str] = typer.Option(None, help="Adversarial loss: ns, minimax, hinge, wgan, ls, ra."),

@@ -2,6 +2,7 @@
 
 from gancli.nn.norms import (
     CRITIC_NORMS,
+    SAN_MODES,
     ExactSpectralNorm,
     SparsityAwareNorm,
     apply_critic_norm,
@@ -10,4 +11,5 @@ from gancli.nn.norms import (
     mark_critic_updated,
     san_compensation,
     sparsity_aware_sigma,
+    sparsity_aware_sigma_dense,
 )

@@ -3,6 +3,8 @@
 `sn` is Miyato's spectral norm, `san` the sparsity aware normalization of the SAN paper
 (eq. 6-9, Alg. 1), `sn-exact` the true operator norm of each circular convolution
 (Sedghi et al. 2018; a diagnostic: SAN Fig. 4 shows training fails with it), `wn` weight norm.
+san and sn-exact come in two forms (SAN_MODES): `project`, Alg. 1's in-place rescaling of the stored
+conv weights, and `reparam`, a parametrization W -> W/(g·σ) of a raw weight.
 """
 
 import math
@@ -17,6 +19,7 @@ from gancli.nn.critic_layers import ACTIVATION_NORMS, insert_activation_norms
 from gancli.nn.padding import make_circular
 
 CRITIC_NORMS = ("none", "sn", "san", "sn-exact", "wn", "bn", "ln")
+SAN_MODES = ("project", "reparam")
 
 # Spectrum entries handled per chunk (~128 MB of complex64), so that large layers
 # (512x512 kernels at 64x64) never hold their whole spectrum at once.
@@ -37,24 +40,93 @@ def sparsity_aware_sigma(
     """||W||_{0,inf} of eq. 6 by Lemma 1 (eq. 8): the largest |DFT| of any kernel w_ij zero-padded to H×W.
 
     With ratio < 1 the maximum runs over round(m·n·r) kernels drawn uniformly (Alg. 1, line 2).
+    Exactly the value of sparsity_aware_sigma_dense, computed on a few kernels only: no |DFT| of a kernel
+    exceeds the sum of its absolute taps (ℓ1), so once the exact |DFT| of the kernels of largest ℓ1 gives a
+    lower bound on σ, every kernel whose ℓ1 is below it is skipped.
+    """
+    return _pruned_sigma(weight, input_size, ratio, generator)[0]
+
+
+def sparsity_aware_sigma_dense(
+    weight: Tensor, input_size: tuple[int, int], ratio: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
+    """sparsity_aware_sigma by brute force: |DFT| of every (sampled) kernel at every frequency (the reference).
+
     The squared magnitude of a real kernel's DFT is the DFT of its autocorrelation, a short cosine series,
     so |DFT|² at every frequency of every kernel is one real matrix product (kernels × shifts) @ (shifts ×
     frequencies): 6-7× faster than padded FFTs on the CPU, and the same numbers.
     """
-    h, w = input_size
-    kernels = _fold(weight, h, w).flatten(0, 1)
-    n_sampled = _n_sampled(len(kernels), ratio)
-    if n_sampled < len(kernels):
-        device = weight.device if generator is None else generator.device
-        picked = torch.randperm(len(kernels), generator=generator, device=device)[:n_sampled]
-        kernels = kernels[picked.to(weight.device)]
-    dtype = torch.promote_types(weight.dtype, torch.float32)
+    kernels, _ = _sampled_kernels(weight, input_size, ratio, generator)
     with torch.autocast(weight.device.type, enabled=False):  # a bf16 product would cost σ two digits
-        acf = _half_autocorrelation(kernels.to(dtype))
-        basis = _cosine_basis(*kernels.shape[-2:], h, w, dtype, weight.device)
-        per_chunk = max(1, _SAN_CHUNK.get(weight.device.type, _CHUNK) // basis.shape[1])
-        power = torch.stack([(chunk @ basis).amax() for chunk in acf.split(per_chunk)]).amax()
+        power = _kernel_powers(_exact_dtype(kernels), *input_size, reduce_kernels=True)
     return power.clamp(min=0).sqrt()
+
+
+# Kernels of largest ℓ1 whose exact |DFT| gives the first lower bound on σ.
+_CANDIDATES = 64
+# A kernel is skipped when ℓ1² < (1 - margin)·bound: far above float32 rounding of |DFT|², so nothing is lost to it.
+_PRUNE_MARGIN = 1e-4
+
+
+def _pruned_sigma(
+    weight: Tensor, input_size: tuple[int, int], ratio: float, generator: torch.Generator | None, hint: int = -1
+) -> tuple[Tensor, int]:
+    """σ as sparsity_aware_sigma_dense, and the index (in weight's flattened out×in kernels) of the kernel that holds it.
+
+    `hint`, a kernel likely to hold the maximum (e.g. the last winner), joins the candidates of largest ℓ1.
+    """
+    kernels, picked = _sampled_kernels(weight, input_size, ratio, generator)
+    with torch.autocast(weight.device.type, enabled=False):
+        kernels = _exact_dtype(kernels)
+        l1 = kernels.abs().sum(dim=(-2, -1))
+        candidates = l1.topk(min(_CANDIDATES, len(kernels))).indices
+        if hint >= 0:
+            at = hint if picked is None else (picked == hint).nonzero().flatten()
+            candidates = torch.cat([candidates, torch.as_tensor(at, device=l1.device).reshape(-1)])
+        candidate_powers = _kernel_powers(kernels[candidates], *input_size)
+        best = candidate_powers.argmax()
+        bound, winner = candidate_powers[best], candidates[best]
+        # |DFT(w)| ≤ ℓ1(w) at every frequency: a kernel with ℓ1 below the bound cannot hold the maximum.
+        alive = l1.square() >= bound * (1 - _PRUNE_MARGIN)
+        alive[candidates] = False
+        survivors = alive.nonzero().flatten()
+        if len(survivors):
+            powers = _kernel_powers(kernels[survivors], *input_size)
+            top = powers.argmax()
+            if powers[top] > bound:
+                winner = survivors[top]
+        # The winner's |DFT|² once more on its own: the same bits whichever batch found it (resume stays exact).
+        bound = _kernel_powers(kernels[winner, None], *input_size)[0]
+    winner = int(winner if picked is None else picked[winner])
+    return bound.clamp(min=0).sqrt(), winner
+
+
+def _exact_dtype(kernels: Tensor) -> Tensor:
+    return kernels.to(torch.promote_types(kernels.dtype, torch.float32))
+
+
+def _sampled_kernels(
+    weight: Tensor, input_size: tuple[int, int], ratio: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor | None]:
+    """The (K, kh, kw) kernels folded onto the input size, a uniform draw of round(K·r) of them when ratio < 1,
+    and the drawn indices (None: all kernels)."""
+    kernels = _fold(weight, *input_size).flatten(0, 1)
+    n_sampled = _n_sampled(len(kernels), ratio)
+    if n_sampled == len(kernels):
+        return kernels, None
+    device = weight.device if generator is None else generator.device
+    picked = torch.randperm(len(kernels), generator=generator, device=device)[:n_sampled].to(weight.device)
+    return kernels[picked], picked
+
+
+def _kernel_powers(kernels: Tensor, h: int, w: int, reduce_kernels: bool = False) -> Tensor:
+    """max over frequencies of |DFT|² of each (kh, kw) kernel zero-padded to h×w (or the max of all of them)."""
+    acf = _half_autocorrelation(kernels)
+    basis = _cosine_basis(*kernels.shape[-2:], h, w, kernels.dtype, kernels.device)
+    per_chunk = max(1, _SAN_CHUNK.get(kernels.device.type, _CHUNK) // basis.shape[1])
+    if reduce_kernels:
+        return torch.stack([(chunk @ basis).amax() for chunk in acf.split(per_chunk)]).amax()
+    return torch.cat([(chunk @ basis).amax(dim=1) for chunk in acf.split(per_chunk)])
 
 
 def _shifts(kh: int, kw: int) -> list[tuple[int, int]]:
@@ -116,35 +188,40 @@ def exact_conv_sigma(weight: Tensor, input_size: tuple[int, int]) -> Tensor:
 
 
 class _CachedConvNorm(nn.Module):
-    """Parametrization W -> W / (g·σ) of a conv weight, σ cached in a buffer.
+    """Divides a conv weight by g·σ, σ of the weight at the conv's input size, cached in a buffer; two forms.
 
-    σ depends on the conv's input size, which a parametrization cannot see, so a forward
-    pre-hook on the conv (`_refresh_sigma`) recomputes it: in training after every `every`-th
-    critic update that the trainer reports through `mark_critic_updated` (or, when nothing
-    reports updates, every `every`-th forward of the layer); in eval only if never computed.
+    `reparam`: a parametrization W -> W / (g·σ) of the raw weight; the optimizer steps on the raw W.
+    σ depends on the conv's input size, which a parametrization cannot see, so a forward pre-hook on the
+    conv (`_refresh_sigma`) recomputes it: in training after every `every`-th critic update that the trainer
+    reports through `mark_critic_updated` (or, when nothing reports updates, every `every`-th forward of the
+    layer); in eval only if never computed. σ is a constant for autograd.
+    `project` (Alg. 1): the stored weight itself is divided in place, W <- W / (g·σ), at the layer's first
+    forward and right after every `every`-th critic update reported by `mark_critic_updated` (so before the
+    next one, as Alg. 1 line 3), at the input size of the last forward; the forward and the optimizer use W.
     (The weights' `_version` is no signal of an update: fused Adam leaves it alone.)
-    σ is a constant for autograd (Alg. 1 normalizes by it as a projection step). A strided conv
-    is a subsampled stride-1 one, and a conv whose padding is smaller than circular "same"
-    padding crops it; both only shrink the norm, so σ of the stride-1 circular conv is an upper
-    bound for them.
+    A strided conv is a subsampled stride-1 one, and a conv whose padding is smaller than circular "same"
+    padding crops it; both only shrink the norm, so σ of the stride-1 circular conv is an upper bound for them.
     """
 
-    def __init__(self, conv: nn.Conv2d, gain: float, every: int):
+    def __init__(self, conv: nn.Conv2d, gain: float, every: int, mode: str):
         super().__init__()
-        self.dilation, self.groups, self.gain, self.every = conv.dilation, conv.groups, gain, every
-        self.register_buffer("sigma", torch.zeros(()))
+        self.dilation, self.groups, self.gain, self.every, self.mode = conv.dilation, conv.groups, gain, every, mode
+        # project: σ of the weight before its last projection
+        self.register_buffer("sigma", torch.zeros((), dtype=conv.weight.dtype, device=conv.weight.device))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         # Python mirrors of the buffers, so that a forward never waits on the GPU to read them.
         self._steps, self._has_sigma, self._update_driven, self._pending = 0, False, False, False
+        self._input_size: tuple[int, int] | None = None
 
     def forward(self, weight: Tensor) -> Tensor:
         return weight / (self.gain * self.sigma)
 
-    def sigma_of(self, weight: Tensor, input_size: tuple[int, int]) -> Tensor:
+    def sigma_of(self, weight: Tensor, input_size: tuple[int, int], generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
     def refresh(self, weight: Tensor, input_size: tuple[int, int]) -> None:
+        """reparam: recompute σ when due, before a forward at this input size."""
         if not self.training:
             due = not self._has_sigma
         elif self._update_driven:  # the trainer marks critic updates (Alg. 1: normalize after each)
@@ -154,14 +231,34 @@ class _CachedConvNorm(nn.Module):
             self._steps += 1
             self.step.fill_(self._steps)
         if due:
-            self.sigma.copy_(self.sigma_of(_dilated(weight, self.dilation), input_size))
+            self.sigma.copy_(self.sigma_of(_dilated(weight, self.dilation), input_size, None))
             self._has_sigma = True
 
-    def mark_updated(self) -> None:
-        """One critic update happened: σ is recomputed at the next forward every `every` updates."""
-        self._pending = self._pending or self._steps % self.every == 0
+    @torch.no_grad()
+    def project(self, weight: Tensor) -> None:
+        """project: W <- W / (g·σ) in place (Alg. 1, lines 2-3)."""
+        # With ratio < 1 the kernels are drawn from a generator seeded by the update count: the same draw in
+        # every process of a distributed run, and again after a resume, without any state of its own.
+        generator = torch.Generator(weight.device).manual_seed(self._steps)
+        self.sigma.copy_(self.sigma_of(_dilated(weight, self.dilation), self._input_size, generator))
+        weight.div_(self.gain * self.sigma)
+        self._has_sigma = True
+
+    def seen(self, weight: Tensor, input_size: tuple[int, int]) -> None:
+        """project: a forward at this input size; the first one projects the initial weight."""
+        self._input_size = input_size
+        if not self._has_sigma:
+            self.project(weight)
+
+    def mark_updated(self, weight: Tensor) -> None:
+        """One critic update happened: σ is recomputed (reparam: at the next forward) every `every` updates."""
+        due = self._steps % self.every == 0
         self._steps += 1
         self.step.fill_(self._steps)
+        if self.mode == "reparam":
+            self._pending = self._pending or due
+        elif due and self._input_size is not None:
+            self.project(weight)
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
@@ -171,22 +268,25 @@ class _CachedConvNorm(nn.Module):
 class SparsityAwareNorm(_CachedConvNorm):
     """SAN (Alg. 1): W / (g·σ), σ = ||W||_{0,inf} of eq. 6 over a ratio r of the kernels, g from eq. 9 unless given."""
 
-    def __init__(self, conv: nn.Conv2d, ratio: float = 1.0, gain: float | None = None, every: int = 1):
+    def __init__(self, conv: nn.Conv2d, ratio: float = 1.0, gain: float | None = None, every: int = 1,
+                 mode: str = "project"):
         n_pairs = conv.out_channels * conv.in_channels // conv.groups
-        super().__init__(conv, san_compensation(n_pairs, ratio) if gain is None else gain, every)
+        super().__init__(conv, san_compensation(n_pairs, ratio) if gain is None else gain, every, mode)
         self.ratio = ratio
+        self._winner = -1  # the kernel that held σ last time: the first candidate of the next search
 
-    def sigma_of(self, weight: Tensor, input_size: tuple[int, int]) -> Tensor:
-        return sparsity_aware_sigma(weight, input_size, self.ratio)
+    def sigma_of(self, weight: Tensor, input_size: tuple[int, int], generator: torch.Generator | None) -> Tensor:
+        sigma, self._winner = _pruned_sigma(weight, input_size, self.ratio, generator, self._winner)
+        return sigma
 
 
 class ExactSpectralNorm(_CachedConvNorm):
     """W / σ, σ the true operator norm of the circular convolution at the input size (Sedghi et al. 2018)."""
 
-    def __init__(self, conv: nn.Conv2d, every: int = 1):
-        super().__init__(conv, 1.0, every)
+    def __init__(self, conv: nn.Conv2d, every: int = 1, mode: str = "project"):
+        super().__init__(conv, 1.0, every, mode)
 
-    def sigma_of(self, weight: Tensor, input_size: tuple[int, int]) -> Tensor:
+    def sigma_of(self, weight: Tensor, input_size: tuple[int, int], generator: torch.Generator | None) -> Tensor:
         # A grouped conv is block diagonal: its norm is the largest of the groups' norms.
         return torch.stack([exact_conv_sigma(w, input_size) for w in weight.chunk(self.groups)]).amax()
 
@@ -199,15 +299,21 @@ def apply_critic_norm(
     gain: float | None = None,
     every: int = 1,
     n_power_iterations: int = 1,
+    mode: str = "project",
 ) -> nn.Module:
     """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme.
 
-    `ratio`, `gain` apply to san; `every` (in forwards of each layer) to san and sn-exact; `n_power_iterations` to sn and to
-    the fully-connected layers under san and sn-exact, which use the spectral norm (SAN §3.1).
-    san and sn-exact switch padded convs to circular padding, which Lemma 1 assumes.
+    `ratio`, `gain` apply to san; `every` (in critic updates, or forwards of each layer when none are reported)
+    and `mode` (project: Alg. 1's in-place rescaling, the conv's stored weight is the normalized one and its
+    norm module sits at `conv.weight_projection`; reparam: a parametrization of a raw weight) to san and
+    sn-exact; `n_power_iterations` to sn and to the fully-connected layers under san and sn-exact, which use
+    the spectral norm (SAN §3.1) in both modes. san and sn-exact switch padded convs to circular padding,
+    which Lemma 1 assumes. In project mode, call mark_critic_updated after each optimizer step.
     """
     if name not in CRITIC_NORMS:
         raise ConfigError(f"Unknown critic normalization {name!r}; choose one of: {', '.join(CRITIC_NORMS)}.")
+    if mode not in SAN_MODES:
+        raise ConfigError(f"Unknown SAN mode {mode!r}; choose one of: {', '.join(SAN_MODES)}.")
     if name in ACTIVATION_NORMS:  # bn / ln add layers inside the critic (gancli.nn.critic_layers)
         return insert_activation_norms(module, name)
     if not 0 < ratio <= 1:
@@ -226,32 +332,53 @@ def apply_critic_norm(
         elif name == "sn" or not isinstance(layer, nn.Conv2d):
             spectral_norm(layer, n_power_iterations=n_power_iterations)
         else:
-            norm = SparsityAwareNorm(layer, ratio, gain, every) if name == "san" else ExactSpectralNorm(layer, every)
+            norm = (SparsityAwareNorm(layer, ratio, gain, every, mode) if name == "san"
+                    else ExactSpectralNorm(layer, every, mode))
             if layer.padding not in ((0, 0), "valid"):
                 make_circular(layer)
-            parametrize.register_parametrization(layer, "weight", norm)
-            layer.register_forward_pre_hook(_refresh_sigma)
+            if mode == "project":
+                layer.weight_projection = norm
+                layer.register_forward_pre_hook(_project_at_first_forward)
+            else:
+                parametrize.register_parametrization(layer, "weight", norm)
+                layer.register_forward_pre_hook(_refresh_sigma)
     return module
 
 
 def count_critic_updates(module: nn.Module) -> None:
-    """Make SAN / sn-exact layers recompute σ per critic update (reported by mark_critic_updated), not per forward."""
-    for layer in module.modules():
-        if isinstance(layer, _CachedConvNorm):
-            layer._update_driven = True
+    """Make reparam SAN / sn-exact layers recompute σ per critic update (reported by mark_critic_updated), not per forward."""
+    for _, norm, _ in _cached_norms(module):
+        norm._update_driven = True
 
 
 def mark_critic_updated(module: nn.Module) -> None:
-    """Tell every SAN / sn-exact layer of a critic that its optimizer stepped (called by the trainer)."""
+    """Tell every SAN / sn-exact layer of a critic that its optimizer stepped (called by the trainer).
+
+    Under project this is where the stored weights are divided by g·σ, every `every` updates.
+    """
+    for _, norm, weight in _cached_norms(module):
+        norm.mark_updated(weight)
+
+
+def _cached_norms(module: nn.Module):
+    """(conv, its SAN / sn-exact module, the weight that module reads) for each such conv of `module`."""
     for layer in module.modules():
-        if isinstance(layer, _CachedConvNorm):
-            layer.mark_updated()
+        if isinstance(getattr(layer, "weight_projection", None), _CachedConvNorm):
+            yield layer, layer.weight_projection, layer.weight
+        elif parametrize.is_parametrized(layer, "weight") and isinstance(layer.parametrizations.weight[0],
+                                                                         _CachedConvNorm):
+            yield layer, layer.parametrizations.weight[0], layer.parametrizations.weight.original
 
 
 def _refresh_sigma(conv: nn.Conv2d, args: tuple[Tensor, ...]) -> None:
-    """Forward pre-hook: let the conv's cached-σ parametrization see the input's spatial size."""
+    """Forward pre-hook (reparam): let the conv's cached-σ parametrization see the input's spatial size."""
     weights = conv.parametrizations.weight
     weights[0].refresh(weights.original, tuple(args[0].shape[-2:]))
+
+
+def _project_at_first_forward(conv: nn.Conv2d, args: tuple[Tensor, ...]) -> None:
+    """Forward pre-hook (project): record the input's spatial size; project the weight if it never was."""
+    conv.weight_projection.seen(conv.weight, tuple(args[0].shape[-2:]))
 
 
 def _dilated(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
