@@ -155,11 +155,13 @@ def test_a_critic_that_does_not_take_rgb_images_first_is_refused():
         critic(torch.zeros(2, 5, 8, 8))
 
 
-def test_sr_refuses_augment_in_one_sentence(cli, tmp_path):
-    result = cli("train", "sr", "--out", tmp_path / "sr", "--augment", "diffaug", "--device", "cpu")
+@pytest.mark.parametrize("recipe", ["sr", "spade", "stargan"])
+def test_recipes_that_must_not_augment_refuse_in_one_sentence(cli, tmp_path, recipe):
+    result = cli("train", recipe, "--out", tmp_path / recipe, "--augment", "diffaug", "--device", "cpu")
     assert result.exit_code == 1
-    assert "Recipe 'sr' does not augment its critic's inputs" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "sr").exists()
+    assert f"Recipe '{recipe}' does not augment its critic's inputs" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / recipe).exists()
 
 
 def test_unknown_augment_is_refused(cli, tmp_path, tiny_uncond):
