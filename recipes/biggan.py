@@ -15,13 +15,22 @@ from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
 from gancli.data.builtin import BuiltinImages
+from gancli.data.images import TrainingImages
 from gancli.data.specs import open_dataset, resized
 from gancli.errors import ConfigError, DataError
 from gancli.nn.latent import standing_statistics, truncated_normal
 from gancli.objectives import critic_penalty, get_loss, orthogonal_regularization
 from gancli.train import distributed
 from gancli.train.recipe import Recipe
-from recipes.biggan_nets import G_PLANS, GEN_NORMS, INITS, Critic, Generator, initialize, spectral_norm_all
+from recipes.biggan_nets import (
+    G_PLANS,
+    GEN_NORMS,
+    INITS,
+    Critic,
+    Generator,
+    initialize,
+    spectral_norm_all,
+)
 
 CLASS_EMBEDDINGS = ("shared", "compose")  # parameter names left out of the orthogonal regularization
 
@@ -67,24 +76,6 @@ class BigGANConfig(TrainConfig):
     telemetry_every: int = 100
     sample_every: int = 2000
     ckpt_every: int = 2000
-
-
-class LabelledImages(Dataset):
-    """Images in [-1, 1] with their class index, optionally flipped from each key's seed."""
-
-    def __init__(self, source: Dataset, flip: bool):
-        self.source, self.flip = source, flip
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
-        index, seed = key
-        image, label = self.source[index]
-        image = image.float() / 127.5 - 1.0
-        if self.flip and torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < 0.5:
-            image = image.flip(-1)
-        return {"image": image, "label": torch.tensor(label, dtype=torch.long)}
 
 
 class BigGAN(Recipe):
@@ -189,7 +180,7 @@ class BigGAN(Recipe):
             raise DataError(f"Dataset '{self.cfg.data or 'builtin'}' has {source.num_classes} classes, but the run "
                             f"was configured with {self.cfg.num_classes}.")
         source[0]  # a dataset that reads its files on first use does so now, before loader workers fork
-        return LabelledImages(source, self.cfg.flip)
+        return TrainingImages(source, self.cfg.flip, labels=True)
 
     # ---- training ------------------------------------------------------------------------
     def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
 from gancli.data.builtin import BuiltinImages
+from gancli.data.images import TrainingImages
 from gancli.data.specs import open_dataset, resized
 from gancli.errors import ConfigError
 from gancli.nn.latent import truncated_normal
@@ -73,24 +73,6 @@ def _study(lr: float, beta1: float, beta2: float, n_dis: int) -> dict:
     """One of the large-scale study's three optimizer settings (Table 1): 100k critic updates, batch 64, NS + SN."""
     return {"lr_g": lr, "lr_d": lr, "betas_g": [beta1, beta2], "betas_d": [beta1, beta2], "n_dis": n_dis,
             "steps": 100_000 // n_dis, "batch_size": 64, "loss": "ns", "norm": "sn"}
-
-
-class ImageDataset(Dataset):
-    """Images in [-1, 1] at the recipe's resolution, randomly flipped from each key's seed."""
-
-    def __init__(self, source: Dataset, flip: bool):
-        self.source, self.flip = source, flip
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
-        index, seed = key
-        image, _ = self.source[index]
-        image = image.float() / 127.5 - 1.0
-        if self.flip and torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < 0.5:
-            image = image.flip(-1)
-        return {"image": image}
 
 
 class Uncond(Recipe):
@@ -200,7 +182,7 @@ class Uncond(Recipe):
             source[0]  # a dataset that reads its files on first use does so now, before loader workers fork
         else:
             source = BuiltinImages("train", cfg.resolution)
-        return ImageDataset(source, cfg.flip)
+        return TrainingImages(source, cfg.flip)
 
     def _z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.cfg.z_dim, device=self.device, generator=generator)

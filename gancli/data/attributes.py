@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
-from gancli.data.images import load_image, save_image
+from gancli.data.images import load_image, save_image, training_image
 from gancli.errors import ConfigError, DataError
 
 CELEBA_FILE, CELEBA_IMAGES = "list_attr_celeba.txt", "img_align_celeba"
@@ -230,10 +230,7 @@ class AttributeImages(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, 0)
-        image = self.image(index).float() / 127.5 - 1
-        if self.flip and torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < 0.5:
-            image = image.flip(-1)
-        return {"image": image, "label": (self.values[index] > 0).float()}
+        return {"image": training_image(self.image(index), seed, self.flip), "label": (self.values[index] > 0).float()}
 
 
 def prepare_image(image: torch.Tensor, resolution: int, crop: int = 0) -> torch.Tensor:
@@ -322,10 +319,7 @@ class BuiltinAttributeImages(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, 0)
-        image = self.image(index).float() / 127.5 - 1
-        if self.flip and torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < 0.5:
-            image = image.flip(-1)
-        return {"image": image, "label": (self.values[index] > 0).float()}
+        return {"image": training_image(self.image(index), seed, self.flip), "label": (self.values[index] > 0).float()}
 
     def table(self) -> AttributeTable:
         return AttributeTable(self.files, list(self.names), self.values.clone(), self.name)

@@ -95,3 +95,30 @@ def save_image(image: torch.Tensor, path: str | Path) -> None:
     """Save a uint8 (3, H, W) tensor as PNG/JPEG by suffix."""
     array = image.detach().cpu().permute(1, 2, 0).numpy()
     Image.fromarray(array).save(path)
+
+
+def training_image(image: torch.Tensor, seed: int, flip: bool) -> torch.Tensor:
+    """uint8 (3, H, W) → float in [-1, 1], mirrored left-right with probability ½ drawn from the key's seed."""
+    image = image.float() / 127.5 - 1.0
+    if flip and torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < 0.5:
+        image = image.flip(-1)
+    return image
+
+
+class TrainingImages(torch.utils.data.Dataset):
+    """A dataset of (uint8 image, label) as training items keyed by (index, seed): {"image"} in [-1, 1], randomly
+    flipped from the seed, and {"label"} (a class index) when `labels` is set."""
+
+    def __init__(self, source: torch.utils.data.Dataset, flip: bool, labels: bool = False):
+        self.source, self.flip, self.labels = source, flip, labels
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key
+        image, label = self.source[index]
+        item = {"image": training_image(image, seed, self.flip)}
+        if self.labels:
+            item["label"] = torch.tensor(label, dtype=torch.long)
+        return item
