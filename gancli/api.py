@@ -79,7 +79,11 @@ def resume_config(run_dir: str | Path, **options: Any) -> TrainConfig:
 def train(cfg: TrainConfig, resume: bool = False,
           on_start: Callable[[Trainer], None] | None = None,
           on_progress: Callable[[int, dict[str, float]], None] | None = None) -> Run:
-    """Train (or resume) the run described by cfg; returns the run."""
+    """Train (or resume) the run described by cfg; returns the run.
+
+    on_progress(step, losses) is called after every step; losses (means since the last log) come at the log steps
+    only, and are empty between them, so that training never waits on the GPU to read them.
+    """
     from recipes import get_recipe
 
     recipe = get_recipe(cfg.recipe)(cfg)

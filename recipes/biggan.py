@@ -197,11 +197,11 @@ class BigGAN(Recipe):
         # one forward of real and fake together (as BigGAN-PyTorch): half the kernel launches, one SN power iteration
         real_logits, fake_logits = D(torch.cat([real, fake]), torch.cat([labels, fake_labels])).split(len(real))
         adv = d_loss(real_logits, fake_logits)
-        logs = {"D/loss": adv.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
+        logs = {"D/loss": adv.detach(), "D/real": real_logits.mean().detach(), "D/fake": fake_logits.mean().detach()}
         if self.cfg.penalty == "none":
             return adv, logs
         penalty = critic_penalty(self.cfg.penalty, lambda x: D(x, labels), D, real, fake)
-        logs["D/penalty"] = penalty.item()
+        logs["D/penalty"] = penalty.detach()
         return adv + self.cfg.penalty_weight * penalty, logs
 
     def g_step(self, models, batch):
@@ -210,10 +210,10 @@ class BigGAN(Recipe):
         _, g_loss = get_loss(self.cfg.loss)
         real_logits = D(batch["image"], batch["label"]) if self.cfg.loss == "ra" else None
         loss = g_loss(D(G(z, labels), labels), real_logits)
-        logs = {"G/loss": loss.item()}
+        logs = {"G/loss": loss.detach()}
         if self.cfg.ortho_reg:
             ortho = orthogonal_regularization(G, skip=CLASS_EMBEDDINGS)
-            logs["G/ortho"] = ortho.item()
+            logs["G/ortho"] = ortho.detach()
             loss = loss + self.cfg.ortho_reg * ortho
         return loss, logs
 

@@ -237,13 +237,13 @@ class Spade(Recipe):
         fake_out, real_out = self.split_outputs(outputs, real.shape[0])
         d_loss, _ = get_loss(self.cfg.loss)
         adv = sum(d_loss(r[-1], f[-1]) for r, f in zip(real_out, fake_out)) / len(outputs)
-        logs = {"D/loss": adv.item(), "D/real": sum(r[-1].mean() for r in real_out).item() / len(outputs),
-                "D/fake": sum(f[-1].mean() for f in fake_out).item() / len(outputs)}
+        logs = {"D/loss": adv.detach(), "D/real": sum(r[-1].mean() for r in real_out).detach() / len(outputs),
+                "D/fake": sum(f[-1].mean() for f in fake_out).detach() / len(outputs)}
         if self.cfg.penalty == "none":
             return adv, logs
         critic = lambda x: sum(s[-1].flatten(1).mean(1) for s in D(torch.cat([seg, x], 1)))
         penalty = critic_penalty(self.cfg.penalty, critic, D, real, fake)
-        logs["D/penalty"] = penalty.item()
+        logs["D/penalty"] = penalty.detach()
         return adv + self.cfg.penalty_weight * penalty, logs
 
     def g_step(self, models, batch):
@@ -259,15 +259,15 @@ class Spade(Recipe):
                   for f, r in zip(fake_out, real_out)) / len(outputs)
         matching = feature_matching_loss(fake_out, real_out)
         loss = adv + cfg.lambda_feat * matching
-        logs = {"G/adv": adv.item(), "G/feat": matching.item()}
+        logs = {"G/adv": adv.detach(), "G/feat": matching.detach()}
         if self.vgg is not None:
             perceptual = self.vgg(fake.float(), real.float())
             loss = loss + cfg.lambda_vgg * perceptual
-            logs["G/vgg"] = perceptual.item()
+            logs["G/vgg"] = perceptual.detach()
         if kld is not None:
             loss = loss + kld
-            logs["G/kld"] = kld.item()
-        logs["G/loss"] = loss.item()
+            logs["G/kld"] = kld.detach()
+        logs["G/loss"] = loss.detach()
         return loss, logs
 
     # ---- inference ---------------------------------------------------------------------

@@ -255,8 +255,8 @@ class SuperResolution(Recipe):
         adv = d_loss(real_logits, fake_logits)
         penalty = critic_penalty(self.cfg.penalty, D, D, hr, sr)
         loss = adv + self.cfg.penalty_weight * penalty
-        return loss, {"D/loss": adv.item(), "D/penalty": penalty.item(),
-                      "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
+        return loss, {"D/loss": adv.detach(), "D/penalty": penalty.detach(),
+                      "D/real": real_logits.mean().detach(), "D/fake": fake_logits.mean().detach()}
 
     def g_step(self, models, batch):
         cfg = self.cfg
@@ -264,21 +264,21 @@ class SuperResolution(Recipe):
         sr = models["G"](lr)
         if not self.critic_active(self.step):
             pretrain = pixel_loss(cfg.pretrain_loss, sr, hr)
-            return pretrain, {f"G/{cfg.pretrain_loss}": pretrain.item()}
+            return pretrain, {f"G/{cfg.pretrain_loss}": pretrain.detach()}
         l1 = pixel_loss("l1", sr, hr)
         D = models["D"]
         loss = cfg.lambda_content * l1
-        logs = {"G/l1": l1.item()}
+        logs = {"G/l1": l1.detach()}
         if self.vgg is not None:
             perceptual = self.vgg(sr, hr)
             loss = loss + cfg.lambda_perceptual * perceptual
-            logs["G/vgg"] = perceptual.item()
+            logs["G/vgg"] = perceptual.detach()
         _, g_loss = get_loss(cfg.loss)
         real_logits = D(hr).detach() if cfg.loss in RELATIVISTIC else None
         adv = g_loss(D(sr), real_logits)
         loss = loss + cfg.lambda_adv * adv
-        logs["G/adv"] = adv.item()
-        logs["G/loss"] = loss.item()
+        logs["G/adv"] = adv.detach()
+        logs["G/loss"] = loss.detach()
         return loss, logs
 
     # ---- held-out images ---------------------------------------------------------------

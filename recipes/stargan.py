@@ -167,12 +167,12 @@ class StarGAN(Recipe):
         adv = d_loss(real_logits.flatten(), fake_logits.flatten())
         cls = attribute_classification_loss(real_classes, labels, self.groups)
         loss = adv + cfg.lambda_cls * cls
-        logs = {"D/adv": adv.item(), "D/cls": cls.item(), "D/real": real_logits.mean().item(),
-                "D/fake": fake_logits.mean().item()}
+        logs = {"D/adv": adv.detach(), "D/cls": cls.detach(), "D/real": real_logits.mean().detach(),
+                "D/fake": fake_logits.mean().detach()}
         if cfg.penalty != "none":
             penalty = critic_penalty(cfg.penalty, lambda x: D(x)[0], D, real, fake)
             loss = loss + cfg.penalty_weight * penalty
-            logs["D/penalty"] = penalty.item()
+            logs["D/penalty"] = penalty.detach()
         return loss, logs
 
     def g_step(self, models, batch):
@@ -187,7 +187,7 @@ class StarGAN(Recipe):
         cls = attribute_classification_loss(fake_classes, targets, self.groups)
         cycle = F.l1_loss(G(fake, labels), real)
         loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * cycle
-        return loss, {"G/adv": adv.item(), "G/cls": cls.item(), "G/cycle": cycle.item(), "G/loss": loss.item()}
+        return loss, {"G/adv": adv.detach(), "G/cls": cls.detach(), "G/cycle": cycle.detach(), "G/loss": loss.detach()}
 
     # ---- inference ---------------------------------------------------------------------
     def prepare(self, image: torch.Tensor) -> torch.Tensor:

@@ -196,9 +196,9 @@ class Uncond(Recipe):
         real_logits, fake_logits = D(real), D(fake)
         adv = d_loss(real_logits, fake_logits)
         penalty = critic_penalty(self.cfg.penalty, D, D, real, fake, dragan_c=self.cfg.dragan_c)
-        logs = {"D/loss": adv.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
+        logs = {"D/loss": adv.detach(), "D/real": real_logits.mean().detach(), "D/fake": fake_logits.mean().detach()}
         if self.cfg.penalty not in ("none", "clip"):
-            logs["D/penalty"] = penalty.item()
+            logs["D/penalty"] = penalty.detach()
         return adv + self.cfg.penalty_weight * penalty, logs
 
     def g_step(self, models, batch):
@@ -207,7 +207,7 @@ class Uncond(Recipe):
         fake_logits = D(G(self._z(batch["image"].shape[0])))
         real_logits = D(batch["image"]) if self.cfg.loss == "ra" else None
         loss = g_loss(fake_logits, real_logits)
-        return loss, {"G/loss": loss.item()}
+        return loss, {"G/loss": loss.detach()}
 
     @torch.no_grad()
     def sample(self, G, n, generator, truncation: float | None = None):

@@ -262,3 +262,23 @@ def test_without_tensorboard_training_goes_on_and_says_how_to_install(tmp_path, 
     caplog.clear()
     result = cli("train", "uncond", "--out", tmp_path / "off", "--steps", "1", "--no-tensorboard", *tiny_uncond)
     assert result.exit_code == 0 and not (tmp_path / "off" / "tensorboard").exists() and "tensorboard" not in caplog.text
+
+
+@pytest.mark.parametrize("recipe", ["uncond", "sr"])
+def test_steps_keep_their_losses_on_the_device(tmp_path, recipe):
+    """An iteration never reads a loss back to the host (a GPU would wait for it every step): its logs are tensors,
+    and the trainer reads their means once per log step."""
+    from gancli.data.stream import batch_stream
+    from gancli.train.trainer import Trainer
+    from recipes import get_recipe
+
+    sizes = ({"resolution": 16, "width": 0.125, "z_dim": 4} if recipe == "uncond" else
+             {"hr_size": 32, "n_blocks": 1, "pretrain_steps": 0})
+    cfg = api.make_config(recipe, out=str(tmp_path / "r"), batch_size=2, steps=1, device="cpu", **sizes)
+    trainer = Trainer(get_recipe(recipe)(cfg), tmp_path / "r")
+    logs = trainer.iteration(batch_stream(trainer.dataset, cfg.batch_size, cfg.seed, 0, 0))
+    assert logs and all(torch.is_tensor(v) and v.dim() == 0 for v in logs.values()), logs
+    assert any(k.startswith("D/") for k in logs) and any(k.startswith("G/") for k in logs)
+    means = trainer.read_means({k: v * 2 for k, v in logs.items()}, count=2)
+    assert means == pytest.approx({k: float(v) for k, v in logs.items()}) and all(
+        type(v) is float for v in means.values())

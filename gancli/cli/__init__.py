@@ -145,9 +145,10 @@ def train(
                 where = "no checkpoint was saved before it stopped: restarting from step 0 with its saved config,"
             console.print(f"[bold]{where}[/] in [cyan]{trainer.run_dir}[/] on {trainer.device}")
 
-        def on_progress(step, logs):
-            info = "  ".join(f"{k} {v:.3f}" for k, v in list(logs.items())[:4])
-            bar.update(task, completed=step, info=info)
+        def on_progress(step, logs):  # the trainer hands over losses at its log steps only
+            if logs:
+                bar.update(task, info="  ".join(f"{k} {v:.3f}" for k, v in list(logs.items())[:4]))
+            bar.update(task, completed=step)
 
         run = api.train(cfg, resume=resume is not None, on_start=on_start, on_progress=on_progress)
     _print_scores(run)

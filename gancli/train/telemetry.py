@@ -135,7 +135,7 @@ class Telemetry:
                               for layer in self.layers.values()]).tolist() if self.layers else []
         reading = dict(zip((f"sigma/{name}" for name in self.layers), values))
         if self.loss_count:
-            loss = self.loss_sum / self.loss_count
+            loss = float(self.loss_sum / self.loss_count)  # the losses stay on the device until read here
             loss = distributed.average_values({D_LOSS: loss}, self.trainer.world, self.trainer.device)[D_LOSS]
             reading[D_LOSS] = float(loss)
         self.loss_sum, self.loss_count = 0.0, 0

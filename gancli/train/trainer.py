@@ -118,10 +118,11 @@ class Trainer:
             seed_everything(cfg.seed * 1_000_003 + self.world.rank, cfg.deterministic)
         self.G = self.models["G"]
         self.ema = EMA(self.G, cfg.ema_decay, cfg.ema_start) if cfg.ema else None
-        self.optimizers = {"G": torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=tuple(cfg.betas_g))}
+        fused = self.device.type == "cuda"  # one kernel for all parameters, no host synchronisation
+        self.optimizers = {"G": torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=tuple(cfg.betas_g), fused=fused)}
         if "D" in self.models:
             self.optimizers["D"] = torch.optim.Adam(self.models["D"].parameters(), cfg.lr_d,
-                                                    betas=tuple(cfg.betas_d))
+                                                    betas=tuple(cfg.betas_d), fused=fused)
         self.lr_factor = lr_factor(cfg)
         self.base_lr = {"G": cfg.lr_g, "D": cfg.lr_d}
         self.step = 0
@@ -208,15 +209,16 @@ class Trainer:
         """One optimizer step of network `name`, accumulating gradients over the micro-batches."""
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor | float] = {}
         for batch in batches:
             if self.augment is not None:
                 self.augment.watch(batch, critic_step=name == "D")
             with self.autocast():
                 loss, parts = step_fn(self.models, batch)
             (loss / len(batches)).backward()
-            for k, v in parts.items():
-                logs[k] = logs.get(k, 0.0) + float(v) / len(batches)
+            for k, v in parts.items():  # kept on the device: reading them here would wait for the GPU every step
+                v = v.detach().float() if torch.is_tensor(v) else float(v)
+                logs[k] = logs.get(k, 0.0) + v / len(batches)
         if self.world.size > 1:
             distributed.average_gradients(self.models[name].parameters(), self.world)
         optimizer.step()
@@ -345,17 +347,17 @@ class Trainer:
                     for k, v in logs.items():
                         sums[k] = sums.get(k, 0.0) + v
                     count += 1
-                    if on_progress:
-                        on_progress(self.step, logs)
+                    means: dict[str, float] = {}  # the losses are read from the device only when they are logged
                     if cfg.log_every and self.step % cfg.log_every == 0:
                         elapsed = time.perf_counter() - t0
                         lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
-                        means = distributed.average_values({k: v / count for k, v in sums.items()}, self.world,
-                                                           self.device)
+                        means = self.read_means(sums, count)
                         augment = self.augment.logs() if self.augment is not None else {}
                         self.log({"step": self.step, "wall_time": round(self.elapsed(), 2), "it_s": count / elapsed,
                                   **means, **lrs, **augment})
                         sums, count, t0 = {}, 0, time.perf_counter()
+                    if on_progress:
+                        on_progress(self.step, means)
                     if cfg.sample_every and self.step % cfg.sample_every == 0:
                         self.write_samples()
                     if cfg.eval_every and self.step % cfg.eval_every == 0 and not self.eval_disabled:
@@ -382,6 +384,14 @@ class Trainer:
         finally:
             self.close()
         return self.last_eval
+
+    def read_means(self, sums: dict[str, torch.Tensor | float], count: int) -> dict[str, float]:
+        """Means of the summed losses over `count` iterations and over the processes, in one transfer from the device."""
+        if not sums:
+            return {}
+        keys = list(sums)
+        values = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=self.device) for k in keys])
+        return distributed.average_values(dict(zip(keys, (values / count).tolist())), self.world, self.device)
 
     def close(self) -> None:
         """Flush and close the TensorBoard files (also when training stops early)."""
