@@ -237,11 +237,14 @@ def bench_train(
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
     from gancli.cli import bench, eval_gen, eval_iqa, upscale
+    from gancli.cli import eval_prd, study
 
     eval_gen.register(eval_app)
     eval_iqa.register(eval_app)
     bench.register(bench_app)
     upscale.register(app)
+    eval_prd.register(eval_app)
+    study.register(app)
 
 
 _register_commands()
