@@ -94,6 +94,13 @@ def sample(run_dir: str | Path, n: int = 64, seed: int = 0, checkpoint: str | No
 
 
 # ---- controlled studies and the self-modulation paper's analysis metrics (issue 17) ----------------------
+def builtin_studies() -> dict[str, str]:
+    """The study files shipped with gancli (name -> what it compares); run one with run_study(name, out)."""
+    from gancli.study import builtin_studies as names
+
+    return names()
+
+
 def load_study(spec: str | Path, sets: dict[str, Any] | None = None):
     """A study from a TOML file or a built-in name, with --set values added to its fixed [base] settings."""
     from gancli.study import load_study as load

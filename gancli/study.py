@@ -159,7 +159,8 @@ def parse_study(data: dict[str, Any], source: str, default_name: str = "study") 
     for key in [*base, *grid]:
         if key in RESERVED:
             raise ConfigError(f"'{key}' cannot be set in the base or grid table of {source}: {RESERVED[key]}.")
-    return Study(str(data.get("name") or default_name), recipe, str(data.get("preset", "")), list(seeds), dict(base), dict(grid), str(pairs),
+    return Study(str(data.get("name") or default_name), recipe, str(data.get("preset", "")), list(seeds), dict(base),
+                 dict(grid), str(pairs),
                  str(data.get("description", "")), source)
 
 
@@ -184,7 +185,7 @@ def value_label(value: Any) -> str:
 
 def _folder_name(setting: dict[str, str], seed: int) -> str:
     text = "__".join(f"{k}-{v}" for k, v in setting.items())
-    slug = re.sub(r"[^A-Za-z0-9.+=-]+", "_", text).strip("_")
+    slug = re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("_")
     if len(slug) > 90:
         slug = slug[:80] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
     return f"{slug}__seed-{seed}"
@@ -249,10 +250,9 @@ def resolve(study: Study, cells: list[Cell], out: Path) -> list[TrainConfig]:
         try:
             cfg = api.make_config(study.recipe, preset=study.preset or None, sets=sets)
             recipe = get_recipe(study.recipe)(cfg)  # the recipe's own checks (architecture names, ...)
-            if cfg.norm not in CRITIC_NORMS:  # the trainer would find these only once a cell starts
-                raise ConfigError(f"Unknown critic normalization '{cfg.norm}'; choose one of {', '.join(CRITIC_NORMS)}.")
-            if cfg.penalty not in PENALTIES:
-                raise ConfigError(f"Unknown critic penalty '{cfg.penalty}'; choose one of {', '.join(PENALTIES)}.")
+            for key, names in (("norm", CRITIC_NORMS), ("penalty", PENALTIES)):  # else found only as cells start
+                if getattr(cfg, key) not in names:
+                    raise ConfigError(f"Unknown critic {key} '{getattr(cfg, key)}'; choose one of {', '.join(names)}.")
         except ConfigError as exc:
             raise ConfigError(f"Study cell '{cell.label}': {exc}") from None
         if recipe.best_metric is None:

@@ -356,7 +356,9 @@ def _short(label: str, width: int = 22) -> str:
 
 def _plot_budget(results: Results, curves, name: str, draws: int, path: Path) -> Path:
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves) + 0.6, 3.4), squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.9 * len(curves) + 0.6, 3.5), squeeze=False)
     for ax, (key, by_value) in zip(axes[0], curves.items()):
         for label, curve in by_value.items():
             ks = np.arange(1, len(curve) + 1)
@@ -364,6 +366,7 @@ def _plot_budget(results: Results, curves, name: str, draws: int, path: Path) ->
             finite = np.isfinite(values)
             ax.plot(ks[finite], values[finite], marker="o", markersize=3, label=_short(label))
         ax.set_title(key, fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("settings tried (budget k)", fontsize=8)
         ax.set_ylabel(f"expected best median {name}", fontsize=8)
         ax.grid(alpha=0.3)
@@ -376,6 +379,8 @@ def _plot_budget(results: Results, curves, name: str, draws: int, path: Path) ->
 
 def _plot_paired(results: Results, paired: list[Paired], name: str, path: Path) -> Path:
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(len(paired), 2, figsize=(8.4, 3.6 * len(paired)), squeeze=False)
     for (scatter, bars), p in zip(axes, paired):
         xa = np.array([row[p.a] for row in p.rows], dtype=float)
@@ -387,7 +392,9 @@ def _plot_paired(results: Results, paired: list[Paired], name: str, path: Path) 
             scatter.plot([lo, hi], [lo, hi], color="gray", lw=1, ls="--")
         scatter.set_xlabel(f"median {name}, {p.field}={p.a}", fontsize=8)
         scatter.set_ylabel(f"median {name}, {p.field}={p.b}", fontsize=8)
-        scatter.set_title(f"one point per setting ({int((~both).sum())} with a failure not drawn)", fontsize=8)
+        below = p.b if results.better == "min" else p.a
+        scatter.set_title(f"one point per setting, {below} better below the diagonal\n"
+                          f"({int((~both).sum())} with a failed median not drawn)", fontsize=8)
         scatter.grid(alpha=0.3)
         counts = [p.wins_a, p.ties, p.wins_b]
         bars.barh([f"{p.a} better", "tie", f"{p.b} better"], counts, color=["#4c78a8", "#bbbbbb", "#f58518"])
@@ -396,6 +403,7 @@ def _plot_paired(results: Results, paired: list[Paired], name: str, path: Path) 
         bars.set_title(f"{p.a} beats {p.b} in {p.wins_a} of {p.n} settings; sign test p = {p.p_value:.3g}",
                        fontsize=8)
         bars.set_xlim(0, max(counts + [1]) * 1.25)
+        bars.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"{results.study.name}: paired comparison of {paired[0].field} (median {name} over seeds)",
                  fontsize=9)
     fig.tight_layout()

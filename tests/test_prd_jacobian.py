@@ -1,4 +1,4 @@
-"""PRD (Sajjadi et al. 2018) and the generator's Jacobian conditioning (Odena et al. 2018) on cases with known answers."""
+"""PRD (Sajjadi et al. 2018) and Jacobian conditioning (Odena et al. 2018) on cases with known answers."""
 
 from __future__ import annotations
 

@@ -42,6 +42,8 @@ def test_grid_expansion_is_the_cartesian_product_with_bundles_and_seeds(tmp_path
     assert second.setting == first.setting and second.seed == 7  # seeds innermost
     assert first.overrides == {"norm": "sn", "loss": "ns", "lr_d": 4e-4, "n_dis": 1}
     assert last.setting == {"norm": "none", "loss": "hinge", "optimizer": "lr_d=0.0001 n_dis=5"}
+    assert (first.name, last.name) == ("norm-sn__loss-ns__optimizer-fast__seed-3",
+                                       "norm-none__loss-hinge__optimizer-lr_d=0.0001_n_dis=5__seed-7")
     configs = resolve(study, cells, tmp_path / "out")
     cfg = configs[-1]
     assert (cfg.norm, cfg.loss, cfg.lr_d, cfg.n_dis, cfg.seed, cfg.steps) == ("none", "hinge", 1e-4, 5, 7, 9)
@@ -169,6 +171,16 @@ def test_failures_are_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
     assert sorted(trained) == ["hinge", "ns"]
 
 
+def test_parallel_cells_record_their_failures(tmp_path):
+    """--jobs 2: two worker processes; a cell whose data is missing fails there and is recorded, not raised."""
+    base = {**TINY, "data": f"folder:{tmp_path / 'missing'}"}
+    study = load_study(write_study(tmp_path / "s.toml", 'norm = ["sn", "none"]', base=base))
+    records = run_study(study, tmp_path / "out", jobs=2).records
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all(r["reason"] == "error" and "missing" in r["error"] for r in records)
+    assert all((tmp_path / "out" / "cells" / r["cell"] / CELL_FILE).is_file() for r in records)
+
+
 def test_a_nan_score_is_a_divergence(tmp_path, monkeypatch):
     study = load_study(write_study(tmp_path / "s.toml", 'loss = ["ns"]', base=TINY))
     monkeypatch.setattr(api, "train", lambda cfg, **kw: fake_finished_run(cfg, float("nan")))
@@ -275,7 +287,7 @@ def test_bad_study_inputs_are_one_sentence_and_exit_1(tmp_path, cli):
                  "'nosuchstudy' is neither a study file nor a built-in study (largescale")
     assert_error(cli("study", tmp_path / "missing.toml", "--out", tmp_path / "o"), "does not exist")
     value = write_study(tmp_path / "value.toml", 'norm = ["sn", "bogus"]', base=TINY)
-    assert_error(cli("study", value, "--out", tmp_path / "o"), "Unknown critic normalization 'bogus'")
+    assert_error(cli("study", value, "--out", tmp_path / "o"), "Unknown critic norm 'bogus'; choose one of none, sn")
     pairs = write_study(tmp_path / "pairs.toml", 'norm = ["sn"]', extra='pairs = "norm"')
     assert_error(cli("study", pairs, "--out", tmp_path / "o"), "'pairs' in")
     seed = write_study(tmp_path / "seed.toml", "seed = [1, 2]")
@@ -289,7 +301,8 @@ def test_bad_study_inputs_are_one_sentence_and_exit_1(tmp_path, cli):
 
 
 def test_study_cli_runs_resumes_and_reports(tmp_path, cli, monkeypatch):
-    monkeypatch.setattr(api, "train", lambda cfg, **kw: fake_finished_run(cfg, 20.0 + cfg.seed + 5 * (cfg.norm == "sn")))
+    monkeypatch.setattr(api, "train",
+                        lambda cfg, **kw: fake_finished_run(cfg, 20.0 + cfg.seed + 5 * (cfg.norm == "sn")))
     path = write_study(tmp_path / "s.toml", 'norm = ["sn", "san"]', seeds="[0, 1]", base=TINY, extra='pairs = "norm"')
     result = cli("study", path, "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output

@@ -83,6 +83,7 @@ def register(eval_app: typer.Typer) -> None:
             return
         console.print(f"[bold]cond(J) mean {values['cond_mean']:.4g}  min {values['cond_min']:.4g}  "
                       f"max {values['cond_max']:.4g}[/]  over {values['n']} latents", emoji=False)
-        console.print(f"log cond(JᵀJ) mean {values['log_metric_cond_mean']:.4f} ± {values['log_metric_cond_std']:.4f} "
+        console.print(f"log cond(JᵀJ) mean {values['log_metric_cond_mean']:.4f} "
+                      f"± {values['log_metric_cond_std']:.4f} "
                       f"(Odena et al.'s metric-tensor condition number, as compare_gan reports it)", style="dim",
                       emoji=False)

@@ -20,10 +20,8 @@ USAGE = ("gancli study STUDY.toml|NAME --out DIR [--jobs N] [--set key=value]  Â
 
 
 def _list_builtin() -> None:
-    from gancli.study import builtin_studies
-
     table = Table("study", "what it compares", title="built-in studies (gancli study NAME --out DIR)")
-    for name, description in builtin_studies().items():
+    for name, description in api.builtin_studies().items():
         table.add_row(name, description)
     console.print(table)
     console.print(f"usage: {USAGE}", style="dim")

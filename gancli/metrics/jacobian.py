@@ -35,7 +35,8 @@ class JacobianConditioning:
                 "log_metric_cond_std": logs.std(unbiased=False).item() if len(logs) > 1 else 0.0, "n": len(values)}
 
 
-def jacobian_condition_numbers(generate: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor) -> JacobianConditioning:
+def jacobian_condition_numbers(generate: Callable[[torch.Tensor], torch.Tensor],
+                               z: torch.Tensor) -> JacobianConditioning:
     """cond(J_z) for every row of z, where generate maps a (B, d) batch of latents to (B, ...) images.
 
     Forward-mode differentiation (one pass per latent dimension, fewer than output pixels); the generator

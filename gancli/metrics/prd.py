@@ -96,7 +96,7 @@ def cluster_histograms(eval_features: torch.Tensor, ref_features: torch.Tensor, 
 
 def prd_curve(eval_dist: np.ndarray, ref_dist: np.ndarray, num_angles: int = NUM_ANGLES,
               epsilon: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    """Precision α(λ) = Σ min(λ·ref, eval) and recall β(λ) = α(λ)/λ at num_angles slopes (Sajjadi et al., Thm. 2)."""
+    """Precision α(λ) = Σ min(λ·ref, eval) and recall β(λ) = α(λ)/λ at num_angles slopes (Sajjadi et al. Thm. 2)."""
     slopes = np.tan(np.linspace(epsilon, math.pi / 2 - epsilon, num_angles))
     precision = np.minimum(ref_dist[None, :] * slopes[:, None], eval_dist[None, :]).sum(axis=1)
     recall = precision / slopes
