@@ -247,7 +247,8 @@ def bench_train(
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import bench, eval_gen, eval_iqa, eval_truncation, runs, synthesize, translate, upscale
+    from gancli.cli import (bench, eval_gen, eval_iqa, eval_prd, eval_truncation, runs, study, synthesize,
+                            translate, upscale)
 
     eval_gen.register(eval_app)
     eval_truncation.register(eval_app)
@@ -257,6 +258,8 @@ def _register_commands() -> None:
     runs.register(app)
     synthesize.register(app)
     translate.register(app)
+    eval_prd.register(eval_app)
+    study.register(app)
 
 
 _register_commands()
