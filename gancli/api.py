@@ -488,44 +488,8 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
     return result
 
 
-# ---- controlled studies and the self-modulation paper's analysis metrics (issue 17) ----------------------
-def builtin_studies() -> dict[str, str]:
-    """The study files shipped with gancli (name -> what it compares); run one with run_study(name, out)."""
-    from gancli.study import builtin_studies as names
-
-    return names()
-
-
-def load_study(spec: str | Path, sets: dict[str, Any] | None = None):
-    """A study from a TOML file or a built-in name, with --set values added to its fixed [base] settings."""
-    from gancli.study import load_study as load
-
-    study = load(spec)
-    if sets:
-        study.base = {**study.base, **sets}
-    return study
-
-
-def run_study(study, out: str | Path, jobs: int = 1, retry_failed: bool = False,
-              on_cell: Callable[[dict[str, Any], int, int], None] | None = None,
-              on_step: Callable[[Any, int, int], None] | None = None,
-              on_plan: Callable[[int, int], None] | None = None):
-    """Train every cell of a study (a Study or a spec for load_study) into out/cells/, resuming where it stopped."""
-    from gancli.study import Study
-    from gancli.study import run_study as run
-
-    if not isinstance(study, Study):
-        study = load_study(study)
-    return run(study, out, jobs=jobs, retry_failed=retry_failed, on_cell=on_cell, on_step=on_step, on_plan=on_plan)
-
-
-def study_report(study_dir: str | Path, which: str = "final", top: float = 0.05, draws: int = 1000):
-    """Write a study folder's tables (CSV) and plots (PNG) into study_dir/report/."""
-    from gancli.study_report import write_report
-
-    return write_report(study_dir, which=which, fraction=top, draws=draws)
-
-
+# ---- the self-modulation paper's analysis metrics (issue 17); the studies themselves are gancli.study, ----------
+# ---- a client of this module (it trains its cells through api.train) -------------------------------------------
 def evaluate_prd(real: str, fake: str, *, n: int | None = None, n_real: int | None = None,
                  num_clusters: int = 20, num_angles: int = 1001, num_runs: int = 10, seed: int = 0,
                  checkpoint: str | None = None, ema: bool = True, truncation: float | None = None,

@@ -110,8 +110,17 @@ def builtin_studies() -> dict[str, str]:
     return out
 
 
-def load_study(spec: str | Path) -> Study:
-    """A study from a TOML file, or a built-in study by name (see builtin_studies())."""
+def load_study(spec: str | Path, sets: dict[str, Any] | None = None) -> Study:
+    """A study from a TOML file or a built-in name (see builtin_studies()), with `sets` (--set values) added to its
+    fixed [base] settings."""
+    study = _load_study(spec)
+    if sets:
+        study.base = {**study.base, **sets}
+    return study
+
+
+def _load_study(spec: str | Path) -> Study:
+    """A study from a TOML file, or a built-in study by name."""
     path = Path(spec)
     if path.is_file():
         return parse_study(load_toml_document(path), str(path), path.stem)

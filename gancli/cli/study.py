@@ -10,10 +10,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from gancli import api
+from gancli import study as studies
 from gancli.cli.ui import console, progress
 from gancli.config import parse_set
 from gancli.errors import ConfigError
+from gancli.study_report import write_report
 
 USAGE = ("gancli study STUDY.toml|NAME --out DIR [--jobs N] [--set key=value]  ·  gancli study report DIR  ·  "
          "gancli study (lists the built-in studies)")
@@ -21,7 +22,7 @@ USAGE = ("gancli study STUDY.toml|NAME --out DIR [--jobs N] [--set key=value]  �
 
 def _list_builtin() -> None:
     table = Table("study", "what it compares", title="built-in studies (gancli study NAME --out DIR)")
-    for name, description in api.builtin_studies().items():
+    for name, description in studies.builtin_studies().items():
         table.add_row(name, description)
     console.print(table)
     console.print(f"usage: {USAGE}", style="dim")
@@ -82,13 +83,13 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("Use `gancli study report DIR` with one study folder.")
             if out is not None or set_ or jobs != 1 or retry_failed:
                 raise ConfigError("`gancli study report DIR` takes --score, --top and --draws only.")
-            _print_report(api.study_report(args[1], which=score, top=top, draws=draws))
+            _print_report(write_report(args[1], which=score, fraction=top, draws=draws))
             return
         if len(args) != 1:
             raise ConfigError(f"Give one study file or built-in name, got {len(args)} arguments ({USAGE}).")
         if out is None:
             raise ConfigError("Give the study folder with --out DIR (an existing one is resumed).")
-        plan = api.load_study(args[0], sets=parse_set(set_))
+        plan = studies.load_study(args[0], sets=parse_set(set_))
         bar = progress("it/s" if jobs == 1 else "cells/s")
         task = bar.add_task(f"study {escape(plan.name)}", total=None, info="")
         current = {"cell": None}
@@ -114,10 +115,10 @@ def register(app: typer.Typer) -> None:
             bar.update(task, completed=step)
 
         try:
-            run = api.run_study(plan, out, jobs=jobs, retry_failed=retry_failed, on_cell=on_cell,
+            run = studies.run_study(plan, out, jobs=jobs, retry_failed=retry_failed, on_cell=on_cell,
                                 on_step=on_step if jobs == 1 else None, on_plan=on_plan)
         finally:
             bar.stop()
         console.print(f"{len(run.records)} cells: {run.ran} trained now, {run.reused} found done in "
                       f"[cyan]{escape(str(out))}[/]")
-        _print_report(api.study_report(out, which=score, top=top, draws=draws))
+        _print_report(write_report(out, which=score, fraction=top, draws=draws))
