@@ -201,3 +201,20 @@ def test_progress_bars_keep_their_numbers_whole_in_a_narrow_terminal(width, monk
     (line,) = captured.get().splitlines()
     assert "real builtin:test:32" in line and "20000/50000" in line and "40%" in line and "931.2 it/s" in line
     assert ("lr 2e-4" in line) == (width == 160) and (line.rstrip().endswith("…") == (width == 80))
+
+
+
+def test_error_messages_keep_their_brackets(capsys):
+    """The one-sentence error is printed as text: a [grid] in it is not taken for rich markup and dropped."""
+    import typer
+
+    from gancli.cli.app import report_errors
+
+    @report_errors
+    def fails():
+        raise ConfigError("Study file 'x.toml' sets 'seed' in [grid]; give seeds = [...] instead.")
+
+    with pytest.raises(typer.Exit) as stop:
+        fails()
+    assert stop.value.exit_code == 1
+    assert "sets 'seed' in [grid]; give seeds = [...] instead." in " ".join(capsys.readouterr().err.split())

@@ -24,7 +24,7 @@ def report_errors(fn):
         except GancliError as exc:
             interrupted = exc.__class__.__name__ == "TrainingInterrupted"
             if not (interrupted and os.environ.get("RANK", "0") != "0"):  # under torchrun, process 0 says it
-                err_console.print(f"[bold red]Error:[/] {exc}", soft_wrap=True)
+                err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED if interrupted else EXIT_ERROR) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]Interrupted.[/]")
