@@ -111,7 +111,7 @@ class Telemetry:
         self.rollbacks = 0
         self.path = Path(trainer.run_dir) / "telemetry.jsonl"
 
-    def observe(self, step: int, logs: dict[str, float]) -> None:
+    def observe(self, step: int, logs: dict[str, torch.Tensor | float]) -> None:
         """Called by the trainer after every iteration with its losses."""
         if not self.every:
             return

@@ -335,7 +335,7 @@ class Trainer:
         per_step = (cfg.n_dis if "D" in self.models and cfg.n_dis > 0 else 1) * cfg.grad_accum
         stream = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self._batches_consumed(per_step),
                               self.workers(), shard=(self.world.rank, self.world.size))
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor | float] = {}  # on the device until read_means
         count, t0, last_ckpt = 0, time.perf_counter(), clock()
         if self.world.main:
             self.tensorboard = open_tensorboard(self.run_dir, self.step, cfg.tensorboard)
