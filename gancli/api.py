@@ -22,7 +22,7 @@ import torch
 
 from gancli.config import TrainConfig, apply_overrides, load_toml, validate
 from gancli.errors import ConfigError
-from gancli.runs import LoadedRun, Run, open_run, record_in_run, run_source
+from gancli.runs import LoadedRun, Run, num_classes, open_run, record_in_run, run_source
 from gancli.train import distributed
 from gancli.train.lock import RunLock
 from gancli.train.trainer import Trainer, check_run_dir, exit_recorded, start_run_dir
@@ -334,17 +334,9 @@ def synthesize(run_dir: str | Path, labels: list[str | Path], out: str | Path, *
 
 
 # ---- class-conditional sampling and the truncation trade-off (BigGAN, issue 13) -----------------------------------
-def _class_count(run: Run) -> int:
-    """The run's number of classes; 0 when its recipe is not class-conditional."""
-    import inspect
-
-    classes = getattr(run.cfg, "num_classes", 0)
-    return classes if "labels" in inspect.signature(run.recipe.sample).parameters and classes else 0
-
-
 def _conditional_classes(run: Run) -> int:
     """The run's number of classes; a ConfigError when its recipe is not class-conditional."""
-    classes = _class_count(run)
+    classes = num_classes(run.recipe)
     if not classes:
         raise ConfigError(f"Run '{run.path}' (recipe {run.recipe.name}) is not class-conditional, so --class does "
                           f"not apply.")
@@ -453,7 +445,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
     run = open_run(run_dir)
     for threshold in thresholds:
         sampling_options(run.recipe, threshold)
-    classes = _class_count(run)
+    classes = num_classes(run.recipe)
     cfg = run.cfg
     builtin = not cfg.data
     reference = real or getattr(cfg, "eval_reference", "") or (f"builtin:test:{cfg.resolution}" if builtin
@@ -530,8 +522,6 @@ def jacobian_conditioning(run_dir: str | Path, n: int = 64, seed: int = 0, check
 
     if n < 1:
         raise ConfigError(f"--n must be a positive number, got {n}.")
-    from gancli.runs import num_classes
-
     run = open_run(run_dir)
     z_dim = getattr(run.cfg, "z_dim", None)
     if not z_dim:
