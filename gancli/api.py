@@ -12,6 +12,7 @@ The only layer (with gancli.runs) that turns a run folder into objects; the CLI 
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,46 +152,76 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_training(recipe: str, options: dict[str, Any], iters: int, warmup: int) -> dict[str, float | None]:
-    """Iterations/s and images/s (n_dis critic steps + one generator step, EMA, data loading included) and the
-    peak accelerator memory (None on the CPU, where PyTorch keeps no per-run peak)."""
-    import tempfile
+@dataclass
+class _Timed:
+    """One variant of `gancli bench train`: its trainer, batch stream and the rates of its rounds."""
+    name: str
+    trainer: Trainer
+    stream: Any
+    resident: int  # accelerator bytes its networks and optimizer state hold between rounds
+    rates: list[float]
+    peak: int = 0
 
+
+def _timed_variant(name: str, recipe: str, options: dict[str, Any], out: Path, warmup: int) -> _Timed:
     from gancli.data.stream import batch_stream
     from recipes import get_recipe
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = make_config(recipe, **{**options, "out": str(Path(tmp) / "run")})
-        trainer = Trainer(get_recipe(recipe)(cfg), Path(tmp))
-        stream = batch_stream(trainer.dataset, cfg.batch_size, cfg.seed, 0, trainer.workers())
-        cuda = trainer.device.type == "cuda"
-        for _ in range(warmup):
-            trainer.iteration(stream)
-        _sync(trainer.device)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(trainer.device)
-        start = time.perf_counter()
-        for _ in range(iters):
-            trainer.iteration(stream)
-        _sync(trainer.device)
-        elapsed = time.perf_counter() - start
-        peak = torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else None
-    return {"it_s": iters / elapsed, "img_s": iters * cfg.batch_size / elapsed, "peak_mib": peak,
-            "peak_mib_per_image": peak / cfg.batch_size if peak is not None else None}
+    cfg = make_config(recipe, **{**options, "out": str(out)})
+    cuda = torch.cuda.is_available()
+    before = torch.cuda.memory_allocated() if cuda else 0
+    trainer = Trainer(get_recipe(recipe)(cfg), out.parent)
+    stream = batch_stream(trainer.dataset, cfg.batch_size, cfg.seed, 0, trainer.workers())
+    for _ in range(warmup):  # --compile compiles after the first of these
+        trainer.iteration(stream)
+    _sync(trainer.device)
+    resident = torch.cuda.memory_allocated() - before if cuda else 0
+    return _Timed(name, trainer, stream, resident, [])
 
 
-def bench_training(recipe: str, base: dict[str, Any], variants: list[str], iters: int,
-                   warmup: int) -> list[dict[str, Any]]:
-    """Time the base config and each 'key=value,key=value' variant; ratios are to the base."""
+def bench_training(recipe: str, base: dict[str, Any], variants: list[str], iters: int, warmup: int,
+                   rounds: int = 5) -> list[dict[str, Any]]:
+    """Time the base config and each 'key=value,key=value' variant, all in this process and interleaved.
+
+    Every variant's trainer is built and warmed up first; then `rounds` rounds time each in turn for its share of
+    `iters` iterations (n_dis critic steps + one generator step, EMA and data loading included), so that a drift
+    of the machine's speed (clocks, other load) falls on all of them alike. it/s is the median over rounds, the
+    ratio the median of the rounds' ratios to the baseline; peak memory is the accelerator's peak during the
+    variant's rounds above what the other variants hold (None on the CPU, where PyTorch keeps no peak).
+    """
+    import tempfile
+
     from gancli.config import parse_set
 
-    rows = []
-    for variant in ["", *variants]:
-        changes = parse_set([v for v in variant.split(",") if v]) if variant else {}
-        result = time_training(recipe, {**base, **changes}, iters, warmup)
-        rows.append({"variant": variant or "baseline", **result})
-    for row in rows:
-        row["ratio"] = row["it_s"] / rows[0]["it_s"]
+    rounds = max(1, min(rounds, iters))
+    with tempfile.TemporaryDirectory() as tmp:
+        timed = []
+        for i, variant in enumerate(["", *variants]):
+            changes = parse_set([v for v in variant.split(",") if v]) if variant else {}
+            timed.append(_timed_variant(variant or "baseline", recipe, {**base, **changes},
+                                        Path(tmp) / f"v{i}" / "run", warmup))
+        for r in range(rounds):
+            n = iters // rounds + (r < iters % rounds)
+            for t in timed:
+                cuda = t.trainer.device.type == "cuda"
+                if cuda:
+                    held = torch.cuda.memory_allocated(t.trainer.device)
+                    torch.cuda.reset_peak_memory_stats(t.trainer.device)
+                start = time.perf_counter()
+                for _ in range(n):
+                    t.trainer.iteration(t.stream)
+                _sync(t.trainer.device)
+                t.rates.append(n / (time.perf_counter() - start))
+                if cuda:
+                    t.peak = max(t.peak, torch.cuda.max_memory_allocated(t.trainer.device) - held + t.resident)
+        rows = []
+        for t in timed:
+            ratios = [rate / base_rate for rate, base_rate in zip(t.rates, timed[0].rates)]
+            it_s, batch = statistics.median(t.rates), t.trainer.cfg.batch_size
+            peak = t.peak / 2**20 if t.trainer.device.type == "cuda" else None
+            rows.append({"variant": t.name, "it_s": it_s, "img_s": it_s * batch, "ratio": statistics.median(ratios),
+                         "rounds": len(t.rates), "peak_mib": peak,
+                         "peak_mib_per_image": peak / batch if peak is not None else None})
     return rows
 
 
@@ -227,7 +258,7 @@ def load_critic(run: Run, checkpoint: str | None = None, device: str | torch.dev
     cfg = run.cfg
     D = run.recipe.build_models()["D"]
     apply_critic_norm(D, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
-                      mode=cfg.san_mode)
+                      mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
     try:
         D.load_state_dict(weights["D"])
     except (KeyError, RuntimeError) as exc:

@@ -31,6 +31,9 @@ class TrainConfig:
     norm_every: int = 1  # SAN / sn-exact: recompute sigma every k critic updates
     # SAN / sn-exact form: project (Alg. 1: stored conv weights divided by g·sigma in place) or reparam (W/(g·sigma))
     san_mode: str = "project"
+    # auto: circular for san and sn-exact (Lemma 1 of the SAN paper needs it), the networks' own otherwise;
+    # circular: every padded critic conv pads cyclically whatever the norm (e.g. SN on SAN's architecture)
+    critic_padding: str = "auto"
     penalty: str = "none"
     penalty_weight: float = 10.0  # λ; for r1 it is γ of γ/2·E‖∇D(x)‖²
     clip_value: float = 0.01  # penalty clip: critic weights clamped to [-c, c] after each critic step (WGAN)
@@ -52,6 +55,9 @@ class TrainConfig:
     # execution
     precision: str = "fp32"  # fp32 | bf16 (autocast, CUDA only)
     memory_format: str = "channels_last"  # or contiguous: layout of 4-D weights and image batches (NHWC: faster convs)
+    # torch.compile of the networks: none | default | reduce-overhead (CUDA graphs on a GPU) | max-autotune
+    compile: str = "none"
+    compile_backend: str = "inductor"  # or aot_eager / eager: capture without code generation (debugging, tests)
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     deterministic: bool = False
@@ -85,7 +91,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "augment": ("none", "diffaug", "ada"),
     "on_collapse": ("stop", "rollback", "warn"),
     "san_mode": ("project", "reparam"),
+    "critic_padding": ("auto", "circular"),
+    "compile": ("none", "default", "reduce-overhead", "max-autotune"),
+    "compile_backend": ("inductor", "aot_eager", "eager"),
 }
+# A bare flag (`--compile`) or its negation (`--no-compile`) for fields that take a mode.
+FLAG_VALUES: dict[str, dict[str, str]] = {"compile": {"true": "default", "false": "none"}}
 POSITIVE = ("steps", "batch_size", "grad_accum", "norm_every", "keep_ckpts", "n_samples", "ada_interval", "ada_kimg",
             "clip_value")
 NON_NEGATIVE = ("n_dis", "log_every", "sample_every", "ckpt_every", "eval_every", "ema_start", "telemetry_every",
@@ -149,7 +160,8 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any], source: str) ->
             close = [k for k in types if k.startswith(key[:3])]
             hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
             raise ConfigError(f"Unknown config key '{key}' in {source}{hint}.")
-        changes[key] = _coerce(key, value, types[key])
+        value = _coerce(key, value, types[key])
+        changes[key] = FLAG_VALUES.get(key, {}).get(str(value).lower(), value)
     return dataclasses.replace(cfg, **changes)
 
 

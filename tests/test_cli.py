@@ -155,14 +155,19 @@ def test_truncation_unsupported(cli, tmp_path, tiny_uncond):
 
 
 def test_bench_train_prints_ratios_against_the_baseline(cli):
-    result = cli("bench", "train", "uncond", "--iters", "1", "--warmup", "0", "--device", "cpu", "--json",
-                 "--set", "width=0.125", "--set", "batch_size=2", "--set", "z_dim=8", "--variant", "norm=sn")
+    result = cli("bench", "train", "uncond", "--iters", "3", "--rounds", "2", "--warmup", "0", "--device", "cpu",
+                 "--json", "--set", "width=0.125", "--set", "batch_size=2", "--set", "z_dim=8", "--set",
+                 "resolution=16", "--variant", "norm=sn", "--variant", "norm=none,memory_format=contiguous")
     assert result.exit_code == 0, result.output
     import json
     rows = json.loads(result.output)
-    assert [r["variant"] for r in rows] == ["baseline", "norm=sn"]
-    assert rows[0]["ratio"] == 1.0 and rows[1]["it_s"] > 0
-    assert_error(cli("bench", "train", "uncond", "--iters", "0"), "--iters must be positive")
+    assert [r["variant"] for r in rows] == ["baseline", "norm=sn", "norm=none,memory_format=contiguous"]
+    assert rows[0]["ratio"] == 1.0 and all(r["it_s"] > 0 and r["rounds"] == 2 for r in rows)
+    assert rows[1]["img_s"] == pytest.approx(2 * rows[1]["it_s"]) and rows[1]["peak_mib"] is None  # no CPU peak
+    assert_error(cli("bench", "train", "uncond", "--iters", "0"), "--iters and --rounds must be positive")
+    assert_error(cli("bench", "train", "uncond", "--rounds", "0"), "--iters and --rounds must be positive")
+    assert_error(cli("bench", "train", "uncond", "--variant", "norm=bogus", "--iters", "1", "--device", "cpu"),
+                 "Unknown critic normalization")
 
 
 @pytest.mark.parametrize("error,fragment", [(MemoryError, "out of memory"),

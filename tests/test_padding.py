@@ -1,5 +1,7 @@
 """The fast circular padding that SAN / sn-exact critics use equals PyTorch's, values and gradients."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -60,3 +62,30 @@ def test_san_critics_pad_cyclically_through_the_fast_path():
     x = torch.randn(2, 3, 8, 8)
     assert "_conv_forward" in vars(critic[0]) and critic[0].padding_mode == "circular"
     torch.testing.assert_close(critic(x), reference(x), rtol=0, atol=0)
+
+
+def test_channels_last_stays_channels_last_through_the_padding_and_its_gradient():
+    x = torch.randn(2, 4, 6, 5).to(memory_format=torch.channels_last).requires_grad_()
+    padded = circular_pad2d(x, 1, 2)
+    (grad,) = torch.autograd.grad(padded, x, torch.ones_like(padded))
+    assert padded.is_contiguous(memory_format=torch.channels_last)
+    assert grad.is_contiguous(memory_format=torch.channels_last)
+    theirs = F.pad(x, (2, 2, 1, 1), mode="circular")
+    torch.testing.assert_close(grad, torch.autograd.grad(theirs, x, torch.ones_like(theirs))[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("norm", ["sn", "none", "bn"])
+def test_critic_padding_circular_under_any_norm(norm):
+    """critic_padding=circular: SAN's architecture (cyclic padding) under another norm, e.g. to time SN like for
+    like; auto keeps the network's zero padding."""
+    critic = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(8, 8, 1))
+    zero_padded = copy.deepcopy(critic)
+    apply_critic_norm(critic, norm, circular=True)
+    apply_critic_norm(zero_padded, norm)
+    padded, unpadded = [m for m in critic.modules() if isinstance(m, nn.Conv2d)]
+    assert padded.padding_mode == "circular" and unpadded.padding_mode == "zeros"  # a 1x1 conv has nothing to wrap
+    assert all(m.padding_mode == "zeros" for m in zero_padded.modules() if isinstance(m, nn.Conv2d))
+    x = torch.randn(2, 3, 6, 6)
+    padded.eval()
+    torch.testing.assert_close(padded(x), F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), padded.weight,
+                                                   padded.bias))

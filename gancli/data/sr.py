@@ -58,10 +58,21 @@ def resize_matrix(in_len: int, out_len: int, scale: float) -> Tensor:
     return matrix
 
 
-@functools.lru_cache(maxsize=128)
+_MATRICES: dict[tuple, Tensor] = {}
+
+
 def _resize_matrix_on(in_len: int, out_len: int, scale: float, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """resize_matrix on a device and dtype, cached so a generator's forward copies nothing to the GPU."""
-    return resize_matrix(in_len, out_len, scale).to(device, dtype)
+    """resize_matrix on a device and dtype, cached so a generator's forward copies nothing to the GPU.
+
+    A plain dict, not functools.lru_cache: torch.compile traces through lru_cache (building the matrix inside the
+    graph, on the host), but reads a dict entry made by an eager forward as a constant.
+    """
+    key = (in_len, out_len, scale, torch.device(device), dtype)
+    if key not in _MATRICES:
+        if len(_MATRICES) >= 128:
+            _MATRICES.clear()
+        _MATRICES[key] = resize_matrix(in_len, out_len, scale).to(device, dtype)
+    return _MATRICES[key]
 
 
 def _round_uint8(x: Tensor) -> Tensor:

@@ -219,9 +219,11 @@ class _CachedConvNorm(nn.Module):
     def sigma_of(self, weight: Tensor, input_size: tuple[int, int], generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
+    @torch.compiler.disable  # σ's kernel search has data-dependent shapes: eager inside compiled critics
     @torch.no_grad()
     def refresh(self, weight: Tensor, input_size: tuple[int, int]) -> None:
         """reparam: recompute σ when due, before a forward at this input size."""
+        self._input_size = input_size
         if not self.training:
             due = not self._has_sigma
         elif self._update_driven:  # the trainer marks critic updates (Alg. 1: normalize after each)
@@ -234,6 +236,7 @@ class _CachedConvNorm(nn.Module):
             self.sigma.copy_(self.sigma_of(_dilated(weight, self.dilation), input_size, None))
             self._has_sigma = True
 
+    @torch.compiler.disable
     @torch.no_grad()
     def project(self, weight: Tensor) -> None:
         """project: W <- W / (g·σ) in place (Alg. 1, lines 2-3)."""
@@ -251,14 +254,22 @@ class _CachedConvNorm(nn.Module):
             self.project(weight)
 
     def mark_updated(self, weight: Tensor) -> None:
-        """One critic update happened: σ is recomputed (reparam: at the next forward) every `every` updates."""
+        """One critic update happened: σ is recomputed every `every` updates, here when the input size is known
+        (reparam: the next forward reads the weight as it is now), else at the next forward."""
         due = self._steps % self.every == 0
         self._steps += 1
         self.step.fill_(self._steps)
         if self.mode == "reparam":
             self._pending = self._pending or due
+            if self._pending and self._input_size is not None:
+                self.refresh(weight, self._input_size)
         elif due and self._input_size is not None:
             self.project(weight)
+
+    def settled(self) -> bool:
+        """Nothing for the forward pre-hook to do: σ is known, updates are reported, and the input size was seen
+        (inside a compiled critic the hook then traces to nothing, so the graph does not break at every conv)."""
+        return self._has_sigma and self._update_driven and not self._pending and self._input_size is not None
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
@@ -300,6 +311,7 @@ def apply_critic_norm(
     every: int = 1,
     n_power_iterations: int = 1,
     mode: str = "project",
+    circular: bool = False,
 ) -> nn.Module:
     """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme.
 
@@ -308,12 +320,17 @@ def apply_critic_norm(
     norm module sits at `conv.weight_projection`; reparam: a parametrization of a raw weight) to san and
     sn-exact; `n_power_iterations` to sn and to the fully-connected layers under san and sn-exact, which use
     the spectral norm (SAN §3.1) in both modes. san and sn-exact switch padded convs to circular padding,
-    which Lemma 1 assumes. In project mode, call mark_critic_updated after each optimizer step.
+    which Lemma 1 assumes; `circular` switches them under any norm. In project mode, call mark_critic_updated
+    after each optimizer step.
     """
     if name not in CRITIC_NORMS:
         raise ConfigError(f"Unknown critic normalization {name!r}; choose one of: {', '.join(CRITIC_NORMS)}.")
     if mode not in SAN_MODES:
         raise ConfigError(f"Unknown SAN mode {mode!r}; choose one of: {', '.join(SAN_MODES)}.")
+    if circular:
+        for layer in module.modules():
+            if isinstance(layer, nn.Conv2d) and layer.padding not in ((0, 0), "valid"):
+                make_circular(layer)
     if name in ACTIVATION_NORMS:  # bn / ln add layers inside the critic (gancli.nn.critic_layers)
         return insert_activation_norms(module, name)
     if not 0 < ratio <= 1:
@@ -373,11 +390,15 @@ def _cached_norms(module: nn.Module):
 def _refresh_sigma(conv: nn.Conv2d, args: tuple[Tensor, ...]) -> None:
     """Forward pre-hook (reparam): let the conv's cached-σ parametrization see the input's spatial size."""
     weights = conv.parametrizations.weight
+    if torch.compiler.is_compiling() and weights[0].settled():
+        return
     weights[0].refresh(weights.original, tuple(args[0].shape[-2:]))
 
 
 def _project_at_first_forward(conv: nn.Conv2d, args: tuple[Tensor, ...]) -> None:
     """Forward pre-hook (project): record the input's spatial size; project the weight if it never was."""
+    if torch.compiler.is_compiling() and conv.weight_projection.settled():
+        return
     conv.weight_projection.seen(conv.weight, tuple(args[0].shape[-2:]))
 
 

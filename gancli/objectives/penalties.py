@@ -98,7 +98,12 @@ def _off_diagonal(gram: Tensor) -> Tensor:
 
 
 def _input_grad(critic: Critic, x: Tensor) -> Tensor:
-    """∇_x of the summed critic output at x, one flattened row per sample, kept in the graph."""
+    """∇_x of the summed critic output at x, one flattened row per sample, kept in the graph.
+
+    The critic runs eagerly here even when it was compiled (`--compile`): the penalty is differentiated twice,
+    and compiled graphs (AOTAutograd) have no double backward.
+    """
     x = x.requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    with torch.compiler.set_stance("force_eager"):
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
     return grad.flatten(1)

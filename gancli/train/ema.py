@@ -18,7 +18,8 @@ class EMA:
     @torch.no_grad()
     def update(self, module: nn.Module, step: int) -> None:
         decay = self.decay if step >= self.start else 0.0
-        for ema_p, p in zip(self.module.parameters(), module.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - decay)
-        for ema_b, b in zip(self.module.buffers(), module.buffers()):
-            ema_b.copy_(b)
+        # one fused update of all tensors (foreach): on a GPU a few kernel launches instead of one per tensor
+        torch._foreach_lerp_(list(self.module.parameters()), [p.detach() for p in module.parameters()], 1.0 - decay)
+        buffers = list(self.module.buffers())
+        if buffers:
+            torch._foreach_copy_(buffers, list(module.buffers()))

@@ -26,6 +26,7 @@ from gancli.objectives import clip_weights
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
 from gancli.train.augment import critic_augmentation
+from gancli.train.compile import compile_networks, eager, step_begins
 from gancli.train.ema import EMA
 from gancli.train.lock import EXIT, write_exit
 from gancli.train.plots import plot_metrics, save_grid
@@ -104,7 +105,8 @@ class Trainer:
         self.models: dict[str, nn.Module] = recipe.build_models()
         if "D" in self.models:
             apply_critic_norm(self.models["D"], cfg.norm, ratio=cfg.norm_ratio,
-                              gain=cfg.norm_gain or None, every=cfg.norm_every, mode=cfg.san_mode)
+                              gain=cfg.norm_gain or None, every=cfg.norm_every, mode=cfg.san_mode,
+                              circular=cfg.critic_padding == "circular")
             count_critic_updates(self.models["D"])
         self.augment = critic_augmentation(cfg, recipe.name, recipe.no_augment_reason, "D" in self.models)
         if self.augment is not None:
@@ -117,7 +119,10 @@ class Trainer:
         if self.world.rank:  # every process draws its own noise from here on
             seed_everything(cfg.seed * 1_000_003 + self.world.rank, cfg.deterministic)
         self.G = self.models["G"]
-        self.ema = EMA(self.G, cfg.ema_decay, cfg.ema_start) if cfg.ema else None
+        self.ema = EMA(self.G, cfg.ema_decay, cfg.ema_start) if cfg.ema else None  # a copy made before compiling
+        # --compile: after the session's first iteration, which runs eagerly: SAN's convs have then seen their
+        # input sizes and projected their initial weights, and trace to plain convs (no graph break per layer)
+        self._compile_due = cfg.compile != "none"
         fused = self.device.type == "cuda"  # one kernel for all parameters, no host synchronisation
         self.optimizers = {"G": torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=tuple(cfg.betas_g), fused=fused)}
         if "D" in self.models:
@@ -211,13 +216,16 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         logs: dict[str, torch.Tensor | float] = {}
         for batch in batches:
+            step_begins(self.cfg.compile)
             if self.augment is not None:
                 self.augment.watch(batch, critic_step=name == "D")
             with self.autocast():
                 loss, parts = step_fn(self.models, batch)
             (loss / len(batches)).backward()
             for k, v in parts.items():  # kept on the device: reading them here would wait for the GPU every step
-                v = v.detach().float() if torch.is_tensor(v) else float(v)
+                # (a copy: under CUDA graphs a graph's output is overwritten by its next replay)
+                v = (v.detach().to(torch.float32, copy=self.cfg.compile == "reduce-overhead") if torch.is_tensor(v)
+                     else float(v))
                 logs[k] = logs.get(k, 0.0) + v / len(batches)
         if self.world.size > 1:
             distributed.average_gradients(self.models[name].parameters(), self.world)
@@ -247,6 +255,9 @@ class Trainer:
             self.ema.update(self.G, self.step)
         self.step += 1
         self.set_learning_rates()
+        if self._compile_due:
+            compile_networks(self.models, cfg.compile, cfg.compile_backend)
+            self._compile_due = False
         return logs
 
     def set_learning_rates(self) -> None:
@@ -274,7 +285,7 @@ class Trainer:
         G = self.inference_generator()
         was_training = G.training
         G.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), eager():
             images = self.recipe.sample(G, self.cfg.n_samples, torch.Generator(self.device).manual_seed(
                 self.sample_generator_seed))
         G.train(was_training)
@@ -289,7 +300,7 @@ class Trainer:
         was_training = G.training
         G.eval()
         try:
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), eager():
                 scores = self.recipe.evaluate(G)
         except GancliError as exc:  # e.g. missing feature-network weights: train on, say why once
             self.log({"step": self.step, "eval_skipped": str(exc)})

@@ -1,0 +1,39 @@
+"""`--compile MODE`: torch.compile of a run's networks for training, with eager execution as the fallback.
+
+Each network is compiled in place (nn.Module.compile), so its state-dict keys, and with them checkpoints, do not
+change. What torch.compile cannot capture runs eagerly at a graph break: SAN's σ search (data-dependent shapes)
+and reparam refresh are marked so. SN's power iteration is traced with the forward (an in-place buffer update).
+`reduce-overhead` adds CUDA graphs on a GPU (static shapes): the trainer marks the start of every optimizer step
+so that graph outputs of one step are never read after the next has begun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+
+def compile_networks(models: dict[str, nn.Module], mode: str, backend: str = "inductor") -> list[str]:
+    """Compile every network of `models` in place for training (the modes and backends of TrainConfig.compile);
+    returns their names, none when mode is 'none'."""
+    if mode == "none":
+        return []
+    options = {"backend": backend, "dynamic": False}
+    if backend == "inductor":
+        options["mode"] = mode
+    for model in models.values():
+        model.compile(**options)
+    return list(models)
+
+
+def step_begins(mode: str) -> None:
+    """Before each optimizer step under CUDA graphs: the last step's graph outputs may be overwritten from here."""
+    if mode == "reduce-overhead" and torch.cuda.is_available():
+        torch.compiler.cudagraph_mark_step_begin()
+
+
+def eager() -> contextlib.AbstractContextManager:
+    """Compiled networks run uncompiled inside (sampling and evaluation: other shapes and modes than training's)."""
+    return torch.compiler.set_stance("force_eager")
