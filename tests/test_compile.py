@@ -88,3 +88,21 @@ def test_compile_flag_and_its_values(cli, tiny_uncond, tmp_path):
                  "--out", tmp_path / "run", *tiny_uncond)
     assert result.exit_code == 0, result.output
     assert 'compile = "default"' in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_a_network_that_fails_to_compile_trains_on_eagerly(tmp_path, monkeypatch):
+    """Eager is the fallback: a compiler failure (here a backend that always raises) costs speed, not the run."""
+    from torch._dynamo.backends.registry import register_backend
+
+    from gancli.train import compile as compile_module
+
+    def broken(graph, inputs):
+        raise RuntimeError("no C compiler on this machine")
+
+    register_backend(broken, name="gancli_test_broken")
+    real = compile_module.compile_networks
+    monkeypatch.setattr("gancli.train.trainer.compile_networks",
+                        lambda models, mode, backend: real(models, mode, "gancli_test_broken"))
+    eager, _, _ = train(tmp_path, "uncond", 3, norm="san")
+    compiled, _, _ = train(tmp_path, "uncond", 3, norm="san", compile="default")
+    assert compiled == eager

@@ -26,7 +26,7 @@ from gancli.objectives import clip_weights
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
 from gancli.train.augment import critic_augmentation
-from gancli.train.compile import compile_networks, eager, step_begins
+from gancli.train.compile import compile_networks, eager, fallback, step_begins
 from gancli.train.ema import EMA
 from gancli.train.lock import EXIT, write_exit
 from gancli.train.plots import plot_metrics, save_grid
@@ -219,9 +219,10 @@ class Trainer:
             step_begins(self.cfg.compile)
             if self.augment is not None:
                 self.augment.watch(batch, critic_step=name == "D")
-            with self.autocast():
+            with self.autocast(), fallback(self.cfg.compile):
                 loss, parts = step_fn(self.models, batch)
-            (loss / len(batches)).backward()
+            with fallback(self.cfg.compile):
+                (loss / len(batches)).backward()
             for k, v in parts.items():  # kept on the device: reading them here would wait for the GPU every step
                 # (a copy: under CUDA graphs a graph's output is overwritten by its next replay)
                 v = (v.detach().to(torch.float32, copy=self.cfg.compile == "reduce-overhead") if torch.is_tensor(v)
