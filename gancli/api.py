@@ -194,7 +194,9 @@ def bench_training(recipe: str, base: dict[str, Any], variants: list[str], iters
     from gancli.config import parse_set
 
     rounds = max(1, min(rounds, iters))
-    with tempfile.TemporaryDirectory() as tmp:
+    # Every compiled variant's networks add cache entries to the same forward code objects: dynamo's limit of 8
+    # per code object (enough for one training process) would send the later variants to eager.
+    with tempfile.TemporaryDirectory() as tmp, torch._dynamo.config.patch(recompile_limit=8 * (len(variants) + 1)):
         timed = []
         for i, variant in enumerate(["", *variants]):
             changes = parse_set([v for v in variant.split(",") if v]) if variant else {}
