@@ -32,7 +32,7 @@ def train(tmp_path: Path, recipe: str, iters: int, **options):
                           ckpt_every=0, eval_every=0, **SIZES[recipe], **options)
     trainer = Trainer(get_recipe(recipe)(cfg), out)
     stream = batch_stream(trainer.dataset, cfg.batch_size, cfg.seed, 0, 0)
-    losses, late = [], {"frames": 0, "breaks": 0}
+    losses = []
     for i in range(iters):
         if i == 2:
             dynamo_utils.counters.clear()

@@ -22,13 +22,12 @@ def _wrap(x: Tensor, pad: int, dim: int) -> Tensor:
     return torch.cat([x.narrow(dim, size - pad, pad), x, x.narrow(dim, 0, pad)], dim=dim)
 
 
-def _fold_rows(strip: Tensor, pad_w: int, width: int) -> Tensor:
-    """A padded strip's columns folded onto its `width` core columns (the strips are thin: cheap)."""
-    if pad_w == 0:
-        return strip
-    core = strip.narrow(-1, pad_w, width).clone()
-    core.narrow(-1, width - pad_w, pad_w).add_(strip.narrow(-1, 0, pad_w))
-    core.narrow(-1, 0, pad_w).add_(strip.narrow(-1, pad_w + width, pad_w))
+def _fold_columns(rows: Tensor, pad_w: int, width: int) -> Tensor:
+    """A new tensor: the padded rows' `width` core columns, each padded column added onto the one it copied."""
+    core = rows.narrow(-1, pad_w, width).clone()
+    if pad_w:
+        core.narrow(-1, width - pad_w, pad_w).add_(rows.narrow(-1, 0, pad_w))
+        core.narrow(-1, 0, pad_w).add_(rows.narrow(-1, pad_w + width, pad_w))
     return core
 
 
@@ -39,13 +38,10 @@ def _fold_back(grad: Tensor, pad_h: int, pad_w: int) -> Tensor:
     (two full copies) on the SNDCGAN and SR critics' activations, 2 CPU cores.
     """
     h, w = grad.shape[-2] - 2 * pad_h, grad.shape[-1] - 2 * pad_w
-    core = grad[..., pad_h:pad_h + h, pad_w:pad_w + w].clone()
-    if pad_w:
-        core.narrow(-1, w - pad_w, pad_w).add_(grad[..., pad_h:pad_h + h, :pad_w])
-        core.narrow(-1, 0, pad_w).add_(grad[..., pad_h:pad_h + h, pad_w + w:])
+    core = _fold_columns(grad.narrow(-2, pad_h, h), pad_w, w)
     if pad_h:  # the top and bottom strips, corners included
-        core.narrow(-2, h - pad_h, pad_h).add_(_fold_rows(grad[..., :pad_h, :], pad_w, w))
-        core.narrow(-2, 0, pad_h).add_(_fold_rows(grad[..., pad_h + h:, :], pad_w, w))
+        core.narrow(-2, h - pad_h, pad_h).add_(_fold_columns(grad.narrow(-2, 0, pad_h), pad_w, w))
+        core.narrow(-2, 0, pad_h).add_(_fold_columns(grad.narrow(-2, pad_h + h, pad_h), pad_w, w))
     return core
 
 

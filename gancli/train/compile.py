@@ -18,17 +18,15 @@ import torch
 from torch import nn
 
 
-def compile_networks(models: dict[str, nn.Module], mode: str, backend: str = "inductor") -> list[str]:
-    """Compile every network of `models` in place for training (the modes and backends of TrainConfig.compile);
-    returns their names, none when mode is 'none'."""
+def compile_networks(models: dict[str, nn.Module], mode: str, backend: str = "inductor") -> None:
+    """Compile every network of `models` in place for training (the modes and backends of TrainConfig.compile)."""
     if mode == "none":
-        return []
+        return
     options = {"backend": backend, "dynamic": False}
     if backend == "inductor":
         options["mode"] = mode
     for model in models.values():
         model.compile(**options)
-    return list(models)
 
 
 def step_begins(mode: str) -> None:

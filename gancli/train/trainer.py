@@ -215,19 +215,19 @@ class Trainer:
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         logs: dict[str, torch.Tensor | float] = {}
-        for batch in batches:
-            step_begins(self.cfg.compile)
-            if self.augment is not None:
-                self.augment.watch(batch, critic_step=name == "D")
-            with self.autocast(), fallback(self.cfg.compile):
-                loss, parts = step_fn(self.models, batch)
-            with fallback(self.cfg.compile):
+        with fallback(self.cfg.compile):
+            for batch in batches:
+                step_begins(self.cfg.compile)
+                if self.augment is not None:
+                    self.augment.watch(batch, critic_step=name == "D")
+                with self.autocast():
+                    loss, parts = step_fn(self.models, batch)
                 (loss / len(batches)).backward()
-            for k, v in parts.items():  # kept on the device: reading them here would wait for the GPU every step
-                # (a copy: under CUDA graphs a graph's output is overwritten by its next replay)
-                v = (v.detach().to(torch.float32, copy=self.cfg.compile == "reduce-overhead") if torch.is_tensor(v)
-                     else float(v))
-                logs[k] = logs.get(k, 0.0) + v / len(batches)
+                for k, v in parts.items():  # kept on the device: reading them here would wait for the GPU each step
+                    # (a copy: under CUDA graphs a graph's output is overwritten by its next replay)
+                    v = (v.detach().to(torch.float32, copy=self.cfg.compile == "reduce-overhead")
+                         if torch.is_tensor(v) else float(v))
+                    logs[k] = logs.get(k, 0.0) + v / len(batches)
         if self.world.size > 1:
             distributed.average_gradients(self.models[name].parameters(), self.world)
         optimizer.step()
