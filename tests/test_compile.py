@@ -106,3 +106,14 @@ def test_a_network_that_fails_to_compile_trains_on_eagerly(tmp_path, monkeypatch
     eager, _, _ = train(tmp_path, "uncond", 3, norm="san")
     compiled, _, _ = train(tmp_path, "uncond", 3, norm="san", compile="default")
     assert compiled == eager
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--compile", "fast"], "'compile' must be one of none, default, reduce-overhead, max-autotune, got 'fast'."),
+    (["--set", "compile_backend=tvm"], "'compile_backend' must be one of inductor, aot_eager, eager, got 'tvm'."),
+    (["--set", "critic_padding=zeros"], "'critic_padding' must be one of auto, circular, got 'zeros'."),
+])
+def test_bad_compile_and_padding_values_are_one_sentence(cli, tiny_uncond, tmp_path, args, fragment):
+    result = cli("train", "uncond", *args, "--steps", "1", "--out", tmp_path / "run", *tiny_uncond)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert fragment in " ".join(result.output.split())
