@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
 from gancli.errors import ConfigError
+from gancli.train.imports import ImportFormat
 
 Logs = dict[str, float]
 Models = dict[str, nn.Module]
@@ -43,6 +44,8 @@ class Recipe:
     # --augment augments the critic's first argument (an image batch) on every call; a recipe whose critic must see
     # its inputs as they are gives the reason here, and the flag is refused with it
     no_augment_reason: ClassVar[str] = ""
+    # published checkpoint formats this recipe reads (`gancli import`), by name
+    import_formats: ClassVar[dict[str, "ImportFormat"]] = {}
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
