@@ -260,7 +260,7 @@ def load_critic(run: Run, checkpoint: str | None = None, device: str | torch.dev
     cfg = run.cfg
     D = run.recipe.build_models()["D"]
     apply_critic_norm(D, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
-                      mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
+                      mode=cfg.san_mode, padding=cfg.critic_padding)
     try:
         D.load_state_dict(weights["D"])
     except (KeyError, RuntimeError) as exc:

@@ -10,6 +10,7 @@ from gancli.nn.norms import (
     exact_conv_sigma,
     mark_critic_updated,
     san_compensation,
+    sigma_grid,
     sparsity_aware_sigma,
     sparsity_aware_sigma_dense,
 )

@@ -106,7 +106,7 @@ class Trainer:
         if "D" in self.models:
             apply_critic_norm(self.models["D"], cfg.norm, ratio=cfg.norm_ratio,
                               gain=cfg.norm_gain or None, every=cfg.norm_every, mode=cfg.san_mode,
-                              circular=cfg.critic_padding == "circular")
+                              padding=cfg.critic_padding)
             count_critic_updates(self.models["D"])
         self.augment = critic_augmentation(cfg, recipe.name, recipe.no_augment_reason, "D" in self.models)
         if self.augment is not None:
