@@ -33,11 +33,28 @@ __all__ = ["make_config", "train", "sample", "load", "open_run", "evaluator", "e
 
 
 def recipes() -> list[dict[str, Any]]:
-    """Each registered recipe: name, summary, presets and the offline default preset."""
+    """Each registered recipe: name, summary, presets, the offline default preset, and its critic and why."""
     from recipes import REGISTRY, get_recipe
 
-    return [{"name": name, "summary": cls.summary, "presets": list(cls.presets), "offline_preset": cls.offline_preset}
+    return [{"name": name, "summary": cls.summary, "presets": list(cls.presets), "offline_preset": cls.offline_preset,
+             "offline_critic": critic_summary(make_config(name, out="-")), "offline_critic_why": cls.offline_critic_why}
             for name, cls in ((name, get_recipe(name)) for name in REGISTRY)]
+
+
+def critic_summary(cfg: TrainConfig) -> str:
+    """The critic normalization a config trains with, in words: e.g. 'san (g 1.5, circular padding)'."""
+    if cfg.norm in ("none", "bn", "ln", "wn"):
+        return cfg.norm
+    details = []
+    if cfg.norm in ("san", "sn-exact"):
+        if cfg.norm == "san" and cfg.norm_ratio < 1:
+            details.append(f"r {cfg.norm_ratio:g}")
+        if cfg.norm == "san" and cfg.norm_gain:
+            details.append(f"g {cfg.norm_gain:g}")
+        details.append("zero padding" if cfg.critic_padding == "zeros" else "circular padding")
+    elif cfg.critic_padding != "auto":
+        details.append(f"{cfg.critic_padding} padding")
+    return cfg.norm + (f" ({', '.join(details)})" if details else "")
 
 
 def make_config(recipe: str, *, preset: str | None = None, config_file: str | Path | None = None,

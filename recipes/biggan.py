@@ -82,6 +82,8 @@ class BigGAN(Recipe):
     name = "biggan"
     summary = "Class-conditional BigGAN: cBN on a shared embedding + hierarchical z, projection D, truncation"
     Config = BigGANConfig
+    offline_critic_why = ("BigGAN's spectral norm; SAN was not measured against it at this size, and SAN App. H finds "
+                          "residual critics little channel-sparse")
     best_metric = ("fid", "min")
     presets = {
         # CPU-sized (~3-4 min on 2 idle cores with its evaluations): builtin 10-class data at 32 px, ch 4, one D step;

@@ -36,12 +36,15 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 @app.command("recipes")
 def list_recipes():
-    """List the recipes, one line each, with their presets."""
-    table = Table("recipe", "what it trains", "presets", title="gancli recipes")
+    """List the recipes, one line each, with their presets and the offline preset's critic normalization."""
+    table = Table("recipe", "what it trains", "presets", "offline preset's critic, and why",
+                  title="gancli recipes")
     for info in api.recipes():
         presets = ", ".join(f"{p}{' (offline default)' if p == info['offline_preset'] else ''}"
                             for p in info["presets"])
-        table.add_row(info["name"], info["summary"], presets)
+        critic = f"{info['offline_critic']}: {info['offline_critic_why']}" if info["offline_critic_why"] else \
+            info["offline_critic"]
+        table.add_row(info["name"], info["summary"], presets, critic)
     console.print(table)
 
 

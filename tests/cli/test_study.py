@@ -99,6 +99,17 @@ def test_san_ablation_studies_are_the_papers_grids(tmp_path, suffix):
         assert all(cfg.data == "cifar10:train" and cfg.width == 1.0 and cfg.steps == 80_000 for cfg in every)
 
 
+@pytest.mark.parametrize("recipe,steps", [("uncond", 1200), ("stargan", 300), ("spade", 800)])
+def test_quick_critic_studies_train_the_offline_preset_as_it_is_with_sn_and_san(tmp_path, recipe, steps):
+    """The measurements behind each quick preset's critic (issue 28 §4): the preset's own length and evaluation."""
+    study = load_study(f"{recipe}-quick-critic-cpu")
+    configs = resolve(study, expand(study), tmp_path)
+    preset = api.make_config(recipe, out=str(tmp_path / "p"))
+    assert study.recipe == recipe and study.preset == "quick" and {c.norm for c in configs} == {"sn", "san"}
+    assert all(c.steps == preset.steps == steps and c.eval_every and c.steps % c.eval_every == 0 for c in configs)
+    assert len({c.seed for c in configs}) >= 2
+
+
 def test_selfmod_and_san_vs_sn_validate_once_their_fields_exist(tmp_path):
     """gen_norm and the resnet arch come from another branch; until merged this test says so and skips."""
     from gancli.config import field_types
