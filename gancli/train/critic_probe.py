@@ -168,7 +168,7 @@ def plot_probe(telemetry_file: Path, metrics_file: Path, out: Path) -> Path | No
     _style(ax, "losses", False, True)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
 
@@ -178,6 +178,8 @@ def _style(ax, title: str, log: bool, legend: bool) -> None:
     ax.set_xlabel("step", fontsize=8)
     if log:
         ax.set_yscale("log")
+    else:
+        ax.ticklabel_format(axis="y", useOffset=False)  # SAN's constants sit at 1 ± 1e-6: no offset notation
     if legend and ax.lines:
         ax.legend(fontsize=6)
     ax.tick_params(labelsize=7)
