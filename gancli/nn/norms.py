@@ -330,13 +330,7 @@ def apply_critic_norm(
         raise ConfigError(f"Unknown critic normalization {name!r}; choose one of: {', '.join(CRITIC_NORMS)}.")
     if mode not in SAN_MODES:
         raise ConfigError(f"Unknown SAN mode {mode!r}; choose one of: {', '.join(SAN_MODES)}.")
-    if padding not in CRITIC_PADDINGS:
-        raise ConfigError(f"Unknown critic padding {padding!r}; choose one of: {', '.join(CRITIC_PADDINGS)}.")
-    if padding == "auto" and name in ("san", "sn-exact"):
-        padding = "circular"
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d) and layer.padding not in ((0, 0), "valid") and padding != "auto":
-            (make_circular if padding == "circular" else make_zero_padded)(layer)
+    _set_padding(module, "circular" if padding == "auto" and name in ("san", "sn-exact") else padding)
     if name in ACTIVATION_NORMS:  # bn / ln add layers inside the critic (gancli.nn.critic_layers)
         return insert_activation_norms(module, name)
     if not 0 < ratio <= 1:
@@ -364,6 +358,15 @@ def apply_critic_norm(
                 parametrize.register_parametrization(layer, "weight", norm)
                 layer.register_forward_pre_hook(_refresh_sigma)
     return module
+
+
+def _set_padding(module: nn.Module, padding: str) -> None:
+    """Make every padded conv of `module` pad cyclically (circular) or with zeros; auto leaves them as they are."""
+    if padding not in CRITIC_PADDINGS:
+        raise ConfigError(f"Unknown critic padding {padding!r}; choose one of: {', '.join(CRITIC_PADDINGS)}.")
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d) and layer.padding not in ((0, 0), "valid") and padding != "auto":
+            (make_circular if padding == "circular" else make_zero_padded)(layer)
 
 
 def count_critic_updates(module: nn.Module) -> None:
