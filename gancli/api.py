@@ -58,11 +58,17 @@ def critic_summary(cfg: TrainConfig) -> str:
     return cfg.norm + (f" ({', '.join(details)})" if details else "")
 
 
+# A preset's tuning of its own critic normalization (e.g. SAN's gain at CPU size). A norm the user names (--norm,
+# --set norm=..., a config file) comes without it, so that `--norm san` is always SAN as the paper defines it.
+NORM_TUNING = ("norm_ratio", "norm_gain", "norm_every", "critic_padding")
+
+
 def make_config(recipe: str, *, preset: str | None = None, config_file: str | Path | None = None,
                 sets: dict[str, Any] | None = None, **options: Any) -> TrainConfig:
     """Resolve a config: recipe defaults < preset < TOML file < options < sets.
 
-    Without data and without a preset, the recipe's offline preset (CPU-sized, builtin data) is used.
+    Without data and without a preset, the recipe's offline preset (CPU-sized, builtin data) is used. When the user
+    names the critic's norm, the preset's NORM_TUNING settings are left out.
     """
     from recipes import get_recipe
 
@@ -76,7 +82,10 @@ def make_config(recipe: str, *, preset: str | None = None, config_file: str | Pa
     if chosen:
         if chosen not in recipe_cls.presets:
             raise ConfigError(f"Recipe '{recipe}' has presets {', '.join(recipe_cls.presets)}, not '{chosen}'.")
-        cfg = apply_overrides(cfg, {**recipe_cls.presets[chosen], "preset": chosen}, f"preset '{chosen}'")
+        values = recipe_cls.presets[chosen]
+        if "norm" in {**file_values, **{k: v for k, v in options.items() if v is not None}, **(sets or {})}:
+            values = {k: v for k, v in values.items() if k not in NORM_TUNING}  # the chosen norm as its paper has it
+        cfg = apply_overrides(cfg, {**values, "preset": chosen}, f"preset '{chosen}'")
     cfg = apply_overrides(cfg, file_values, str(config_file))
     cfg = apply_overrides(cfg, {k: v for k, v in options.items() if v is not None}, "the options")
     cfg = apply_overrides(cfg, sets or {}, "--set")
