@@ -223,3 +223,15 @@ def test_error_messages_keep_their_brackets(capsys):
         fails()
     assert stop.value.exit_code == 1
     assert "sets 'seed' in [grid]; give seeds = [...] instead." in " ".join(capsys.readouterr().err.split())
+
+
+def test_recipes_say_which_critic_each_offline_preset_uses_and_why(cli):
+    infos = {info["name"]: info for info in api.recipes()}
+    for name, info in infos.items():
+        assert info["offline_critic"].split()[0] == api.make_config(name, out="-").norm
+        assert info["offline_critic_why"], f"{name}: no reason given for its offline preset's critic"
+    assert infos["spade"]["offline_critic"] == "san (r 0.25, g 1.3, circular padding)"
+    zeros = api.make_config("uncond", out="-", sets={"norm": "san", "norm_gain": 1.5, "critic_padding": "zeros"})
+    assert api.critic_summary(zeros) == "san (g 1.5, zero padding)"
+    result = cli("recipes")
+    assert result.exit_code == 0 and "offline preset's critic" in result.output

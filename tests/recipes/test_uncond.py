@@ -164,3 +164,14 @@ def test_bad_uncond_input_is_one_line_and_exit_1(cli, tmp_path, args, message):
     assert "Error: " in result.output and message in " ".join(result.output.split())
     assert "Traceback" not in result.output
     assert not (tmp_path / "r" / "config.toml").exists()
+
+
+def test_quick_preset_critic_follows_its_measurement_and_norm_san_is_the_papers():
+    """Issue 28 §4: the quick preset trains SAN with g 1.5 (study uncond-quick-critic-cpu); a named norm drops it."""
+    quick = api.make_config("uncond", out="-")
+    assert (quick.norm, quick.norm_gain, quick.critic_padding) == ("san", 1.5, "auto")
+    for given in ({"norm": "san"}, {"sets": {"norm": "san"}}):
+        paper = api.make_config("uncond", out="-", **given)
+        assert (paper.norm, paper.norm_gain, paper.steps, paper.width) == ("san", 0.0, 1200, 0.25)  # eq. 9: g 1
+    assert api.make_config("uncond", out="-", norm="sn").norm_gain == 0.0
+    assert api.make_config("uncond", preset="san-cifar", out="-").norm_gain == 0.0
