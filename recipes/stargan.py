@@ -93,8 +93,8 @@ PRESETS = {
     # λ 10, 5 critic steps per G step, Adam 1e-4 (0.5, 0.999); its 200k critic iterations are 40k generator steps,
     # the learning rate decayed linearly over the second half
     "original": {"critic": "stargan", "norm": "none", "loss": "wgan", "penalty": "gp", "penalty_weight": 10.0,
-                 "n_dis": 5, "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999], "lr_g": 1e-4, "lr_d": 1e-4, "steps": 40_000,
-                 "lr_decay_start": 0.5},
+                 "n_dis": 5, "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999], "lr_g": 1e-4, "lr_d": 1e-4,
+                 "steps": 40_000, "lr_decay_start": 0.5},
 }
 
 
