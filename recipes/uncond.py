@@ -81,6 +81,8 @@ class Uncond(Recipe):
                "bn / self-modulated / no BN in G")
     Config = UncondConfig
     best_metric = ("fid", "min")
+    network_fields = ("arch", "resolution", "z_dim", "width", "gen_norm", "sbn_hidden", "g_kernel", "d_kernel", "d_pool",
+                      "full_stl_critic", "adagan_channels", "adaconv_blocks", "k_adaptive")
     presets = {
         # CPU-sized (~3.5 min on 2 cores): fewer steps than ~1000 leave the small G mode-collapsed
         "quick": {"steps": 1200, "batch_size": 32, "width": 0.25, "sample_every": 400, "ckpt_every": 400,
