@@ -433,6 +433,13 @@ def _harmonic(k: int) -> float:
     return math.fsum(1 / j for j in range(1, k + 1))
 
 
+def apply_config_norm(critic: nn.Module, cfg) -> nn.Module:
+    """The critic normalization a training config names (norm, norm_ratio, norm_gain, norm_every, san_mode,
+    critic_padding), applied to a plain critic as training does."""
+    return apply_critic_norm(critic, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
+                             mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
+
+
 def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:
     """The state dict of the plain critic that a normalized one computes with (in eval mode): each normalized
     layer's effective weight under its plain name, the normalizations' own state (σ, u, v) dropped."""
