@@ -3,7 +3,10 @@
 Loss (SAN eq. 21): L_adv + λ_cls·L_cls + λ_cycle·L_cycle. The critic learns the real/fake logits and the
 attributes of real images (L_cls); the generator maps (image, target attributes) to an image that the critic
 takes for real and classifies as the target, and that maps back to the input under the original attributes
-(L_cycle, L1). Targets are the attributes of another image of the batch, as in StarGAN.
+(L_cycle, L1). L_cls is BCE over every attribute, as StarGAN's solver. Targets in training are the attributes of
+another image of the batch, as in StarGAN (so rows with no or several hair colours stay as the data has them);
+one-hot groups (hair colours) are exclusive only where StarGAN makes targets by hand: translate, its grid and the
+evaluation set one member and clear the others (StarGAN `create_labels`).
 
     gancli train stargan                                            # builtin attribute images, CPU-sized
     gancli train stargan --data celeba:/data/celeba                 # SAN-StarGAN (hinge + SAN)
@@ -165,7 +168,7 @@ class StarGAN(Recipe):
         real_logits, real_classes = D(real)
         fake_logits, _ = D(fake)
         adv = d_loss(real_logits.flatten(), fake_logits.flatten())
-        cls = attribute_classification_loss(real_classes, labels, self.groups)
+        cls = attribute_classification_loss(real_classes, labels)
         loss = adv + cfg.lambda_cls * cls
         logs = {"D/adv": adv.detach(), "D/cls": cls.detach(), "D/real": real_logits.mean().detach(),
                 "D/fake": fake_logits.mean().detach()}
@@ -184,7 +187,7 @@ class StarGAN(Recipe):
         _, g_loss = get_loss(cfg.loss)
         real_logits = D(real)[0].detach().flatten() if cfg.loss == "ra" else None
         adv = g_loss(fake_logits.flatten(), real_logits)
-        cls = attribute_classification_loss(fake_classes, targets, self.groups)
+        cls = attribute_classification_loss(fake_classes, targets)
         cycle = F.l1_loss(G(fake, labels), real)
         loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * cycle
         return loss, {"G/adv": adv.detach(), "G/cls": cls.detach(), "G/cycle": cycle.detach(), "G/loss": loss.detach()}
@@ -206,10 +209,10 @@ class StarGAN(Recipe):
 
     @torch.no_grad()
     def source_attributes(self, D: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """{0, 1} attributes of uint8 images as the critic's class head sees them (the generator needs the
-        attributes an image has, to change only those asked for)."""
+        """{0, 1} attributes of uint8 images as the critic's class head sees them, each by the sign of its logit as
+        the head learned them (the generator needs the attributes an image has, to change only those asked for)."""
         device = next(D.parameters()).device
-        return decide_attributes(D(images.to(device).float() / 127.5 - 1)[1].cpu(), self.groups)
+        return decide_attributes(D(images.to(device).float() / 127.5 - 1)[1].cpu())
 
     def check_assignments(self, assignments: dict[str, int]) -> None:
         for name in assignments:

@@ -105,7 +105,31 @@ def test_cycle_term_is_l1_of_the_round_trip_to_the_original_attributes():
     assert not torch.equal(targets, batch["label"])  # the targets really are other images' attributes
 
 
-def test_class_loss_is_bce_over_binary_attributes_and_softmax_over_each_one_hot_group():
+def test_class_loss_is_stargans_bce_over_every_attribute_rows_without_a_hair_colour_included():
+    """yunjey/stargan solver.py `classification_loss` (CelebA): BCE(logit, target, sum) / batch over every selected
+    attribute; D on the real labels, G on the targets (the real labels permuted over the batch, `train`)."""
+    from recipes.stargan import StarGAN
+
+    recipe = StarGAN(StarGANConfig(**{k: v for k, v in TINY.items() if k != "device"}))
+    models = recipe.build_models()
+    image = torch.rand(4, 3, 32, 32) * 2 - 1
+    label = torch.tensor([[0.0, 0, 0, 1, 0, 1], [1, 1, 0, 0, 1, 0], [0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]])
+    batch = {"image": image, "label": label}  # rows 1 and 4: no colour, row 2: two colours
+    _, logs = recipe.d_step(models, batch)
+    with torch.no_grad():
+        expected = F.binary_cross_entropy_with_logits(models["D"](image)[1], label, reduction="sum") / 4
+    assert logs["D/cls"].item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.manual_seed(5)
+    _, logs = recipe.g_step(models, batch)
+    torch.manual_seed(5)
+    targets = label[torch.randperm(4)]
+    with torch.no_grad():
+        logits = models["D"](models["G"](image, targets))[1]
+    expected = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / 4
+    assert logs["G/cls"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_judges_class_loss_takes_one_hot_groups_as_softmax_groups():
     logits = torch.tensor([[2.0, -1.0, 0.5, 1.5, -0.5], [0.0, 1.0, 3.0, -2.0, 0.7], [1.0, 1.0, 1.0, 0.3, 0.2]])
     labels = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0, 1.0]])
     groups = [[0, 1, 2]]  # e.g. hair colour; row 3 has two members set, so its group term is left out
@@ -114,9 +138,10 @@ def test_class_loss_is_bce_over_binary_attributes_and_softmax_over_each_one_hot_
           + F.cross_entropy(logits[1:2, :3], torch.tensor([2]), reduction="sum")) / 3
     assert attribute_classification_loss(logits, labels, groups).item() == pytest.approx((bce + ce).item(), rel=1e-6)
     all_binary = F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") / 3  # StarGAN's form
-    assert attribute_classification_loss(logits, labels, []).item() == pytest.approx(all_binary.item(), rel=1e-6)
+    assert attribute_classification_loss(logits, labels).item() == pytest.approx(all_binary.item(), rel=1e-6)
     decided = decide_attributes(logits, groups)
     assert decided.tolist() == [[1, 0, 0, 1, 0], [0, 0, 1, 0, 1], [1, 0, 0, 1, 1]]  # one member per group
+    assert decide_attributes(logits).tolist() == [[1, 0, 1, 1, 0], [0, 1, 1, 0, 1], [1, 1, 1, 1, 1]]  # by sign
 
 
 def test_setting_one_member_of_a_group_clears_the_others():
