@@ -52,7 +52,7 @@ class SRConfig(TrainConfig):
     arch: str = "srresnet"  # srresnet (SAN Table 8, 1.5M) | rrdb (ESRGAN RRDBNet 64/23/32, 16.7M)
     n_blocks: int = 0  # residual blocks; 0 = the paper's (16 ResBlocks, 23 RRDBs)
     critic: str = "table8"  # table8 (SAN Table 8: 8 convs, lReLU 0.1) | vgg128 (ESRGAN: 10 convs, batch norm, lReLU 0.2)
-    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16; vgg128: of 32)
+    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16; vgg128: of 32, from 64)
     # SAN eq. 10 and §4.3; the pixel losses are measured on images in [0, 1]
     lambda_content: float = 1e-2  # L1
     lambda_perceptual: float = 1.0  # VGG19 conv5_4 (before ReLU) L1
@@ -173,8 +173,10 @@ class SuperResolution(Recipe):
         if cfg.hr_size < 32 or cfg.hr_size % 16 or cfg.hr_size % cfg.scale:
             raise ConfigError(f"'hr_size' must be a multiple of 16 of at least 32 (the critic halves it 4 times), "
                               f"got {cfg.hr_size}.")
-        if cfg.critic == "vgg128" and cfg.hr_size % 32:
+        smallest = VGGStyleCritic.smallest_side()
+        if cfg.critic == "vgg128" and (cfg.hr_size % 32 or cfg.hr_size < smallest):
             raise ConfigError(f"'hr_size' must be a multiple of 32 for the vgg128 critic (it halves it 5 times), "
+                              f"and at least {smallest}, where its last batch norm still sees 2×2 values per image, "
                               f"got {cfg.hr_size}.")
         if cfg.perceptual not in ("vgg19", "none"):
             raise ConfigError(f"'perceptual' must be vgg19 or none, got '{cfg.perceptual}'.")
