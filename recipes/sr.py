@@ -207,6 +207,7 @@ class SuperResolution(Recipe):
         # Only the trainer calls this (after build_models), so training-only setup lives here:
         # initialising G from --init-from and loading the VGG19 of the perceptual loss.
         cfg = self.cfg
+        images = open_sr_images(cfg.data, cfg.scale, "train")  # first: a missing folder fails before any weights
         if cfg.init_from and self._G is not None:
             self._initialise_from(cfg.init_from, self._G)
         if cfg.adversarial and cfg.perceptual == "vgg19" and cfg.lambda_perceptual > 0:
@@ -219,7 +220,6 @@ class SuperResolution(Recipe):
         if cfg.adversarial and not cfg.init_from and cfg.pretrain_steps == 0:
             log.warning("sr: the critic starts against a random generator; the papers start from an MSE/L1-"
                         "pretrained one (--init-from RUN, or --pretrain-steps N).")
-        images = open_sr_images(cfg.data, cfg.scale, "train")
         return SRCrops(images, cfg.hr_size, cfg.crop_augment)
 
     def _initialise_from(self, run_dir: str, G: nn.Module) -> None:
