@@ -265,7 +265,7 @@ class StarGAN(Recipe):
     # ---- evaluation --------------------------------------------------------------------
     def judge(self):
         """The attribute judge: the builtin one, or one trained on this run's real training split (cached)."""
-        from gancli.metrics.attribute_classifier import builtin_judge, load_or_train_judge
+        from gancli.metrics.judges.attribute_classifier import builtin_judge, load_or_train_judge
 
         cfg = self.cfg
         if self._source().kind == "builtin":
@@ -290,7 +290,7 @@ class StarGAN(Recipe):
         """(uint8 images → features, their label, what produced them) for the per-domain Fréchet distances."""
         cfg = self.cfg
         if cfg.eval_features == "inception" or (cfg.eval_features == "" and self._source().kind != "builtin"):
-            from gancli.metrics.features import load_feature_net
+            from gancli.metrics.generative.features import load_feature_net
 
             net, dev = load_feature_net("inception", device=self.device), self.device
 
@@ -314,8 +314,8 @@ class StarGAN(Recipe):
     def _domain_references(self, train, features, produced_by: dict) -> dict[str, tuple]:
         """(μ, Σ, n) of the features of each single-attribute domain's training images (SAN App. G: all of them;
         the first eval_ref if set), in one pass over the split, cached under what produced them."""
-        from gancli.metrics import cache
-        from gancli.metrics.stats import FeatureStats, ReferenceStats
+        from gancli.metrics.generative import cache
+        from gancli.metrics.generative.stats import FeatureStats, ReferenceStats
 
         n_ref = len(train) if self.cfg.eval_ref == 0 else min(self.cfg.eval_ref, len(train))
         domains = {domain_name(n, v): (self.names.index(n), float(v > 0))
@@ -338,7 +338,7 @@ class StarGAN(Recipe):
         return out
 
     def _prepare_evaluation(self) -> dict:
-        from gancli.metrics.attribute_classifier import attribute_accuracy
+        from gancli.metrics.judges.attribute_classifier import attribute_accuracy
 
         judge = self.judge().to(self.device)
         features, feature_label, produced_by = self._feature_fn(judge)
@@ -355,9 +355,9 @@ class StarGAN(Recipe):
         """SAN App. G: every test image translated to each of StarGAN's test targets (2,000 × 5 = 10k on CelebA);
         per target domain, the Fréchet distance of its translations to its training images, and the judge's
         accuracy on the changed attribute and on the others."""
-        from gancli.metrics.attribute_classifier import attribute_accuracy
-        from gancli.metrics.generative import fid_from_stats
-        from gancli.metrics.stats import FeatureStats
+        from gancli.metrics.judges.attribute_classifier import attribute_accuracy
+        from gancli.metrics.generative.scores import fid_from_stats
+        from gancli.metrics.generative.stats import FeatureStats
 
         if self._eval is None:
             self._eval = self._prepare_evaluation()

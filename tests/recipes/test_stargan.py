@@ -242,9 +242,9 @@ def test_translate_a_combination_and_a_grid(tiny_run, tmp_path, cli):
 def test_evaluation_is_san_app_g_every_test_image_to_each_target_domain(tiny_run, tmp_path, monkeypatch):
     """SAN App. G: "the 2K test images [...] translating each image to one of five domains" (StarGAN's test targets)
     and the FID "between the translated images and the training images in the target domain"."""
-    import gancli.metrics.attribute_classifier as judges
-    from gancli.metrics.generative import fid_from_stats
-    from gancli.metrics.stats import FeatureStats
+    import gancli.metrics.judges.attribute_classifier as judges
+    from gancli.metrics.generative.scores import fid_from_stats
+    from gancli.metrics.generative.stats import FeatureStats
 
     monkeypatch.setenv("GANCLI_CACHE", str(tmp_path / "cache"))
     tiny_judge = judges.builtin_judge

@@ -16,7 +16,7 @@ def assert_error(result, *fragments):
 @pytest.fixture
 def no_weights(monkeypatch):
     """Any reach for feature or perceptual weights fails the test loudly."""
-    import gancli.metrics.features as features
+    import gancli.metrics.generative.features as features
     import gancli.objectives.perceptual as perceptual
     import recipes.spade_nets as spade_nets
 
