@@ -17,6 +17,7 @@ def assert_error(result, *fragments):
 def no_weights(monkeypatch):
     """Any reach for feature or perceptual weights fails the test loudly."""
     import gancli.metrics.generative.features as features
+    import gancli.metrics.quality.iqa as iqa
     import gancli.objectives.perceptual as perceptual
     import recipes.spade_nets as spade_nets
 
@@ -24,6 +25,7 @@ def no_weights(monkeypatch):
         raise AssertionError("weights were looked for before the data was checked")
 
     monkeypatch.setattr(features, "load_feature_net", reached)
+    monkeypatch.setattr(iqa, "torchvision_weights_file", reached)
     monkeypatch.setattr(perceptual, "vgg19_weights_path", reached)
     monkeypatch.setattr(spade_nets, "VGG19Loss", reached)
     import recipes.spade
@@ -50,3 +52,8 @@ def test_sr_checks_its_data_before_the_vgg19_weights(cli, tmp_path, no_weights):
     result = cli("train", "sr", "--preset", "esrgan", "--data", tmp_path / "missing", "--out", tmp_path / "r")
     assert_error(result, "is neither 'builtin', 'div2k:PATH' nor an existing folder")
     assert not (tmp_path / "r").exists()
+
+
+def test_eval_lpips_checks_its_folders_before_the_backbone_weights(cli, tmp_path, no_weights):
+    result = cli("eval", "lpips", "--pred", tmp_path / "missing", "--gt", tmp_path)
+    assert_error(result, "missing' does not exist")
