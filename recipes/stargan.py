@@ -311,13 +311,12 @@ class StarGAN(Recipe):
                      "images": str(source.image_dir.resolve()), "test_size": cfg.test_size}
         return {**where, "attrs": self.names, "resolution": cfg.resolution, "crop": cfg.crop, "eval_ref": cfg.eval_ref}
 
-    def _domain_references(self, train, features, produced_by: dict) -> dict[str, tuple]:
-        """(μ, Σ, n) of the features of each single-attribute domain's training images (SAN App. G: all of them;
-        the first eval_ref if set), in one pass over the split, cached under what produced them."""
+    def _domain_references(self, train, n_ref: int, features, produced_by: dict) -> dict[str, tuple]:
+        """(μ, Σ, n) of the features of each single-attribute domain's images among the first n_ref training images
+        (SAN App. G: all of them), in one pass over the split, cached under what produced them."""
         from gancli.metrics.generative import cache
         from gancli.metrics.generative.stats import FeatureStats, ReferenceStats
 
-        n_ref = len(train) if self.cfg.eval_ref == 0 else min(self.cfg.eval_ref, len(train))
         domains = {domain_name(n, v): (self.names.index(n), float(v > 0))
                    for n, v in single_changes(self.names, self.group_names)}
         keys = {d: {**self._data_description(), **produced_by, "domain": d, "stargan_reference": 1} for d in domains}
@@ -345,8 +344,8 @@ class StarGAN(Recipe):
         test, train = self.open_split("test"), self.open_split("train")
         n_test = min(self.cfg.eval_n, len(test))
         test_images, test_labels = torch.stack([test.image(i) for i in range(n_test)]), test.labels()[:n_test]
-        references = self._domain_references(train, features, produced_by)
         n_ref = len(train) if self.cfg.eval_ref == 0 else min(self.cfg.eval_ref, len(train))
+        references = self._domain_references(train, n_ref, features, produced_by)
         return {"judge": judge, "features": features, "feature_label": feature_label, "test_images": test_images,
                 "test_labels": test_labels, "references": references, "n_ref": n_ref, "n_train": len(train),
                 "judge_acc_real": float(attribute_accuracy(judge(test_images)[0], test_labels, self.groups).mean())}
@@ -381,7 +380,7 @@ class StarGAN(Recipe):
                 fake_stats.update(features[rows])
                 distance[domain] = fid_from_stats(fake_stats.mu(), fake_stats.sigma(), *ev["references"][domain][:2])
                 counts[domain] = int(rows.sum())
-        mean = lambda d: sum(d.values()) / max(len(d), 1)
+        mean = lambda d: sum(d.values()) / len(d) if d else float("nan")  # nothing scored is no score, not 0
         return {"attr_acc": mean(accuracy), "keep_acc": mean(keep), "fd_mean": mean(distance),
                 "judge_acc_real": ev["judge_acc_real"], "acc": accuracy, "keep": keep, "fd": distance,
                 "judge": ev["judge"].label, "features": ev["feature_label"], "protocol": self._protocol(counts)}
@@ -390,7 +389,7 @@ class StarGAN(Recipe):
         ev = self._eval
         references = ("all" if ev["n_ref"] == ev["n_train"] else f"the first {ev['n_ref']}") + " training images"
         return (f"SAN App. G: {len(ev['test_labels'])} test images, each translated to each of StarGAN's "
-                f"{len(self.names)} test targets (a hair colour set, another attribute flipped; "
+                f"{len(self.names)} test targets (a one-hot group's member set, any other attribute flipped; "
                 f"{len(ev['test_labels']) * len(self.names)} translations); Fréchet distance of each target "
                 f"domain's translations to its real images among {references} "
                 f"({', '.join(f'{d}: {n}' for d, n in counts.items())} translations)")
