@@ -117,6 +117,7 @@ def open_run(path: str | Path) -> Run:
         raise CheckpointError(f"'{path}' is not a gancli run folder (it has no config.toml).")
     data = load_toml(config_file)
     recipe_cls = get_recipe(str(data.get("recipe", "")))
+    data = {k: v for k, v in data.items() if k not in getattr(recipe_cls.Config, "RETIRED", ())}
     try:
         cfg = apply_overrides(recipe_cls.Config(), data, str(config_file))
     except ConfigError as exc:

@@ -186,13 +186,13 @@ class Spade(Recipe):
 
     def build_dataset(self):
         cfg = self.cfg
+        pairs = self.open_pairs("train")  # the data first: a missing folder fails before any weights are looked for
+        pairs[0]  # a broken first pair fails here, before the run folder is made
         if cfg.perceptual == "vgg19" and cfg.lambda_vgg > 0:
             self.vgg = VGG19Loss(cfg.vgg_weights or None).to(self.device)
         else:
             log.warning("spade: VGG19 perceptual loss off (perceptual = %s): hinge + feature matching only.",
                         cfg.perceptual)
-        pairs = self.open_pairs("train")
-        pairs[0]  # a broken first pair fails here, before the run folder is made
         return LabelToImage(pairs, cfg.flip, cfg.instance_edges)
 
     def validation(self) -> Dataset:

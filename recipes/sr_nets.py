@@ -182,17 +182,23 @@ class VGGStyleCritic(nn.Module):
     (conv3 s1, conv4 s2) with 128, 256, 512, 512 channels, batch norm after every conv but the first, lReLU 0.2,
     dense 100, lReLU 0.2, dense 1. 10 convs; 14.5M parameters at 128 px.
 
-    Five stride-2 convs take a 128 px crop to 4×4; other crop sides (multiples of 32) keep the layer plan and
+    Five stride-2 convs take a 128 px crop to 4×4; other crop sides (multiples of 32 from 64) keep the layer plan and
     size the first dense layer to 512·(side/32)². Plain convs with zero padding: the trainer applies --norm.
     """
 
     PLAN = ((64, 3, 1), (64, 4, 2), (128, 3, 1), (128, 4, 2), (256, 3, 1), (256, 4, 2),
             (512, 3, 1), (512, 4, 2), (512, 3, 1), (512, 4, 2))  # (channels, kernel, stride)
 
+    @classmethod
+    def smallest_side(cls) -> int:
+        """The smallest crop side it takes: the one its stride-2 convs bring to 2×2. At 1×1 the batch norm after
+        the last conv would see a single value per channel for a single image, which training mode refuses."""
+        return 2 * math.prod(stride for _, _, stride in cls.PLAN)
+
     def __init__(self, hr_size: int = 128):
         super().__init__()
-        if hr_size % 32:
-            raise ValueError(f"hr_size must be a multiple of 32, got {hr_size}")
+        if hr_size % 32 or hr_size < self.smallest_side():
+            raise ValueError(f"hr_size must be a multiple of 32 of at least {self.smallest_side()}, got {hr_size}")
         layers, c_in = [], 3
         for i, (c_out, kernel, stride) in enumerate(self.PLAN):
             first = i == 0  # the first conv has a bias and no batch norm
