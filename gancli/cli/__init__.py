@@ -252,7 +252,7 @@ def bench_train(
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import (bench, eval_gen, eval_iqa, eval_prd, eval_truncation, runs, study, synthesize,
+    from gancli.cli import (bench, eval_gen, eval_iqa, eval_prd, eval_truncation, runs, serve, study, synthesize,
                             translate, upscale)
 
     eval_gen.register(eval_app)
@@ -265,6 +265,7 @@ def _register_commands() -> None:
     translate.register(app)
     eval_prd.register(eval_app)
     study.register(app)
+    serve.register(app)
 
 
 _register_commands()
