@@ -141,7 +141,10 @@ def create_app(catalog: RunCatalog, temp: Path, *, limits: Limits = Limits(), de
     async def bug(request: HttpRequest, exc: Exception) -> Response:  # uvicorn logs the traceback
         return _error(500, f"The server failed on this request ({exc.__class__.__name__}: {exc}); it keeps serving.")
 
-    routes = [Route("/", index), Route("/static/{name}", static), Route("/api/runs", runs),
+    async def no_icon(request: HttpRequest) -> Response:
+        return Response(status_code=204)
+
+    routes = [Route("/", index), Route("/favicon.ico", no_icon), Route("/static/{name}", static), Route("/api/runs", runs),
               Route("/api/runs/{run}", run_info), Route("/api/runs/{run}/records", records),
               Route("/api/runs/{run}/samples/{step:int}.png", grid),
               Route("/api/runs/{run}/verbs/{verb}", verb, methods=["POST"])]

@@ -57,7 +57,7 @@ class Request:
     def upload(self, item: Any, stem: str, what: str) -> Path:
         """An upload sent as {"name": ..., "data": base64}."""
         if not isinstance(item, dict) or not isinstance(item.get("data"), str):
-            raise DataError(f"Choose a {what} first.")
+            raise DataError(f"No {what} was sent; choose one first.")
         name = str(item.get("name") or what)[:120]
         try:
             data = base64.b64decode(item["data"], validate=True)
@@ -72,7 +72,7 @@ class Request:
         from PIL import Image
 
         if not isinstance(item, dict):
-            raise DataError("Paint a label map or choose one first.")
+            raise DataError("No painted label map was sent.")
         width, height = _int(item, "width", 0, 1, 4096), _int(item, "height", 0, 1, 4096)
         try:
             ids = np.frombuffer(base64.b64decode(str(item.get("ids", "")), validate=True), np.uint8)

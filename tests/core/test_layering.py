@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ("gancli.train", "gancli.nn", "gancli.data", "gancli.objectives", "gancli.metrics")
-ABOVE_CORE = ("recipes", "gancli.api", "gancli.runs", "gancli.cli")
+ABOVE_CORE = ("recipes", "gancli.api", "gancli.runs", "gancli.cli", "gancli.serve")
 
 
 def module_name(path: Path) -> str:
@@ -77,6 +77,13 @@ def test_the_cli_imports_no_recipe():
     wrong = sorted(f"{module} imports {target}" for module, targets in graph().items()
                    if within(module, ("gancli.cli",)) for target in targets if within(target, ("recipes",)))
     assert not wrong, "the CLI reaches a recipe:\n" + "\n".join(wrong)
+
+
+def test_the_page_server_opens_runs_only_through_the_api():
+    wrong = sorted(f"{module} imports {target}" for module, targets in graph().items()
+                   if within(module, ("gancli.serve",))
+                   for target in targets if within(target, ("gancli.runs", "recipes", "gancli.cli", "gancli.study")))
+    assert not wrong, "gancli serve reaches past the API:\n" + "\n".join(wrong)
 
 
 def test_recipes_do_not_open_runs_or_reach_the_cli():

@@ -82,7 +82,9 @@ function showGrid() {
 }
 
 async function followRecords() {
-  const answer = await getJSON(`/api/runs/${encodeURIComponent(view.id)}/records?start=${view.next}`);
+  const id = view.id, start = view.next;
+  const answer = await getJSON(`/api/runs/${encodeURIComponent(id)}/records?start=${start}`);
+  if (view.id !== id || view.next !== start) return;  // another run was chosen, or another call took these records
   view.next = answer.next;
   if (answer.records.length) {
     view.records.push(...answer.records);
@@ -125,7 +127,7 @@ async function poll() {
     const answer = await getJSON("/api/runs");
     view.poll = answer.poll_seconds;
     showRuns(answer);
-    if (view.id) await followRecords();
+    if (view.id) await followRecords().catch((error) => showError($("run-error"), error.message));
     $("status").textContent = `${answer.runs.length} run${answer.runs.length === 1 ? "" : "s"} · updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
     $("status").textContent = `not updated: ${error.message}`;

@@ -117,9 +117,10 @@ export function paintPanel(runId, info, panel) {
       "data-options": JSON.stringify(options) })));
   };
   const common = () => ({ seed: Number(seed.value), styles: Number(count.value), style });
+  let edits = 0;  // shown with the photos, so one can tell which map they are of
   const synthesize = latestOnly(() => {
-    const options = common();
-    return run("synthesize", { ...options, painted: map.sent() }, show({ seed: options.seed, styles: options.styles }));
+    const options = common(), shown = { seed: options.seed, styles: options.styles, edits };
+    return run("synthesize", { ...options, painted: map.sent() }, show(shown));
   });
   const save = el("a", { class: "save-map", download: "label_map.png", href: "#",
     onclick: () => { save.href = map.canvas.toDataURL("image/png"); } }, "Save the map (palette colours)");
@@ -130,7 +131,7 @@ export function paintPanel(runId, info, panel) {
   const styleZone = styles ? dropZone("Style photo (optional)", async (file) => { style = await readUpload(file); synthesize(); }) : null;
   for (const input of [seed, count]) input.addEventListener("change", synthesize);
   map.draw();
-  node.append(el("div", { class: "controls" }, painter(map, synthesize)),
+  node.append(el("div", { class: "controls" }, painter(map, () => { edits += 1; synthesize(); })),
     el("div", { class: "outputs" }, el("div", {}, map.canvas, el("div", {}, save)), photos),
     el("div", { class: "controls" }, el("label", {}, "seed", seed), el("label", {}, "styles", count), styleZone, upload,
       el("button", { type: "button", onclick: synthesize }, "Synthesize")));

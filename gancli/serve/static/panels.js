@@ -27,6 +27,13 @@ export function panel(title, runId) {
 const option = (value, text) => el("option", { value }, text);
 const number = (name, value, min, max) => el("input", { type: "number", name, value, min, max });
 const labelled = (text, input) => el("label", {}, text, input);
+// An image with a caption, both hidden until the image has something to show.
+function figure(img, caption) {
+  const node = el("figure", { hidden: true }, img, el("figcaption", {}, caption));
+  new MutationObserver(() => { node.hidden = img.hidden; }).observe(img, { attributes: true, attributeFilter: ["hidden"] });
+  return node;
+}
+
 function showImage(img, answer, options) {
   img.src = answer.image;
   img.dataset.options = JSON.stringify(options);
@@ -104,8 +111,7 @@ function translatePanel(runId, info) {
   toggles.forEach((t) => t.addEventListener("change", translate));
   node.append(el("div", { class: "controls" }, dropZone("Drop a face here, or click to choose one", open)),
     el("div", { class: "toggles" }, ...toggles.map((t) => el("label", {}, t, t.name))),
-    el("div", { class: "outputs" }, el("figure", {}, preview, el("figcaption", {}, "input")),
-      el("figure", {}, result, el("figcaption", {}, "translated"))),
+    el("div", { class: "outputs" }, figure(preview, "input"), figure(result, "translated")),
     el("h3", {}, "Each attribute changed alone"), el("div", { class: "outputs" }, overview));
   return node;
 }
