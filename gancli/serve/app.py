@@ -71,48 +71,55 @@ async def _body(request: HttpRequest, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(catalog: RunCatalog, temp: Path, *, limits: Limits = Limits(), device: str = "cpu",
-               poll_seconds: float = 2.0) -> Starlette:
-    """The app serving catalog's runs; every file a verb reads or writes lives in a request folder under temp."""
-    busy = threading.Lock()  # one verb at a time: each one fills the cores by itself
-    body_cap = 3 * limits.upload_bytes + 2**16  # two uploads (label map and style) in base64, and the options
+class Site:
+    """The endpoints over a catalog of runs; every file a verb reads or writes lives in a request folder under temp."""
 
-    async def index(request: HttpRequest) -> Response:
+    def __init__(self, catalog: RunCatalog, temp: Path, limits: Limits, device: str, poll_seconds: float):
+        self.catalog, self.temp, self.limits = catalog, temp, limits
+        self.device, self.poll_seconds = device, poll_seconds
+        self.busy = threading.Lock()  # one verb at a time: each one fills the cores by itself
+        self.body_cap = 3 * limits.upload_bytes + 2**16  # two uploads (label map and style) in base64, and options
+
+    async def index(self, request: HttpRequest) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def static(request: HttpRequest) -> Response:
+    async def static(self, request: HttpRequest) -> Response:
         name = request.path_params["name"]
         if name not in FILES:
             return _error(404, f"There is no file '{name}' here.")
         return FileResponse(STATIC / name, media_type=FILES[name], headers={"Cache-Control": "no-store"})
 
-    def runs(request: HttpRequest) -> Response:
-        rows, problem = catalog.rows()
-        return reply({"runs": rows, "problem": problem, "poll_seconds": poll_seconds, "limits": limits.describe()})
+    async def no_icon(self, request: HttpRequest) -> Response:
+        return Response(status_code=204)
 
-    def run_info(request: HttpRequest) -> Response:
-        return reply(api.verb_inputs(catalog.path(request.path_params["run"])))
+    def runs(self, request: HttpRequest) -> Response:
+        rows, problem = self.catalog.rows()
+        return reply({"runs": rows, "problem": problem, "poll_seconds": self.poll_seconds,
+                      "limits": self.limits.describe()})
 
-    def records(request: HttpRequest) -> Response:
-        path = catalog.path(request.path_params["run"])
+    def run_info(self, request: HttpRequest) -> Response:
+        return reply(api.verb_inputs(self.catalog.path(request.path_params["run"])))
+
+    def records(self, request: HttpRequest) -> Response:
+        path = self.catalog.path(request.path_params["run"])
         start = request.query_params.get("start", "0")
         start = int(start) if start.isdigit() else 0
         found = api.run_records(path, start)
         return reply({"records": found, "next": start + len(found), "grids": list(api.sample_grids(path))})
 
-    def grid(request: HttpRequest) -> Response:
+    def grid(self, request: HttpRequest) -> Response:
         step = request.path_params["step"]
-        file = api.sample_grids(catalog.path(request.path_params["run"])).get(step)
+        file = api.sample_grids(self.catalog.path(request.path_params["run"])).get(step)
         if file is None:
             return _error(404, f"The run has no sample grid of step {step}.")
         return FileResponse(file, media_type="image/png")
 
-    def call(name: str, path: Path, params: dict[str, Any]) -> Response:
-        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=temp))
-        req = Request(folder, limits)
+    def call(self, name: str, path: Path, params: dict[str, Any]) -> Response:
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.temp))
+        req = Request(folder, self.limits)
         try:
-            with busy:
-                return reply(VERBS[name](path, req, params, device))
+            with self.busy:
+                return reply(VERBS[name](path, req, params, self.device))
         except GancliError as exc:
             return _error(400, req.explain(exc))
         except OSError as exc:  # a run folder removed while it was read
@@ -120,32 +127,40 @@ def create_app(catalog: RunCatalog, temp: Path, *, limits: Limits = Limits(), de
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    async def verb(request: HttpRequest) -> Response:
+    async def verb(self, request: HttpRequest) -> Response:
         name = request.path_params["verb"]
         if name not in VERBS:
             return _error(404, f"There is no verb '{name}'; there are {', '.join(VERBS)}.")
-        path = catalog.path(request.path_params["run"])
+        path = self.catalog.path(request.path_params["run"])
         try:
-            params = json.loads(await _body(request, body_cap) or b"{}")
+            params = json.loads(await _body(request, self.body_cap) or b"{}")
         except ValueError:
             return _error(400, "The request is not JSON.")
         if not isinstance(params, dict):
             return _error(400, "The request must be a JSON object.")
-        return await run_in_threadpool(call, name, path, params)
+        return await run_in_threadpool(self.call, name, path, params)
 
-    async def user_error(request: HttpRequest, exc: Exception) -> Response:
-        if isinstance(exc, OSError):
-            return _error(400, _os_message(exc))
-        return _error(404 if isinstance(exc, UnknownRun) else 413 if isinstance(exc, TooLarge) else 400, str(exc))
+    def routes(self) -> list[Route]:
+        return [Route("/", self.index), Route("/favicon.ico", self.no_icon), Route("/static/{name}", self.static),
+                Route("/api/runs", self.runs), Route("/api/runs/{run}", self.run_info),
+                Route("/api/runs/{run}/records", self.records),
+                Route("/api/runs/{run}/samples/{step:int}.png", self.grid),
+                Route("/api/runs/{run}/verbs/{verb}", self.verb, methods=["POST"])]
 
-    async def bug(request: HttpRequest, exc: Exception) -> Response:  # uvicorn logs the traceback
-        return _error(500, f"The server failed on this request ({exc.__class__.__name__}: {exc}); it keeps serving.")
 
-    async def no_icon(request: HttpRequest) -> Response:
-        return Response(status_code=204)
+async def _user_error(request: HttpRequest, exc: Exception) -> Response:
+    if isinstance(exc, OSError):
+        return _error(400, _os_message(exc))
+    return _error(404 if isinstance(exc, UnknownRun) else 413 if isinstance(exc, TooLarge) else 400, str(exc))
 
-    routes = [Route("/", index), Route("/favicon.ico", no_icon), Route("/static/{name}", static), Route("/api/runs", runs),
-              Route("/api/runs/{run}", run_info), Route("/api/runs/{run}/records", records),
-              Route("/api/runs/{run}/samples/{step:int}.png", grid),
-              Route("/api/runs/{run}/verbs/{verb}", verb, methods=["POST"])]
-    return Starlette(routes=routes, exception_handlers={GancliError: user_error, OSError: user_error, Exception: bug})
+
+async def _bug(request: HttpRequest, exc: Exception) -> Response:  # uvicorn logs the traceback
+    return _error(500, f"The server failed on this request ({exc.__class__.__name__}: {exc}); it keeps serving.")
+
+
+def create_app(catalog: RunCatalog, temp: Path, *, limits: Limits = Limits(), device: str = "cpu",
+               poll_seconds: float = 2.0) -> Starlette:
+    """The app serving catalog's runs (by id), writing only under temp."""
+    site = Site(catalog, temp, limits, device, poll_seconds)
+    return Starlette(routes=site.routes(),
+                     exception_handlers={GancliError: _user_error, OSError: _user_error, Exception: _bug})

@@ -45,7 +45,7 @@ class Request:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-            raise DataError(f"The {what} '{name}' is not an image this server can read (PNG, JPEG, BMP, ...).") from None
+            raise DataError(f"The {what} '{name}' is not an image this server can read (PNG, JPEG, ...).") from None
         if width * height > self.limits.pixels:
             raise DataError(f"The {what} '{name}' is {width}×{height} pixels; this server takes images of at most "
                             f"{self.limits.pixels / 1e6:.1f} megapixels.")

@@ -105,7 +105,9 @@ async function choose(id) {
   if (!id) return;
   $("run-title").textContent = id;
   showError($("run-error"), "");
-  for (const row of document.querySelectorAll("#runs-table tbody tr")) row.classList.toggle("selected", row.dataset.run === id);
+  for (const row of document.querySelectorAll("#runs-table tbody tr")) {
+    row.classList.toggle("selected", row.dataset.run === id);
+  }
   $("curves").replaceChildren();
   $("panel").replaceChildren();
   showGrid();
@@ -128,7 +130,8 @@ async function poll() {
     view.poll = answer.poll_seconds;
     showRuns(answer);
     if (view.id) await followRecords().catch((error) => showError($("run-error"), error.message));
-    $("status").textContent = `${answer.runs.length} run${answer.runs.length === 1 ? "" : "s"} · updated ${new Date().toLocaleTimeString()}`;
+    const count = answer.runs.length, time = new Date().toLocaleTimeString();
+    $("status").textContent = `${count} run${count === 1 ? "" : "s"} · updated ${time}`;
   } catch (error) {
     $("status").textContent = `not updated: ${error.message}`;
   }

@@ -1,4 +1,5 @@
-// spade: paint a label map with the run's palette (a brush per class, fill, erase) or drop one → the synthesized photo.
+// spade: paint a label map with the run's palette (a brush per label, fill, erase) or drop one → the synthesized
+// photo (several styles with the VAE).
 import { dropZone, el, latestOnly, readUpload } from "./dom.js";
 
 // The run's palette, or distinct made-up colours for labels without one (ADE20K); only the ids are sent.
@@ -34,8 +35,8 @@ class LabelMap {
 
   line(from, to, size, id) {
     const n = Math.max(1, Math.abs(to[0] - from[0]), Math.abs(to[1] - from[1]));
-    for (let k = 0; k <= n; k++)
-      this.stamp(Math.round(from[0] + ((to[0] - from[0]) * k) / n), Math.round(from[1] + ((to[1] - from[1]) * k) / n), size, id);
+    const along = (a, b, k) => Math.round(a + ((b - a) * k) / n);
+    for (let k = 0; k <= n; k++) this.stamp(along(from[0], to[0], k), along(from[1], to[1], k), size, id);
   }
 
   fill(x, y, id) {  // the 4-connected region of (x, y)'s id
@@ -72,7 +73,8 @@ function painter(map, onDone) {
   const palette = el("div", { class: "swatches" }, ...map.palette.map((rgb, id) => el("button", {
     type: "button", class: "swatch", "data-id": id, title: `label ${id}`, style: `background: rgb(${rgb.join(",")})`,
     onclick: (event) => { state.id = id; choose(event.currentTarget, ".swatch"); } }, String(id))));
-  const tools = ["brush", "fill", "erase"].map((tool) => el("button", { type: "button", class: "tool", "data-tool": tool,
+  const tools = ["brush", "fill", "erase"].map((tool) => el("button", {
+    type: "button", class: "tool", "data-tool": tool,
     onclick: (event) => { state.tool = tool; choose(event.currentTarget, ".tool"); } }, tool));
   const size = el("input", { type: "range", name: "brush", min: 1, max: 16, value: state.size,
     oninput: () => { state.size = Number(size.value); } });
@@ -109,7 +111,8 @@ export function paintPanel(runId, info, panel) {
   const [height, width] = info.synthesize.size, styles = info.synthesize.styles;
   const map = new LabelMap(width, height, colours(info));
   const seed = el("input", { type: "number", name: "seed", value: 0, min: 0 });
-  const count = el("input", { type: "number", name: "styles", value: styles ? 2 : 1, min: 1, max: 8, disabled: !styles });
+  const count = el("input", { type: "number", name: "styles", value: styles ? 2 : 1, min: 1, max: 8,
+    disabled: !styles });
   const photos = el("div", { class: "outputs" });
   let style = null;
   const show = (options) => (answer) => {
@@ -126,9 +129,13 @@ export function paintPanel(runId, info, panel) {
     onclick: () => { save.href = map.canvas.toDataURL("image/png"); } }, "Save the map (palette colours)");
   const upload = dropZone("Or drop a label map (ids, or the palette's colours)", async (file) => {
     const options = common();
-    await run("synthesize", { ...options, labels: await readUpload(file) }, show({ seed: options.seed, file: file.name }));
+    const labels = await readUpload(file);
+    await run("synthesize", { ...options, labels }, show({ seed: options.seed, file: file.name }));
   });
-  const styleZone = styles ? dropZone("Style photo (optional)", async (file) => { style = await readUpload(file); synthesize(); }) : null;
+  const styleZone = styles ? dropZone("Style photo (optional)", async (file) => {
+    style = await readUpload(file);
+    synthesize();
+  }) : null;
   for (const input of [seed, count]) input.addEventListener("change", synthesize);
   map.draw();
   node.append(el("div", { class: "controls" }, painter(map, () => { edits += 1; synthesize(); })),

@@ -30,7 +30,8 @@ const labelled = (text, input) => el("label", {}, text, input);
 // An image with a caption, both hidden until the image has something to show.
 function figure(img, caption) {
   const node = el("figure", { hidden: true }, img, el("figcaption", {}, caption));
-  new MutationObserver(() => { node.hidden = img.hidden; }).observe(img, { attributes: true, attributeFilter: ["hidden"] });
+  const follow = new MutationObserver(() => { node.hidden = img.hidden; });
+  follow.observe(img, { attributes: true, attributeFilter: ["hidden"] });
   return node;
 }
 
@@ -44,8 +45,9 @@ function showImage(img, answer, options) {
 function samplerPanel(runId, info) {
   const { node, run } = panel("Sample", runId);
   const seed = number("seed", 0, 0), count = number("n", 16, 1, 64);
-  const klass = info.classes ? el("select", { name: "class" }, option("", "classes in turn"), option("all", "a row per class"),
-    ...Array.from({ length: info.classes }, (_, c) => option(String(c), `class ${c}`))) : null;
+  const classes = Array.from({ length: info.classes }, (_, c) => option(String(c), `class ${c}`));
+  const klass = info.classes ? el("select", { name: "class" }, option("", "classes in turn"),
+    option("all", "a row per class"), ...classes) : null;
   const truncate = el("input", { type: "checkbox", name: "truncate" });
   const threshold = el("input", { type: "range", name: "truncation", min: 0.05, max: 2, step: 0.05, value: 1 });
   const shown = el("output", {}, "1.00");
@@ -55,7 +57,10 @@ function samplerPanel(runId, info) {
     const options = { ...common(), n: Number(count.value), class: klass ? klass.value : "" };
     return run("sample", options, (answer) => showImage(grid, answer, options));
   });
-  threshold.addEventListener("input", () => { shown.textContent = Number(threshold.value).toFixed(2); if (truncate.checked) sample(); });
+  threshold.addEventListener("input", () => {
+    shown.textContent = Number(threshold.value).toFixed(2);
+    if (truncate.checked) sample();
+  });
   for (const input of [seed, count, klass, truncate]) if (input) input.addEventListener("change", sample);
   node.append(el("div", { class: "controls" }, labelled("seed", seed), labelled("images", count),
     klass ? labelled("class", klass) : null,
@@ -67,12 +72,14 @@ function samplerPanel(runId, info) {
 }
 
 function interpolation(run, common, klass) {
-  const mode = el("select", { name: "mode" }, option("z", "between two latents"), option("class", "between two classes"));
+  const mode = el("select", { name: "mode" }, option("z", "between two latents"),
+    option("class", "between two classes"));
   const rows = number("rows", 2, 1, 8), steps = number("steps", 8, 2, 16);
   const strip = el("img", { class: "strip", alt: "interpolation", hidden: true });
   const go = latestOnly(() => {
     const fixed = mode.value === "z" && /^\d+$/.test(klass.value) ? klass.value : "";  // a latent walk may keep a class
-    const options = { ...common(), mode: mode.value, rows: Number(rows.value), steps: Number(steps.value), class: fixed };
+    const options = { ...common(), mode: mode.value, rows: Number(rows.value), steps: Number(steps.value),
+      class: fixed };
     return run("interpolate", options, (answer) => showImage(strip, answer, options));
   });
   for (const input of [mode, rows, steps]) input.addEventListener("change", go);
@@ -120,7 +127,8 @@ function translatePanel(runId, info) {
 function upscalePanel(runId, info) {
   const { node, run } = panel(`Upscale ×${info.upscale.scale}`, runId);
   const before = el("img", { alt: "before" }), after = el("img", { class: "after", alt: "upscaled" });
-  const bar = el("input", { type: "range", class: "compare-bar", min: 0, max: 100, value: 50, "aria-label": "before / after",
+  const bar = el("input", { type: "range", class: "compare-bar", min: 0, max: 100, value: 50,
+    "aria-label": "before / after",
     oninput: () => { after.style.clipPath = `inset(0 0 0 ${bar.value}%)`; } });
   const download = el("a", { class: "download", hidden: true }, "Download the upscaled PNG");
   const view = el("div", { hidden: true }, el("div", { class: "compare" }, before, after), bar,
