@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 from gancli.config import TrainConfig
 from gancli.data.sr import SRCrops, SRImages, bicubic_upsample, heldout_for, image_size, open_sr_images
 from gancli.errors import CheckpointError, ConfigError
-from gancli.objectives import PENALTIES, critic_penalty, get_loss
+from gancli.objectives import critic_penalty, get_loss
 from gancli.nn.tiling import upscale_image
 from gancli.train.recipe import Recipe
 from recipes.sr_eval import SR_PROTOCOL, mean_scores, score_sr_images
@@ -150,10 +151,9 @@ class SuperResolution(Recipe):
     no_augment_reason = "its critic judges fine texture, which augmented inputs would teach it to overlook"
 
     def __init__(self, cfg: SRConfig):
-        super().__init__(cfg)
         if cfg.augment in LEGACY_AUGMENT:  # an old run's crop flag, not the critic augmentation that took its name
             cfg.crop_augment, cfg.augment = LEGACY_AUGMENT[cfg.augment], "none"
-        self.validate()  # before the trainer creates the run folder
+        super().__init__(cfg)
         if not cfg.adversarial:
             self.best_metric = ("psnr_y", "max")
         self.vgg: nn.Module | None = None
@@ -186,9 +186,6 @@ class SuperResolution(Recipe):
                     "eval_images", "eval_tile"):
             if getattr(cfg, key) < 0:
                 raise ConfigError(f"'{key}' must not be negative, got {getattr(cfg, key)}.")
-        if cfg.penalty not in PENALTIES:
-            raise ConfigError(f"Unknown critic penalty '{cfg.penalty}'; choose one of: {', '.join(PENALTIES)}.")
-        get_loss(cfg.loss)
 
     def critic_active(self, step: int) -> bool:
         return self.cfg.adversarial and step >= self.cfg.pretrain_steps
@@ -336,6 +333,9 @@ class SuperResolution(Recipe):
 
     # ---- inference verbs ---------------------------------------------------------------
     @torch.no_grad()
+    def verb_inputs(self) -> dict[str, Any]:
+        return {"upscale": {"scale": self.cfg.scale}}
+
     def upscale(self, G, image, *, tile=256, overlap=40, device=None, on_tile=None):
         """One uint8 image (3, h, w) upscaled by G → uint8 (3, s·h, s·w), tiled so any size fits in memory."""
         return upscale_image(G, image, self.cfg.scale, tile, overlap, device, on_tile)

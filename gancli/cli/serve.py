@@ -7,9 +7,11 @@ from typing import Optional
 
 import typer
 
+from gancli.cli.app import app
 from gancli.cli.ui import console
 
 
+@app.command("serve")
 def serve(
     runs: Optional[list[Path]] = typer.Argument(None, help="Run folders to serve (default: those under --runs)."),
     runs_dir: Optional[Path] = typer.Option(None, "--runs", help="A folder of runs, looked at again while serving, "
@@ -31,7 +33,3 @@ def serve(
     if server.exposed:
         console.print(f"[yellow]Listening on {host}: anyone who can reach this machine can use these runs.[/]")
     server.run()
-
-
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)

@@ -113,36 +113,32 @@ def _truncation(params: dict[str, Any]) -> float | None:
         raise ConfigError(f"'truncation' must be a number, got '{value}'.") from None
 
 
+def data_url(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
 def _class(params: dict[str, Any]) -> str | None:
     value = params.get("class")
     return None if value in (None, "") else str(value)
 
 
-def data_url(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
-
-
-def _grid(images, path: Path, per_row: int | None) -> str:
-    from gancli.train.plots import save_grid  # the grid `gancli sample` writes
-
-    return data_url(save_grid(images, path, nrow=per_row))
-
-
 def sample(run: Path, req: Request, params: dict[str, Any], device: str) -> dict[str, Any]:
-    """A grid as `gancli sample RUN --n --seed --class --truncation` writes it."""
+    """The grid `gancli sample RUN --n --seed --class --truncation --out FILE.png` writes."""
     n = _int(params, "n", 16, 1, req.limits.images)
-    images, per_row = api.sample_sheet(run, n, class_id=_class(params), truncation=_truncation(params),
-                                       seed=_int(params, "seed", 0, 0, 2**31 - 1), device=device)
-    return {"image": _grid(images, req.folder / "sample.png", per_row)}
+    _, grid = api.save_samples(run, n, req.folder / "sample.png", class_id=_class(params),
+                               truncation=_truncation(params), seed=_int(params, "seed", 0, 0, 2**31 - 1),
+                               device=device)
+    return {"image": data_url(grid)}
 
 
 def interpolate(run: Path, req: Request, params: dict[str, Any], device: str) -> dict[str, Any]:
-    """Strips as `gancli sample RUN --interpolate z|class --n --steps` writes them."""
+    """The strips `gancli sample RUN --interpolate z|class --n --steps --out FILE.png` writes."""
     steps = _int(params, "steps", 8, 2, 16)
     rows = _int(params, "rows", 2, 1, max(1, req.limits.images // steps))
-    images = api.interpolate(run, str(params.get("mode", "z")), rows, steps, class_id=_class(params),
-                             truncation=_truncation(params), seed=_int(params, "seed", 0, 0, 2**31 - 1), device=device)
-    return {"image": _grid(images, req.folder / "interpolation.png", steps)}
+    _, strips = api.save_samples(run, rows, req.folder / "interpolation.png", interpolation=str(params.get("mode", "z")),
+                                 steps=steps, class_id=_class(params), truncation=_truncation(params),
+                                 seed=_int(params, "seed", 0, 0, 2**31 - 1), device=device)
+    return {"image": data_url(strips)}
 
 
 def synthesize(run: Path, req: Request, params: dict[str, Any], device: str) -> dict[str, Any]:
@@ -176,14 +172,10 @@ def translate(run: Path, req: Request, params: dict[str, Any], device: str) -> d
 
 def upscale(run: Path, req: Request, params: dict[str, Any], device: str) -> dict[str, Any]:
     """An image upscaled as `gancli upscale` does it (tiled), as a PNG to show and download."""
-    from gancli.data.images import load_image, save_image
-
     source = req.upload(params.get("image"), "photo", "image")
-    model = api.load(run, device=device, verb="upscale")
-    out = req.folder / "upscaled.png"
-    save_image(model.upscale(load_image(source)), out)
+    done = api.upscale(run, [source], req.folder / "out", device=device)
     name = Path(req.names[str(source)]).stem
-    return {"image": data_url(out), "scale": model.cfg.scale, "download": f"{name}_x{model.cfg.scale}.png"}
+    return {"image": data_url(done["files"][0]), "scale": done["scale"], "download": f"{name}_x{done['scale']}.png"}
 
 
 VERBS: dict[str, Callable[[Path, Request, dict[str, Any], str], dict[str, Any]]] = {
