@@ -253,7 +253,10 @@ def test_the_runs_table_follows_a_training_run_without_a_reload(page, site):
         first = step.inner_text()
         page.wait_for_function("first => document.querySelector('tr[data-run=live] .step').textContent !== first",
                                arg=first)
-        screenshot(page.locator("main"), "runs")  # while it trains
+        if os.environ.get("GANCLI_SCREENSHOTS"):  # while it trains, once its panel shows a checkpoint's samples
+            page.wait_for_function("() => document.querySelector('.panel').dataset.state === 'done' || document"
+                                   ".querySelector('tr[data-run=live] .status').textContent === 'finished'")
+            screenshot(page.locator("main"), "runs")
         page.wait_for_function("() => document.querySelector('tr[data-run=live] .status').textContent === 'finished'")
         assert training.wait(60) == 0, training.stderr.read()
     finally:
@@ -262,3 +265,6 @@ def test_the_runs_table_follows_a_training_run_without_a_reload(page, site):
     page.wait_for_function("() => document.querySelector('#sample-step').textContent === 'step 12 (3 grids)'")
     points = page.locator("svg[data-key='G/loss'] polyline").get_attribute("points")
     assert len(points.split()) == 12  # every logged step once, drawn as it came
+    # the panel, opened before the first checkpoint ("no checkpoints"), samples again as checkpoints come
+    page.wait_for_function("() => document.querySelector('.panel').dataset.state === 'done'")
+    assert page.locator(".panel .error").is_hidden() and page.locator(".panel img").is_visible()

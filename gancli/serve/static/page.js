@@ -3,7 +3,7 @@ import { el, getJSON, showError } from "./dom.js";
 import { buildPanel } from "./panels.js";
 
 const $ = (id) => document.getElementById(id);
-const view = { id: null, records: [], next: 0, grids: [], poll: 2 };
+const view = { id: null, records: [], next: 0, grids: [], checkpoint: undefined, poll: 2 };
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "-";
@@ -29,7 +29,13 @@ function showRuns(answer) {
   $("runs-empty").hidden = answer.runs.length > 0;
   showError($("runs-problem"), answer.problem);
   const chosen = answer.runs.find((row) => row.id === view.id);
-  if (chosen && chosen.status === "missing") showError($("run-error"), chosen.message);
+  if (!chosen) return;
+  if (chosen.status === "missing") showError($("run-error"), chosen.message);
+  if (view.checkpoint !== undefined && chosen.last_checkpoint !== view.checkpoint) {
+    const panel = $("panel").firstChild;  // a new checkpoint: the panel's images follow it
+    if (panel && panel.refresh) panel.refresh();
+  }
+  view.checkpoint = chosen.last_checkpoint;
 }
 
 // One small SVG chart of a logged quantity against the step.
@@ -100,7 +106,7 @@ async function followRecords() {
 }
 
 async function choose(id) {
-  Object.assign(view, { id, records: [], next: 0, grids: [] });
+  Object.assign(view, { id, records: [], next: 0, grids: [], checkpoint: undefined });
   $("run").hidden = !id;
   if (!id) return;
   $("run-title").textContent = id;

@@ -142,6 +142,7 @@ export function paintPanel(runId, info, panel) {
     el("div", { class: "outputs" }, el("div", {}, map.canvas, el("div", {}, save)), photos),
     el("div", { class: "controls" }, el("label", {}, "seed", seed), el("label", {}, "styles", count), styleZone, upload,
       el("button", { type: "button", onclick: synthesize }, "Synthesize")));
+  node.refresh = synthesize;
   synthesize();
   return node;
 }

@@ -67,6 +67,7 @@ function samplerPanel(runId, info) {
     info.truncation ? el("label", {}, truncate, "truncation", threshold, shown) : null,
     el("button", { type: "button", onclick: sample }, "Sample")), el("div", { class: "outputs" }, grid));
   if (info.verbs.includes("interpolate")) node.append(interpolation(run, common, klass));
+  node.refresh = sample;
   sample();
   return node;
 }
@@ -116,6 +117,7 @@ function translatePanel(runId, info) {
     });
   };
   toggles.forEach((t) => t.addEventListener("change", translate));
+  node.refresh = translate;
   node.append(el("div", { class: "controls" }, dropZone("Drop a face here, or click to choose one", open)),
     el("div", { class: "toggles" }, ...toggles.map((t) => el("label", {}, t, t.name))),
     el("div", { class: "outputs" }, figure(preview, "input"), figure(result, "translated")),
@@ -133,7 +135,9 @@ function upscalePanel(runId, info) {
   const download = el("a", { class: "download", hidden: true }, "Download the upscaled PNG");
   const view = el("div", { hidden: true }, el("div", { class: "compare" }, before, after), bar,
     el("p", { class: "muted" }, "◀ input (resized by the browser) · upscaled ▶ "), download);
+  let last = null;
   const open = async (file) => {
+    last = file;
     const image = await readUpload(file);
     await run("upscale", { image }, (answer) => {
       before.src = URL.createObjectURL(file);
@@ -143,6 +147,7 @@ function upscalePanel(runId, info) {
     });
   };
   node.append(el("div", { class: "controls" }, dropZone("Drop an image here, or click to choose one", open)), view);
+  node.refresh = () => last && open(last);
   return node;
 }
 
