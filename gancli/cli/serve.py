@@ -13,7 +13,8 @@ from gancli.cli.ui import console
 
 @app.command("serve")
 def serve(
-    runs: Optional[list[Path]] = typer.Argument(None, help="Run folders to serve (default: those under --runs)."),
+    runs: Optional[list[Path]] = typer.Argument(None, metavar="[RUN]...",
+                                                help="Run folders to serve (default: those under --runs)."),
     runs_dir: Optional[Path] = typer.Option(None, "--runs", help="A folder of runs, looked at again while serving, "
                                                                  "so new runs appear (default runs/ without RUNs)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; anything but the loopback opens the runs and "

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from gancli import api
 from gancli.errors import GancliError
 from gancli.serve.catalog import RunCatalog, UnknownRun
-from gancli.serve.verbs import VERBS, Limits, Request
+from gancli.serve.verbs import VERBS, Limits, Request, byte_count
 
 STATIC = Path(__file__).parent / "static"
 FILES = {"page.js": "text/javascript", "dom.js": "text/javascript", "panels.js": "text/javascript",
@@ -59,7 +59,7 @@ def _error(status: int, message: str) -> Response:
 
 async def _body(request: HttpRequest, cap: int) -> bytes:
     """The request body, refused as soon as it passes cap bytes."""
-    too_large = TooLarge(f"The request is larger than this server takes ({cap / 2**20:.1f} MiB).")
+    too_large = TooLarge(f"The request is larger than this server takes ({byte_count(cap)}).")
     if int(request.headers.get("content-length") or 0) > cap:
         raise too_large
     chunks, size = [], 0

@@ -51,7 +51,8 @@ class RunCatalog:
                 rows.append({"run": str(path), "status": "missing", "message": f"Run folder '{path}' is gone."})
         if self.runs_dir is not None:
             try:
-                rows += [row for row in api.list_runs(self.runs_dir) if Path(row["run"]) not in self.runs]
+                given = {run.resolve() for run in self.runs}
+                rows += [row for row in api.list_runs(self.runs_dir) if Path(row["run"]).resolve() not in given]
             except (GancliError, OSError) as exc:
                 problem = str(exc)
         return [{"id": self._id_of(Path(row["run"])), **row} for row in rows], problem

@@ -27,6 +27,10 @@ class Limits:
         return {"upload_bytes": self.upload_bytes, "pixels": self.pixels, "images": self.images}
 
 
+def byte_count(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count:,} bytes"
+
+
 class Request:
     """One verb call's folder, its uploads, and the names the user knows them by (for error messages)."""
 
@@ -38,17 +42,19 @@ class Request:
         """Check an encoded image's size and pixels (from its header, before decoding it) and keep it here."""
         from PIL import Image, UnidentifiedImageError
 
+        most = f"this server takes images of at most {self.limits.pixels / 1e6:.1f} megapixels"
         if len(data) > self.limits.upload_bytes:
-            raise DataError(f"The {what} '{name}' is {len(data) / 2**20:.1f} MiB; this server takes uploads of at "
-                            f"most {self.limits.upload_bytes / 2**20:.1f} MiB.")
+            raise DataError(f"The {what} '{name}' is {byte_count(len(data))}; this server takes uploads of at most "
+                            f"{byte_count(self.limits.upload_bytes)}.")
         try:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        except Image.DecompressionBombError:
+            raise DataError(f"The {what} '{name}' has far too many pixels; {most}.") from None
+        except (UnidentifiedImageError, OSError, ValueError):
             raise DataError(f"The {what} '{name}' is not an image this server can read (PNG, JPEG, ...).") from None
         if width * height > self.limits.pixels:
-            raise DataError(f"The {what} '{name}' is {width}×{height} pixels; this server takes images of at most "
-                            f"{self.limits.pixels / 1e6:.1f} megapixels.")
+            raise DataError(f"The {what} '{name}' is {width}×{height} pixels; {most}.")
         path = self.folder / f"{stem}.png"  # the content decides the format; the client's name is only shown
         path.write_bytes(data)
         self.names[str(path)] = name

@@ -55,6 +55,33 @@ def test_the_cli_does_not_load_the_server_libraries():
     assert out.strip() == "[]"
 
 
+def test_serve_says_where_and_warns_off_the_loopback(cli, monkeypatch, serve_runs):
+    from gancli.serve import PageServer
+
+    monkeypatch.setattr(PageServer, "run", lambda self: self.socket.close())  # bound, then gone at once
+    result = cli("serve", "--runs", serve_runs, "--port", 0)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and f"Serving the runs in {serve_runs} at http://127.0.0.1:" in text, text
+    assert "anyone who can reach" not in text
+    result = cli("serve", serve_runs / "sr", serve_runs / "spade", "--host", "0.0.0.0", "--port", 0)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "Serving 2 runs at http://0.0.0.0:" in text and "anyone who can reach" in text
+
+
+def test_verb_inputs_tell_a_client_what_each_recipe_takes(serve_runs):
+    from gancli import api
+    from gancli.data.scenes import PALETTE
+
+    inputs = {recipe: api.verb_inputs(serve_runs / recipe) for recipe in ("uncond", "biggan", "spade", "stargan", "sr")}
+    assert [inputs[r]["recipe"] for r in inputs] == list(inputs)
+    assert inputs["uncond"]["classes"] == 0 and inputs["uncond"]["truncation"] and inputs["uncond"]["verbs"] == ["sample"]
+    assert inputs["biggan"]["classes"] == 10 and "interpolate" in inputs["biggan"]["verbs"]
+    assert inputs["spade"]["synthesize"] == {"label_nc": 8, "size": [32, 32], "styles": True,
+                                             "palette": PALETTE.tolist()}
+    assert inputs["stargan"]["translate"]["attributes"] == inputs["stargan"]["config"]["attrs"]
+    assert inputs["sr"]["upscale"] == {"scale": 4} and inputs["sr"]["config"]["hr_size"] == 32
+
+
 def test_bad_folders_and_a_port_in_use_are_one_sentence(cli, tmp_path, serve_runs):
     result = cli("serve", tmp_path)
     assert result.exit_code == 1 and "is not a gancli run folder" in result.output
@@ -92,7 +119,8 @@ def test_uploads_have_a_byte_and_a_pixel_limit_and_bad_ones_are_named(serving, s
     cases = [
         ({"image": upload(b"not an image", "notes.png")}, 400, "The image 'notes.png' is not an image"),
         ({"image": upload(png(np.zeros((41, 40, 3), np.uint8)), "big.png")}, 400, "'big.png' is 40×41 pixels"),
-        ({"image": upload(np.random.default_rng(0).bytes(4001), "huge.png")}, 400, "at most 0.0 MiB"),
+        ({"image": upload(np.random.default_rng(0).bytes(4001), "huge.png")}, 400,
+         "'huge.png' is 4,001 bytes; this server takes uploads of at most 4,000 bytes"),
         ({"image": {"name": "x.png", "data": "%%%"}}, 400, "did not arrive as base64"),
         ({}, 400, "No image was sent"),
     ]
@@ -126,3 +154,19 @@ def test_bad_options_and_a_run_folder_that_disappears(serving, serve_runs, tmp_p
     assert status == 400 and "is gone" in answer["error"]
     status, answer = http(server.url + "api/runs")
     assert status == 200 and answer["runs"][0]["status"] == "missing"
+
+
+def test_a_request_that_fails_is_an_error_and_the_server_keeps_serving(serving, serve_runs, monkeypatch):
+    from gancli import api
+
+    server = serving([serve_runs / "uncond"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api, "run_records", broken)
+    status, answer = http(server.url + "api/runs/uncond/records")
+    assert status == 500 and answer["error"] == ("The server failed on this request (RuntimeError: a bug); it keeps "
+                                                 "serving.")
+    monkeypatch.undo()
+    assert http(server.url + "api/runs/uncond/records")[0] == 200

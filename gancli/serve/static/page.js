@@ -14,7 +14,7 @@ function duration(seconds) {
 function runRow(row) {
   const best = row.best ? `${row.best.metric} ${Number(row.best.value).toPrecision(4)} @ ${row.best.step}` : "-";
   const status = row.status + (row.pid ? ` (pid ${row.pid})` : "");
-  const tr = el("tr", { "data-run": row.id, title: row.message || "", onclick: () => { location.hash = row.id; } },
+  const tr = el("tr", { "data-run": row.id, title: row.message || "", onclick: () => { location.hash = encodeURIComponent(row.id); } },
     el("td", {}, row.id), el("td", {}, row.recipe || "-"),
     el("td", { class: `status status-${row.status}` }, status),
     el("td", { class: "step" }, row.step === undefined ? "-" : `${row.step} / ${row.steps}`),
