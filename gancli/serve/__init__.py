@@ -47,7 +47,9 @@ class PageServer:
         device = str(resolve_device(device))
         self.socket = _listen(host, port)
         self._temp = tempfile.TemporaryDirectory(prefix="gancli-serve-")  # every upload and output, nowhere else
-        app = create_app(catalog, Path(self._temp.name), limits=limits, device=device, poll_seconds=poll_seconds)
+        hosts = LOOPBACK + ("[::1]",) if host in LOOPBACK else ("*",)  # who chose another address chose its names
+        app = create_app(catalog, Path(self._temp.name), limits=limits, device=device, poll_seconds=poll_seconds,
+                         hosts=hosts)
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
         bound = self.socket.getsockname()
         self.url = f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}/"

@@ -12,6 +12,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request as HttpRequest
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -129,6 +131,9 @@ class Site:
 
     async def verb(self, request: HttpRequest) -> Response:
         name = request.path_params["verb"]
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            # a JSON body makes another site's page ask first (CORS preflight), which this server never grants
+            return _error(415, "Verbs take a JSON body (Content-Type: application/json).")
         if name not in VERBS:
             return _error(404, f"There is no verb '{name}'; there are {', '.join(VERBS)}.")
         path = self.catalog.path(request.path_params["run"])
@@ -159,8 +164,9 @@ async def _bug(request: HttpRequest, exc: Exception) -> Response:  # uvicorn log
 
 
 def create_app(catalog: RunCatalog, temp: Path, *, limits: Limits = Limits(), device: str = "cpu",
-               poll_seconds: float = 2.0) -> Starlette:
-    """The app serving catalog's runs (by id), writing only under temp."""
+               poll_seconds: float = 2.0, hosts: tuple[str, ...] = ("*",)) -> Starlette:
+    """The app serving catalog's runs (by id), writing only under temp, to requests addressed to one of hosts."""
     site = Site(catalog, temp, limits, device, poll_seconds)
-    return Starlette(routes=site.routes(),
+    # a page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) sends its name as the Host: refused
+    return Starlette(routes=site.routes(), middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
                      exception_handlers={GancliError: _user_error, OSError: _user_error, Exception: _bug})

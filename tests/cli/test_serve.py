@@ -19,10 +19,11 @@ from PIL import Image
 pytest.importorskip("starlette", reason="the serve extra (pip install 'gancli[serve]') is not installed")
 
 
-def http(url: str, body: dict | None = None, raw: bytes | None = None) -> tuple[int, dict | bytes]:
+def http(url: str, body: dict | None = None, raw: bytes | None = None,
+         headers: dict | None = None) -> tuple[int, dict | bytes]:
     """(status, JSON or bytes) of a GET, or a POST of JSON (or raw bytes)."""
     data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             status, payload, kind = response.status, response.read(), response.headers.get("Content-Type", "")
@@ -104,6 +105,11 @@ def test_only_the_given_runs_by_id_and_no_other_file(serving, serve_runs):
         assert status == 404, (path, status, answer)
     status, answer = http(server.url + "api/runs/uncond/verbs/sample", {"n": 1})
     assert status == 200 and answer["image"].startswith("data:image/png;base64,")
+    status, answer = http(server.url + "api/runs/uncond/verbs/sample", {"n": 1}, headers={"Content-Type": "text/plain"})
+    assert status == 415  # what another site's page may send without asking first
+    status, answer = http(server.url + "api/runs", headers={"Host": "rebound.example:8000"})
+    assert status == 400 and answer == b"Invalid host header"
+    assert http(server.url.replace("127.0.0.1", "localhost") + "api/runs")[0] == 200
     status, answer = http(server.url + "api/runs/uncond/records?start=1")
     assert status == 200 and answer["next"] == 1 + len(answer["records"]) and answer["grids"] == [1, 2]
     status, grid = http(server.url + "api/runs/uncond/samples/2.png")
