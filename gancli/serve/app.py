@@ -96,8 +96,7 @@ class Site:
 
     def runs(self, request: HttpRequest) -> Response:
         rows, problem = self.catalog.rows()
-        return reply({"runs": rows, "problem": problem, "poll_seconds": self.poll_seconds,
-                      "limits": self.limits.describe()})
+        return reply({"runs": rows, "problem": problem, "poll_seconds": self.poll_seconds})
 
     def run_info(self, request: HttpRequest) -> Response:
         return reply(api.verb_inputs(self.catalog.path(request.path_params["run"])))

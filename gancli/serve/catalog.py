@@ -47,8 +47,9 @@ class RunCatalog:
         for path in self.runs:
             try:
                 rows.append(api.summarize_run(path))
-            except (GancliError, OSError):
-                rows.append({"run": str(path), "status": "missing", "message": f"Run folder '{path}' is gone."})
+            except (GancliError, OSError) as exc:
+                gone = f"Run folder '{path}' is gone."
+                rows.append({"run": str(path), "status": "missing", "message": str(exc) if path.is_dir() else gone})
         if self.runs_dir is not None:
             try:
                 given = {run.resolve() for run in self.runs}

@@ -23,9 +23,6 @@ class Limits:
     pixels: int = 2048 * 2048
     images: int = 64
 
-    def describe(self) -> dict[str, int]:
-        return {"upload_bytes": self.upload_bytes, "pixels": self.pixels, "images": self.images}
-
 
 def byte_count(count: int) -> str:
     return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count:,} bytes"
@@ -84,11 +81,14 @@ class Request:
             ids = np.frombuffer(base64.b64decode(str(item.get("ids", "")), validate=True), np.uint8)
         except (binascii.Error, ValueError):
             raise DataError("The painted label map did not arrive as base64 data.") from None
-        if ids.size != width * height or width * height > self.limits.pixels:
+        if ids.size != width * height:
             raise DataError(f"The painted label map has {ids.size} ids for {width}×{height} pixels.")
-        path = self.folder / "painted.png"
-        Image.fromarray(ids.reshape(height, width), "L").save(path)
-        Image.fromarray(ids.reshape(height, width), "L").save(self.folder / "painted_instanceIds.png")
+        if width * height > self.limits.pixels:
+            raise DataError(f"The painted label map is {width}×{height} pixels; this server takes maps of at most "
+                            f"{self.limits.pixels / 1e6:.1f} megapixels.")
+        path, image = self.folder / "painted.png", Image.fromarray(ids.reshape(height, width), "L")
+        image.save(path)
+        image.save(self.folder / "painted_instanceIds.png")
         self.names[str(path)] = "the painted map"
         return path
 
