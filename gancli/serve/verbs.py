@@ -141,8 +141,9 @@ def interpolate(run: Path, req: Request, params: dict[str, Any], device: str) ->
     """The strips `gancli sample RUN --interpolate z|class --n --steps --out FILE.png` writes."""
     steps = _int(params, "steps", 8, 2, 16)
     rows = _int(params, "rows", 2, 1, max(1, req.limits.images // steps))
-    _, strips = api.save_samples(run, rows, req.folder / "interpolation.png", interpolation=str(params.get("mode", "z")),
-                                 steps=steps, class_id=_class(params), truncation=_truncation(params),
+    mode = str(params.get("mode", "z"))
+    _, strips = api.save_samples(run, rows, req.folder / "interpolation.png", interpolation=mode, steps=steps,
+                                 class_id=_class(params), truncation=_truncation(params),
                                  seed=_int(params, "seed", 0, 0, 2**31 - 1), device=device)
     return {"image": data_url(strips)}
 

@@ -75,7 +75,8 @@ def test_verb_inputs_tell_a_client_what_each_recipe_takes(serve_runs):
 
     inputs = {recipe: api.verb_inputs(serve_runs / recipe) for recipe in ("uncond", "biggan", "spade", "stargan", "sr")}
     assert [inputs[r]["recipe"] for r in inputs] == list(inputs)
-    assert inputs["uncond"]["classes"] == 0 and inputs["uncond"]["truncation"] and inputs["uncond"]["verbs"] == ["sample"]
+    uncond = inputs["uncond"]
+    assert uncond["classes"] == 0 and uncond["truncation"] and uncond["verbs"] == ["sample"]
     assert inputs["biggan"]["classes"] == 10 and "interpolate" in inputs["biggan"]["verbs"]
     assert inputs["spade"]["synthesize"] == {"label_nc": 8, "size": [32, 32], "styles": True,
                                              "palette": PALETTE.tolist()}

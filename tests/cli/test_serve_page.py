@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import subprocess
 import sys
@@ -90,15 +89,11 @@ def decoded(src: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")).astype(int)
 
 
-def grid_of(images, nrow=None) -> np.ndarray:
+def grid_of(images, folder: Path, nrow=None) -> np.ndarray:
     """The grid `gancli sample` writes for images in [-1, 1], as an array."""
     from gancli.train.plots import save_grid
 
-    buffer = io.BytesIO()
-    path = save_grid(images, Path(os.environ.get("TMPDIR", "/tmp")) / f"expected-{os.getpid()}.png", nrow=nrow)
-    buffer.write(path.read_bytes())
-    path.unlink()
-    return np.asarray(Image.open(buffer).convert("RGB")).astype(int)
+    return np.asarray(Image.open(save_grid(images, folder / "expected.png", nrow=nrow)).convert("RGB")).astype(int)
 
 
 def assert_close(page: np.ndarray, expected: np.ndarray) -> None:
@@ -113,38 +108,39 @@ def screenshot(locator, name: str) -> None:
         locator.screenshot(path=str(Path(folder) / f"serve-{name}.png"))
 
 
-def test_uncond_panel_samples_what_the_api_samples(page, site, serve_runs):
+def test_uncond_panel_samples_what_the_api_samples(page, site, serve_runs, tmp_path):
     run = serve_runs / "uncond"
     panel = open_run(page, site, "uncond")
-    assert_close(shown(page, ".panel img", seed=0, n=16, truncation=None), grid_of(api.sample_sheet(run, 16)[0]))
+    first = shown(page, ".panel img", seed=0, n=16, truncation=None)
+    assert_close(first, grid_of(api.sample_sheet(run, 16)[0], tmp_path))
     set_value(page, "input[name=seed]", 3, None)
     set_value(page, "input[name=n]", 4, None)
     page.check("input[name=truncate]")
     set_value(page, "input[name=truncation]", 0.5, "input")
     page_grid = shown(page, ".panel img", seed=3, n=4, truncation=0.5)
-    assert_close(page_grid, grid_of(api.sample_sheet(run, 4, truncation=0.5, seed=3)[0]))
+    assert_close(page_grid, grid_of(api.sample_sheet(run, 4, truncation=0.5, seed=3)[0], tmp_path))
     assert page.locator(".interpolation").count() == 0  # no interpolation verb for an unconditional run
     screenshot(panel, "uncond")
 
 
-def test_biggan_panel_class_truncation_and_interpolation(page, site, serve_runs):
+def test_biggan_panel_class_truncation_and_interpolation(page, site, serve_runs, tmp_path):
     run = serve_runs / "biggan"
     panel = open_run(page, site, "biggan")
     page.select_option("select[name=class]", "all")  # a row per class
     images, per_row = api.sample_sheet(run, 16, class_id="all", seed=0)
-    assert_close(shown(page, ".panel img[alt=samples]", n=16, **{"class": "all"}), grid_of(images, per_row))
+    assert_close(shown(page, ".panel img[alt=samples]", n=16, **{"class": "all"}), grid_of(images, tmp_path, per_row))
     set_value(page, "select[name=class]", 3, None)
     set_value(page, "input[name=seed]", 1, None)
     set_value(page, "input[name=n]", 4, None)
     set_value(page, "input[name=truncation]", 0.7, None)
     page.check("input[name=truncate]")
     grid = shown(page, ".panel img[alt=samples]", seed=1, n=4, truncation=0.7, **{"class": "3"})
-    assert_close(grid, grid_of(api.sample_sheet(run, 4, class_id="3", truncation=0.7, seed=1)[0]))
+    assert_close(grid, grid_of(api.sample_sheet(run, 4, class_id="3", truncation=0.7, seed=1)[0], tmp_path))
     set_value(page, "select[name=mode]", "class", None)
     set_value(page, "input[name=rows]", 1, None)
     set_value(page, "input[name=steps]", 4)
     strip = shown(page, "img[alt=interpolation]", mode="class", rows=1, steps=4, seed=1, truncation=0.7)
-    assert_close(strip, grid_of(api.interpolate(run, "class", rows=1, steps=4, truncation=0.7, seed=1), 4))
+    assert_close(strip, grid_of(api.interpolate(run, "class", rows=1, steps=4, truncation=0.7, seed=1), tmp_path, 4))
     screenshot(panel, "biggan")
 
 
