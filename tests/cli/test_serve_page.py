@@ -217,7 +217,8 @@ def test_sr_panel_upscales_and_a_bad_upload_is_an_error_then_the_next_works(page
     error.wait_for(state="visible")
     assert "The image 'notes.png' is not an image" in error.inner_text()
     photo = tmp_path / "photo.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(photo)
+    y, x = np.mgrid[:12, :16]
+    Image.fromarray(np.stack([x * 16, y * 20, 255 - x * 8], -1).astype(np.uint8)).save(photo)  # smooth colours
     page.set_input_files(".panel input[type=file]", photo)
     upscaled = shown(page, "img[alt=upscaled]", name="photo.png")
     assert error.is_hidden()
