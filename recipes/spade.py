@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -307,6 +308,11 @@ class Spade(Recipe):
         else:
             z = torch.randn(label.shape[0], G.z_dim, generator=generator, device=device).to(self.device)
         return G(segmap, z)
+
+    def verb_inputs(self) -> dict[str, Any]:
+        palette = self.palette()
+        return {"synthesize": {"label_nc": self.cfg.label_nc, "size": list(self.cfg.image_size),
+                               "styles": self.cfg.use_vae, "palette": None if palette is None else palette.tolist()}}
 
     def synthesize_files(self, load: Loader, labels: list[Path], out: Path, *, palette: bool = False,
                          style: Path | None = None, n_styles: int = 1, seed: int = 0,

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -323,6 +325,9 @@ class SuperResolution(Recipe):
 
     # ---- inference verbs ---------------------------------------------------------------
     @torch.no_grad()
+    def verb_inputs(self) -> dict[str, Any]:
+        return {"upscale": {"scale": self.cfg.scale}}
+
     def upscale(self, G, image, *, tile=256, overlap=40, device=None, on_tile=None):
         """One uint8 image (3, h, w) upscaled by G → uint8 (3, s·h, s·w), tiled so any size fits in memory."""
         return upscale_image(G, image, self.cfg.scale, tile, overlap, device, on_tile)

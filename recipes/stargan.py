@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -241,6 +242,9 @@ class StarGAN(Recipe):
         the head learned them (the generator needs the attributes an image has, to change only those asked for)."""
         device = next(D.parameters()).device
         return decide_attributes(D(images.to(device).float() / 127.5 - 1)[1].cpu())
+
+    def verb_inputs(self) -> dict[str, Any]:
+        return {"translate": {"attributes": list(self.names), "resolution": self.cfg.resolution}}
 
     def translate_files(self, load: Loader, images: list[Path], attrs: list[str] | dict[str, int], *, out: Path,
                         grid: bool = False) -> Translation:
