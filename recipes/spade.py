@@ -88,13 +88,20 @@ PRESETS = {
     "quick": {"image_size": [32, 32], "ngf": 16, "spade_hidden": 32, "ndf": 32, "z_dim": 64, "batch_size": 8,
               "steps": 800, "perceptual": "none", "log_every": 10, "sample_every": 200, "ckpt_every": 200,
               "eval_every": 200, "eval_n": 200, "n_samples": 16},
-    # SAN paper §4.2 (SAN-SPADE, Cityscapes 512×256, FID 58.56): SPADE's settings, SAN r = 25 %, g = 1.3, β1 = 0.5
-    "cityscapes": {"image_size": [256, 512], "instance_edges": True, "norm": "san", "norm_ratio": 0.25,
-                   "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9], "lr_g": 1e-4, "lr_d": 4e-4},
+    # SAN paper §4.2 (SAN-SPADE, Cityscapes 512×256, FID 58.56): SPADE's settings, SAN r = 25 %, g = 1.3, β1 = 0.5.
+    # SPADE's data/cityscapes_dataset.py: crop 512, aspect 2, 35 labels + instance edges, num_upsampling_layers more
+    # (G starts at 4×8)
+    "cityscapes": {"image_size": [256, 512], "instance_edges": True, "num_upsampling_layers": "more", "norm": "san",
+                   "norm_ratio": 0.25, "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9],
+                   "lr_g": 1e-4, "lr_d": 4e-4},
+    # SPADE's data/ade20k_dataset.py: crop 256, 150 labels + dontcare (our 151 ids), no instance map
     "ade20k": {"image_size": [256, 256], "instance_edges": False},
+    # SPADE's data/coco_dataset.py: crop 256, 182 labels + dontcare (183 ids), instance edges
+    "coco": {"image_size": [256, 256], "instance_edges": True},
     # SPADE as published (FID 63.65 in the SAN paper): spectral + instance norm critic, TTUR with β = (0, 0.9)
-    "original": {"image_size": [256, 512], "instance_edges": True, "norm": "sn", "norm_ratio": 1.0, "norm_gain": 0.0,
-                 "betas_g": [0.0, 0.9], "betas_d": [0.0, 0.9], "lr_g": 1e-4, "lr_d": 4e-4, "d_instance_norm": True},
+    "original": {"image_size": [256, 512], "instance_edges": True, "num_upsampling_layers": "more", "norm": "sn",
+                 "norm_ratio": 1.0, "norm_gain": 0.0, "betas_g": [0.0, 0.9], "betas_d": [0.0, 0.9], "lr_g": 1e-4,
+                 "lr_d": 4e-4, "d_instance_norm": True},
 }
 
 

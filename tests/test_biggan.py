@@ -49,14 +49,14 @@ def test_table4_plan_and_hierarchical_z_at_128px():
 
 
 @pytest.mark.parametrize("shared_dim, hier, gen_norm, cond_dim", [
-    (8, True, "cbn", 8 + 4), (8, False, "cbn", 8), (0, True, "cbn", 10 + 4), (8, True, "self-mod", 4),
+    (8, True, "cbn", 8 + 4), (8, False, "cbn", 8), (0, False, "cbn", 10), (8, True, "self-mod", 4),
 ])
 def test_conditioning_shapes(shared_dim, hier, gen_norm, cond_dim):
     G = Generator(32, ch=2, z_dim=16, num_classes=10, shared_dim=shared_dim, hier=hier, attention=16,
                   gen_norm=gen_norm)
     bn = G.blocks[0].bn1
     first = bn.gain if gen_norm == "cbn" else bn.hidden
-    assert first.in_features == cond_dim
+    assert (first.num_embeddings if shared_dim == 0 else first.in_features) == cond_dim
     assert (G.shared is not None) == (shared_dim > 0) if gen_norm == "cbn" else hasattr(G, "compose")
     z, y = torch.randn(3, 16), torch.tensor([0, 5, 9])
     assert G(z, y).shape == (3, 3, 32, 32)
