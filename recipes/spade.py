@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,9 @@ from gancli.config import TrainConfig
 from gancli.data.segmentation import instance_edges, num_labels_of, open_segmentation
 from gancli.errors import ConfigError, DataError, GancliError
 from gancli.objectives import PENALTIES, critic_penalty, get_loss
+from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Recipe
+from recipes import spade_import
 from recipes.spade_nets import UPSAMPLINGS, MultiScaleCritic, SPADEGenerator, VGG19Loss, feature_matching_loss
 
 log = logging.getLogger("gancli.spade")
@@ -414,3 +417,16 @@ class Spade(Recipe):
         scores["protocol"] = (f"{n} validation maps of {self.validation().name}: synthesized vs real photos"
                               + (f"; skipped: {' '.join(judges['skipped'])}" if judges["skipped"] else ""))
         return scores
+
+
+Spade.import_formats = {
+    "spade": ImportFormat(
+        name="spade",
+        summary="NVlabs/SPADE SPADEGenerator and MultiscaleDiscriminator (label-to-image, no VAE)",
+        files="latest_net_G.pth; --critic latest_net_D.pth; --preset cityscapes|ade20k|coco (SPADE's dataset options)",
+        published="NVlabs/SPADE README: checkpoints.tar.gz (Google Drive) with coco_pretrained, ade20k_pretrained and "
+                  "cityscapes_pretrained folders",
+        detect=spade_import.is_spade,
+        convert=partial(spade_import.convert, Spade),
+    ),
+}
