@@ -470,7 +470,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
 
     from gancli.device import resolve_device
     from gancli.metrics import GeneratorEvaluator
-    from gancli.metrics.truncation import plot_truncation, truncation_sweep
+    from gancli.metrics.generative.truncation import plot_truncation, truncation_sweep
     from gancli.runs import sampling_options
 
     if n < 2:
@@ -522,7 +522,7 @@ def evaluate_prd(real: str, fake: str, *, n: int | None = None, n_real: int | No
     """PRD (Sajjadi et al. 2018) of fake against real, on the features of an Evaluator; returns (PRD, protocol)."""
     from gancli.errors import DataError
     from gancli.metrics import Evaluator
-    from gancli.metrics.prd import compute_prd
+    from gancli.metrics.generative.prd import compute_prd
 
     ev = evaluator or Evaluator(**evaluator_options, open_run=run_source)
     run_options = {"checkpoint": checkpoint, "ema": ema, "truncation": truncation, "seed": seed}
@@ -551,7 +551,7 @@ def jacobian_conditioning(run_dir: str | Path, n: int = 64, seed: int = 0, check
                           device: str = "cpu", ema: bool = True):
     """Condition numbers of a run generator's Jacobian at n latents z ~ N(0, I) (Odena et al. 2018)."""
     from gancli.errors import ConfigError
-    from gancli.metrics.jacobian import jacobian_condition_numbers
+    from gancli.metrics.generative.jacobian import jacobian_condition_numbers
 
     if n < 1:
         raise ConfigError(f"--n must be a positive number, got {n}.")

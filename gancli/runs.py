@@ -15,7 +15,7 @@ from torch import nn
 
 from gancli.config import TrainConfig, apply_overrides, load_toml
 from gancli.errors import CheckpointError, ConfigError, state_dict_mismatch
-from gancli.metrics.sources import Source, sampler_source
+from gancli.metrics.generative.sources import Source, sampler_source
 from gancli.train import checkpoint as ckpt
 from gancli.train.recipe import Recipe
 

@@ -169,7 +169,7 @@ class Spade(Recipe):
                 raise ConfigError(f"'{key}' must not be negative, got {getattr(cfg, key)}.")
         if cfg.penalty not in PENALTIES:
             raise ConfigError(f"Unknown critic penalty '{cfg.penalty}'; choose one of: {', '.join(PENALTIES)}.")
-        from gancli.metrics.segmentation import TORCHVISION_SEGMENTERS
+        from gancli.metrics.judges.segmentation import TORCHVISION_SEGMENTERS
         if cfg.seg_arch not in TORCHVISION_SEGMENTERS:
             raise ConfigError(f"'seg_arch' must be one of {', '.join(TORCHVISION_SEGMENTERS)}, got '{cfg.seg_arch}'.")
         get_loss(cfg.loss)
@@ -347,7 +347,7 @@ class Spade(Recipe):
         """The feature network (FID) and the segmenter (mIoU), each loaded once; a missing one says why."""
         if self._judges is None:
             from gancli.metrics import Evaluator
-            from gancli.metrics.segmentation import load_segmenter
+            from gancli.metrics.judges.segmentation import load_segmenter
 
             cfg, self._judges = self.cfg, {"skipped": []}
             builtin = not cfg.data
@@ -370,9 +370,9 @@ class Spade(Recipe):
     def _pass(self, images_of, n: int, features, segmenter) -> tuple:
         """(feature statistics or None, segmentation scores or None) of images_of(labels, edges, real) over n maps."""
         from gancli.data.images import to_uint8
-        from gancli.metrics.features import extract
-        from gancli.metrics.segmentation import SegmentationScore
-        from gancli.metrics.stats import ReferenceStats
+        from gancli.metrics.generative.features import extract
+        from gancli.metrics.judges.segmentation import SegmentationScore
+        from gancli.metrics.generative.stats import ReferenceStats
 
         val = self.validation()
         score = SegmentationScore(self.cfg.label_nc, getattr(val, "ignore_label", None)) if segmenter else None
@@ -394,7 +394,7 @@ class Spade(Recipe):
 
     def evaluate(self, G):
         """FID of synthesized vs real validation photos, and mIoU / pixel accuracy of the segmenter on both."""
-        from gancli.metrics import generative as gen
+        from gancli.metrics.generative import scores as gen
 
         cfg, judges = self.cfg, self.judges()
         features, segmenter = judges.get("features"), judges.get("segmenter")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gancli.data.sr import bicubic_upsample
-from gancli.metrics import iqa
+from gancli.metrics.quality import iqa
 from gancli.nn.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, upscale_image
 
 SR_PROTOCOL = ("HR cropped to a multiple of {s}, LR by MATLAB bicubic unless given; PSNR/SSIM on the Y channel "

@@ -249,7 +249,7 @@ class StarGAN(Recipe):
     # ---- evaluation --------------------------------------------------------------------
     def judge(self):
         """The attribute judge: the builtin one, or one trained on this run's real training split (cached)."""
-        from gancli.metrics.attribute_classifier import builtin_judge, load_or_train_judge
+        from gancli.metrics.judges.attribute_classifier import builtin_judge, load_or_train_judge
 
         cfg = self.cfg
         if self._source().kind == "builtin":
@@ -275,7 +275,7 @@ class StarGAN(Recipe):
         judge = self.judge().to(self.device)
         use_inception = cfg.eval_features == "inception" or (cfg.eval_features == "" and self._source().kind != "builtin")
         if use_inception:
-            from gancli.metrics.features import load_feature_net
+            from gancli.metrics.generative.features import load_feature_net
 
             net = load_feature_net("inception", device=self.device)
             dev = self.device
@@ -296,7 +296,7 @@ class StarGAN(Recipe):
         ref_features = torch.cat([features(torch.stack([train.image(i) for i in range(start, min(start + 500, n_ref))]))
                                   for start in range(0, n_ref, 500)])
         real_decisions = judge(test_images)[0]
-        from gancli.metrics.attribute_classifier import attribute_accuracy
+        from gancli.metrics.judges.attribute_classifier import attribute_accuracy
 
         return {"judge": judge, "features": features, "feature_label": feature_label,
                 "test_images": test_images, "test_labels": test.labels()[:n_test],
@@ -306,9 +306,9 @@ class StarGAN(Recipe):
     def evaluate(self, G):
         """Attribute accuracy of translations by the judge, and the Fréchet distance of each target domain's
         translations to real training images of that domain (SAN Table 3)."""
-        from gancli.metrics.attribute_classifier import attribute_accuracy
-        from gancli.metrics.generative import fid_from_stats
-        from gancli.metrics.stats import FeatureStats
+        from gancli.metrics.judges.attribute_classifier import attribute_accuracy
+        from gancli.metrics.generative.scores import fid_from_stats
+        from gancli.metrics.generative.stats import FeatureStats
 
         if self._eval is None:
             self._eval = self._prepare_evaluation()

@@ -49,8 +49,8 @@ def _sync(device: torch.device) -> None:
 
 def _scores(pool: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """FID between the two halves and IS of all images, from one engine's features."""
-    from gancli.metrics.generative import fid_from_stats, inception_score
-    from gancli.metrics.stats import FeatureStats
+    from gancli.metrics.generative.scores import fid_from_stats, inception_score
+    from gancli.metrics.generative.stats import FeatureStats
 
     half = len(pool) // 2
     a, b = FeatureStats(), FeatureStats()
@@ -77,7 +77,7 @@ def time_torch_fidelity(images: torch.Tensor, weights: Path, device: torch.devic
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
-    from gancli.metrics.features import cudnn_flags
+    from gancli.metrics.generative.features import cudnn_flags
 
     cuda = device.type == "cuda"
     extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
@@ -99,7 +99,7 @@ def time_torch_fidelity(images: torch.Tensor, weights: Path, device: torch.devic
 def time_gancli(images: torch.Tensor, weights: Path, device: torch.device, batch_size: int, precision: str,
                 engine: str, repeats: int, memory_format: str) -> tuple[float, np.ndarray, np.ndarray]:
     """Best-of-repeats seconds of gancli's engine: pinned host batches, side-stream copies, streamed stats."""
-    from gancli.metrics.features import extract, load_inception, prepare
+    from gancli.metrics.generative.features import extract, load_inception, prepare
 
     net = prepare(load_inception(weights), device, precision, engine, memory_format)
     host = images.pin_memory() if device.type == "cuda" else images
@@ -123,8 +123,8 @@ def profile_stages(images: torch.Tensor, weights: Path, device: torch.device, ba
     Each step is timed alone (CUDA events on the GPU) on one batch already on the device, best of repeats,
     after a warm-up pass; the steps' sum is the engine's compute time per batch without the host side.
     """
-    from gancli.metrics.features import extraction_flags, load_inception, prepare
-    from gancli.metrics.stats import FeatureStats
+    from gancli.metrics.generative.features import extraction_flags, load_inception, prepare
+    from gancli.metrics.generative.stats import FeatureStats
 
     net = prepare(load_inception(weights), device, precision, engine, memory_format)
     steps = [*net.stages(), ("feature statistics (float64)", lambda out: FeatureStats(device=device).update(out[0]))]
@@ -162,7 +162,7 @@ def profile_kernels(images: torch.Tensor, weights: Path, device: torch.device, b
     """
     from torch.profiler import ProfilerActivity, profile
 
-    from gancli.metrics.features import extraction_flags, load_inception, prepare
+    from gancli.metrics.generative.features import extraction_flags, load_inception, prepare
 
     net = prepare(load_inception(weights), device, precision, engine, memory_format)
     batch = images[:batch_size].to(device)
@@ -212,9 +212,9 @@ def register(bench_app: typer.Typer) -> None:
         torch-fidelity's in IEEE fp32, the exact reference.
         """
         from gancli.device import resolve_device
-        from gancli.metrics.features import (ENGINES, MEMORY_FORMATS, PRECISIONS, find_inception_weights,
+        from gancli.metrics.generative.features import (ENGINES, MEMORY_FORMATS, PRECISIONS, find_inception_weights,
                                              random_inception_state_dict, resolve_engine)
-        from gancli.metrics.weights import sha256_file
+        from gancli.metrics.generative.weights import sha256_file
 
         if n < 4 or size < 1 or batch_size < 1 or repeats < 1:
             raise ConfigError("--n must be at least 4, and --size, --batch-size and --repeats positive.")

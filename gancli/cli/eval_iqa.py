@@ -143,7 +143,7 @@ def register(eval_app: typer.Typer) -> None:
     def psnr_cmd(pred: Path = pred_opt, gt: Path = gt_opt, crop_border: int = crop_opt, y_channel: bool = y_opt,
                  as_json: bool = json_opt):
         """PSNR of predictions against ground truth, per image and mean (agrees with scikit-image)."""
-        from gancli.metrics.iqa import psnr
+        from gancli.metrics.quality.iqa import psnr
 
         _fidelity_metric("psnr", psnr, pred, gt, crop_border, y_channel, as_json)
 
@@ -151,7 +151,7 @@ def register(eval_app: typer.Typer) -> None:
     def ssim_cmd(pred: Path = pred_opt, gt: Path = gt_opt, crop_border: int = crop_opt, y_channel: bool = y_opt,
                  as_json: bool = json_opt):
         """SSIM of predictions against ground truth, per image and mean (agrees with scikit-image)."""
-        from gancli.metrics.iqa import ssim
+        from gancli.metrics.quality.iqa import ssim
 
         _fidelity_metric("ssim", ssim, pred, gt, crop_border, y_channel, as_json)
 
@@ -164,7 +164,7 @@ def register(eval_app: typer.Typer) -> None:
                   as_json: bool = json_opt):
         """LPIPS distance of predictions to ground truth (lower is better); needs the backbone weights."""
         from gancli.device import resolve_device
-        from gancli.metrics.iqa import LPIPSMetric
+        from gancli.metrics.quality.iqa import LPIPSMetric
 
         metric = LPIPSMetric(net, lpips_weights, resolve_device(device))
         rows, notes = _run_pairs("lpips", pred, gt, as_json, lambda p, g: metric(p, g, crop_border))
@@ -178,7 +178,7 @@ def register(eval_app: typer.Typer) -> None:
                  as_json: bool = json_opt):
         """NIQE (no reference, lower is better) of every image in a folder, MATLAB-compatible."""
         from gancli.data.images import list_images, load_image
-        from gancli.metrics.iqa import niqe
+        from gancli.metrics.quality.iqa import niqe
 
         files = list_images(pred, recursive=False)
         rows = []

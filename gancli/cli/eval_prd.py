@@ -37,7 +37,7 @@ def register(eval_app: typer.Typer) -> None:
             data_root: Optional[Path] = DATA_ROOT):
         """Precision and recall for distributions (Sajjadi et al. 2018): the PRD curve, F8 (recall) and F1/8
         (precision), from k-means of the union of real and fake features."""
-        from gancli.metrics.prd import plot_prd
+        from gancli.metrics.generative.prd import plot_prd
 
         for value, flag in ((clusters, "--clusters"), (angles, "--angles"), (runs, "--runs")):
             if value < 1:

@@ -6,8 +6,8 @@ where it has spectral norm (σ₀ = uᵀWv after SN's last power iteration, no e
 iteration from the vector kept since the last reading (15 at the first). Readings go to RUN/telemetry.jsonl and are
 plotted in RUN/spectra.png. BigGAN saw collapse as σ₀ of some G layers exploding and D's loss jumping
 up (§4.1-4.2, App. F); a reading above `collapse_factor` times the median of its series' recent readings
-counts as such a jump. Then training stops, naming the last checkpoint saved before it, or
-(`on_collapse = "rollback"`) reloads that checkpoint and continues at half the learning rates.
+counts as such a jump. Telemetry only judges: on its verdict the trainer stops, naming the last checkpoint saved
+before it, or (`on_collapse = "rollback"`) reloads that checkpoint and continues at half the learning rates.
 """
 
 from __future__ import annotations
@@ -15,26 +15,22 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import _SpectralNorm
 
-from gancli.config import save_toml
+from gancli.config import TrainConfig
 from gancli.errors import GancliError
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
 
-if TYPE_CHECKING:
-    from gancli.train.trainer import Trainer
-
 WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
 WINDOW = 10  # readings in the median a new reading is compared with; detection starts after this many
 LOSS_FLOOR = 0.1  # a D loss near 0 (BigGAN §4.2) is compared with at least this, so noise around 0 is no jump
-ROLLBACK_LR_FACTOR = 0.5
-MAX_ROLLBACKS = 3
 D_LOSS = "D/loss"
 
 
@@ -97,37 +93,51 @@ def find_jumps(reading: dict[str, float], history: dict[str, list[tuple[int, flo
     return jumps
 
 
-class Telemetry:
-    """Reads σ₀ every `telemetry_every` steps, watches for collapse, and acts as `on_collapse` says."""
+@dataclass
+class Collapse:
+    """Telemetry's verdict on a reading with a jump: what jumped, and the last good checkpoint before it."""
 
-    def __init__(self, trainer: Trainer):
-        self.trainer, self.cfg = trainer, trainer.cfg
-        self.every = self.cfg.telemetry_every
-        self.layers = weight_layers(trainer.models)
+    step: int
+    what: str  # e.g. "G.dense from 1 to 10"
+    good: Path | None  # the newest step checkpoint saved no later than the last reading without a jump
+
+
+class Telemetry:
+    """Reads σ₀ every `telemetry_every` steps and judges each reading; the trainer acts on the verdict."""
+
+    def __init__(self, models: dict[str, nn.Module], run_dir: Path, cfg: TrainConfig, world: distributed.World,
+                 device: torch.device, step: int = 0):
+        self.cfg, self.world, self.device = cfg, world, device
+        self.every = cfg.telemetry_every
+        self.layers = weight_layers(models)
         self.vectors: dict[int, Tensor] = {}
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.loss_sum, self.loss_count = 0.0, 0
-        self.last_good_step = trainer.step
-        self.rollbacks = 0
-        self.path = Path(trainer.run_dir) / "telemetry.jsonl"
+        self.last_good_step = step
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "telemetry.jsonl"
 
-    def observe(self, step: int, logs: dict[str, torch.Tensor | float]) -> None:
-        """Called by the trainer after every iteration with its losses."""
+    def observe(self, step: int, logs: dict[str, torch.Tensor | float]) -> Collapse | None:
+        """Called after every iteration with its losses; a Collapse when a reading jumped (unless on_collapse is
+        'warn'), else None."""
         if not self.every:
-            return
+            return None
         if D_LOSS in logs:
             self.loss_sum, self.loss_count = self.loss_sum + logs[D_LOSS], self.loss_count + 1
         if step % self.every:
-            return
+            return None
         reading = self.read()
         jumps = find_jumps(reading, self.history, self.cfg.collapse_factor)
         self._write({"step": step, **reading, **({"collapse": [j[0] for j in jumps]} if jumps else {})})
         if jumps and self.cfg.on_collapse != "warn":
-            self._collapsed(step, jumps)
-            return
+            what = ", ".join(f"{series.removeprefix('sigma/')} from {base:.3g} to {value:.3g}"
+                             for series, base, value in jumps[:3])
+            what += f" and {len(jumps) - 3} more" if len(jumps) > 3 else ""
+            return Collapse(step, what, self.good_checkpoint())
         for series, value in reading.items():
             self.history.setdefault(series, []).append((step, value))
         self.last_good_step = step
+        return None
 
     def read(self) -> dict[str, float]:
         """σ₀ of every layer (one transfer from the device) and the mean D loss since the last reading."""
@@ -136,53 +146,31 @@ class Telemetry:
         reading = dict(zip((f"sigma/{name}" for name in self.layers), values))
         if self.loss_count:
             loss = float(self.loss_sum / self.loss_count)  # the losses stay on the device until read here
-            loss = distributed.average_values({D_LOSS: loss}, self.trainer.world, self.trainer.device)[D_LOSS]
+            loss = distributed.average_values({D_LOSS: loss}, self.world, self.device)[D_LOSS]
             reading[D_LOSS] = float(loss)
         self.loss_sum, self.loss_count = 0.0, 0
         return reading
 
     def good_checkpoint(self) -> Path | None:
         """The newest step checkpoint saved no later than the last reading without a jump."""
-        good = [p for p in ckpt.step_dirs(self.trainer.run_dir) if int(p.name.split("_")[1]) <= self.last_good_step]
+        good = [p for p in ckpt.step_dirs(self.run_dir) if int(p.name.split("_")[1]) <= self.last_good_step]
         return good[-1] if good else None
 
-    def _collapsed(self, step: int, jumps: list[tuple[str, float, float]]) -> None:
-        what = ", ".join(f"{series.removeprefix('sigma/')} from {base:.3g} to {value:.3g}"
-                         for series, base, value in jumps[:3])
-        what += f" and {len(jumps) - 3} more" if len(jumps) > 3 else ""
-        good = self.good_checkpoint()
-        trainer = self.trainer
-        if self.cfg.on_collapse == "rollback" and good is not None and self.rollbacks < MAX_ROLLBACKS:
-            self.rollbacks += 1
-            trainer.restore(good)
-            for name in trainer.base_lr:
-                trainer.base_lr[name] *= ROLLBACK_LR_FACTOR
-            self.cfg.lr_g, self.cfg.lr_d = trainer.base_lr["G"], trainer.base_lr.get("D", self.cfg.lr_d)
-            trainer.set_learning_rates()
-            if trainer.world.main:  # a resumed run keeps the lowered rates
-                save_toml(self.cfg, Path(trainer.run_dir) / "config.toml")
-            self.history = {k: [(s, v) for s, v in h if s <= trainer.step] for k, h in self.history.items()}
-            self.last_good_step = trainer.step
-            trainer.log({"step": step, "event": "rollback", "to": good.name, "why": what,
-                         "lr_g": self.cfg.lr_g, "lr_d": self.cfg.lr_d})
-            return
-        self.finish()
-        where = (f"the last good checkpoint is '{good}' (`gancli sample {trainer.run_dir} --checkpoint {good.name}`; "
-                 f"--on-collapse rollback continues from it at a lower learning rate)" if good else
-                 "no checkpoint was saved before it")
-        tried = f" after {self.rollbacks} rollbacks" if self.rollbacks else ""
-        raise TrainingCollapsed(f"Training collapsed at step {step}{tried} ({what} jumped); {where}.")
+    def rolled_back(self, step: int) -> None:
+        """The trainer went back to `step`: later readings no longer count."""
+        self.history = {k: [(s, v) for s, v in h if s <= step] for k, h in self.history.items()}
+        self.last_good_step = step
 
     def _write(self, record: dict[str, Any]) -> None:
-        if self.trainer.world.main:
+        if self.world.main:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
 
     def finish(self) -> Path | None:
         """Plot the readings so far (called at the end of training and on collapse)."""
-        if not self.every or not self.trainer.world.main or not self.path.is_file():
+        if not self.every or not self.world.main or not self.path.is_file():
             return None
-        return plot_spectra(self.path, Path(self.trainer.run_dir) / "spectra.png")
+        return plot_spectra(self.path, self.run_dir / "spectra.png")
 
 
 def plot_spectra(telemetry_file: Path, out: Path) -> Path | None:

@@ -32,10 +32,12 @@ from gancli.train.lock import EXIT, write_exit
 from gancli.train.plots import plot_metrics, save_grid
 from gancli.train.recipe import Recipe
 from gancli.train.schedules import lr_factor
-from gancli.train.telemetry import Telemetry
+from gancli.train.telemetry import Collapse, Telemetry, TrainingCollapsed
 from gancli.train.tensorboard import open_tensorboard
 
 clock = time.monotonic  # wall time of checkpoints-by-time and of the logged "wall_time" (tests replace it)
+ROLLBACK_LR_FACTOR = 0.5  # on_collapse = "rollback": both learning rates are scaled by this at each rollback
+MAX_ROLLBACKS = 3
 
 
 class TrainingInterrupted(GancliError):
@@ -140,7 +142,9 @@ class Trainer:
         with distributed.main_first(self.world):
             self.dataset = recipe.build_dataset()
         self.sample_generator_seed = cfg.seed + 2**20
-        self.telemetry = Telemetry(self)  # σ₀ of every layer, collapse detection (cfg.telemetry_every)
+        # σ₀ of every layer and collapse detection (cfg.telemetry_every); its verdicts come to observe()
+        self.telemetry = Telemetry(self.models, self.run_dir, cfg, self.world, self.device, self.step)
+        self.rollbacks = 0
 
     # ---- state -------------------------------------------------------------------------
     def weights(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -355,7 +359,7 @@ class Trainer:
             with StopSignal() as stop:
                 while self.step < cfg.steps:
                     logs = self.iteration(stream)
-                    self.telemetry.observe(self.step, logs)
+                    self.observe(logs)
                     for k, v in logs.items():
                         sums[k] = sums.get(k, 0.0) + v
                     count += 1
@@ -396,6 +400,38 @@ class Trainer:
         finally:
             self.close()
         return self.last_eval
+
+    def observe(self, logs: dict[str, torch.Tensor | float]) -> None:
+        """Hand the step's losses to telemetry and act on its verdict: roll back, or stop at the last good
+        checkpoint."""
+        collapse = self.telemetry.observe(self.step, logs)
+        if collapse is None:
+            return
+        if self.cfg.on_collapse == "rollback" and collapse.good is not None and self.rollbacks < MAX_ROLLBACKS:
+            self.roll_back(collapse)
+            return
+        self.telemetry.finish()
+        good = collapse.good
+        where = (f"the last good checkpoint is '{good}' (`gancli sample {self.run_dir} --checkpoint {good.name}`; "
+                 f"--on-collapse rollback continues from it at a lower learning rate)" if good else
+                 "no checkpoint was saved before it")
+        tried = f" after {self.rollbacks} rollbacks" if self.rollbacks else ""
+        raise TrainingCollapsed(f"Training collapsed at step {collapse.step}{tried} ({collapse.what} jumped); "
+                                f"{where}.")
+
+    def roll_back(self, collapse: Collapse) -> None:
+        """Reload the last good checkpoint and go on at lower learning rates (kept in config.toml for a resume)."""
+        self.rollbacks += 1
+        self.restore(collapse.good)
+        for name in self.base_lr:
+            self.base_lr[name] *= ROLLBACK_LR_FACTOR
+        self.cfg.lr_g, self.cfg.lr_d = self.base_lr["G"], self.base_lr.get("D", self.cfg.lr_d)
+        self.set_learning_rates()
+        if self.world.main:
+            save_toml(self.cfg, self.run_dir / "config.toml")
+        self.telemetry.rolled_back(self.step)
+        self.log({"step": collapse.step, "event": "rollback", "to": collapse.good.name, "why": collapse.what,
+                  "lr_g": self.cfg.lr_g, "lr_d": self.cfg.lr_d})
 
     def read_means(self, sums: dict[str, torch.Tensor | float], count: int) -> dict[str, float]:
         """Means of the summed losses over `count` iterations and over the processes, in one transfer from the device."""

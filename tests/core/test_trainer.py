@@ -97,6 +97,7 @@ def test_trainer_state_refuses_pickled_code(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly_then_resumes(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "gancli", "train", "uncond", "--out", str(out), "--steps", "100000",

@@ -156,7 +156,7 @@ def test_conditional_run_is_sampled_class_balanced_with_truncation(tmp_path, mon
 
     import recipes
     from gancli.config import save_toml
-    from gancli.metrics.sources import open_source
+    from gancli.metrics.generative.sources import open_source
     from gancli.runs import run_source
     from gancli.train import checkpoint as ckpt
     from recipes.uncond import Uncond, UncondConfig
@@ -282,7 +282,7 @@ def test_stats_file_from_another_feature_network(cli, folders, tmp_path):
     out = tmp_path / "ref.npz"
     assert cli("eval", "stats", real, "--out", out, *BUILTIN).exit_code == 0
     weights = tmp_path / "random.pth"
-    from gancli.metrics.features import random_inception_state_dict
+    from gancli.metrics.generative.features import random_inception_state_dict
     torch.save(random_inception_state_dict(0), weights)
     assert_error(cli("eval", "fid", "--real", out, "--fake", fake, "--weights", weights, "--device", "cpu"),
                  "builtin-cnn-v1", "inception-v3-tf-2015-12-05")
@@ -359,7 +359,7 @@ def test_a_number_of_images_a_stats_file_does_not_hold(cli, folders, tmp_path):
 
 
 def test_an_unknown_fid_method_is_refused_before_any_image_is_read(cli, folders, monkeypatch):
-    from gancli.metrics import features
+    from gancli.metrics.generative import features
 
     def no_extraction(*args, **kwargs):
         raise AssertionError("images were read")

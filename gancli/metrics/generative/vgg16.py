@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gancli.metrics.feature_net import FeatureNet, load_pretrained, load_strictly, tf1_resize
-from gancli.metrics.weights import VGG16
+from gancli.metrics.generative.feature_net import FeatureNet, load_pretrained, load_strictly, tf1_resize
+from gancli.metrics.generative.weights import VGG16
 
 VGG16_NAME = "vgg16-imagenet-torchvision"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

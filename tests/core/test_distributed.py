@@ -65,6 +65,7 @@ def torchrun(*args, timeout=240):
     return subprocess.run(torchrun_command(*args), capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_two_processes_keep_identical_replicas_on_different_data(tmp_path):
     script = tmp_path / "lockstep.py"
     script.write_text(LOCKSTEP)
@@ -76,6 +77,7 @@ def test_two_processes_keep_identical_replicas_on_different_data(tmp_path):
     assert [r["step"] for r in logged] == [1, 2, 3]  # one writer
 
 
+@pytest.mark.slow
 def test_torchrun_cli_trains_and_resumes_exactly(tmp_path):
     run, whole = tmp_path / "run", tmp_path / "whole"
     tiny = ["--device", "cpu", "--width", "0.125", "--batch-size", "8", "--log-every", "1", "--sample-every", "0",
@@ -114,6 +116,7 @@ def _worker_of_rank(agent: int, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc")
 def test_a_signal_to_one_process_stops_every_process_with_one_checkpoint(tmp_path):
     """SIGTERM to process 1 alone: both stop after the same step, and process 0 saves and says why (once)."""

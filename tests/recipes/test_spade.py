@@ -15,7 +15,7 @@ from PIL import Image
 from gancli.data.scenes import BuiltinScenes, colourize
 from gancli.data.segmentation import ADE20K, Cityscapes, ids_from_colours, instance_edges, open_segmentation
 from gancli.errors import DataError
-from gancli.metrics.segmentation import SegmentationScore
+from gancli.metrics.judges.segmentation import SegmentationScore
 from gancli.nn import apply_critic_norm
 from recipes.spade_nets import SPADE, MultiScaleCritic, SPADEGenerator, feature_matching_loss
 
@@ -335,7 +335,7 @@ def test_torchvision_segmenter_weights(tmp_path):
     import torchvision
 
     from gancli.errors import ConfigError, MissingWeightsError
-    from gancli.metrics.segmentation import load_segmenter
+    from gancli.metrics.judges.segmentation import load_segmenter
 
     model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
                                                                         num_classes=8)
@@ -353,7 +353,7 @@ def test_torchvision_segmenter_weights(tmp_path):
 
 def test_builtin_segmenter_is_deterministic_and_evaluate_reports_fid_and_miou(tiny_runs, tmp_path, monkeypatch):
     from gancli.api import open_run
-    from gancli.metrics import builtin_segmenter
+    from gancli.metrics.judges import builtin_segmenter
 
     tiny = {"steps": 2, "scenes": 4, "batch": 2}
     a, _ = builtin_segmenter.train(log=lambda _: None, **tiny)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gancli.errors import MissingWeightsError
-from gancli.metrics.weights import INCEPTION, VGG16, find_weights
+from gancli.metrics.generative.weights import INCEPTION, VGG16, find_weights
 
 SPECS = pytest.mark.parametrize("spec", [INCEPTION, VGG16], ids=["inception", "vgg16"])
 

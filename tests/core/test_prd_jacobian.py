@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gancli.errors import DataError
-from gancli.metrics.jacobian import jacobian_condition_numbers
-from gancli.metrics.prd import compute_prd, f_beta, prd_curve
+from gancli.metrics.generative.jacobian import jacobian_condition_numbers
+from gancli.metrics.generative.prd import compute_prd, f_beta, prd_curve
 
 
 def blobs(centers, per_center: int, seed: int) -> np.ndarray:

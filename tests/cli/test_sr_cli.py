@@ -11,7 +11,7 @@ from PIL import Image
 
 from gancli import api
 from gancli.errors import CheckpointError
-from gancli.metrics import iqa
+from gancli.metrics.quality import iqa
 from recipes.sr import SRConfig, SuperResolution
 
 TINY = {"pretrain_steps": 1, "hr_size": 32, "batch_size": 2, "n_blocks": 1, "eval_images": 1, "workers": 0,

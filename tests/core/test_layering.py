@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORE = ("gancli.train", "gancli.nn", "gancli.data", "gancli.objectives", "gancli.metrics")
 ABOVE_CORE = ("recipes", "gancli.api", "gancli.runs", "gancli.cli")
 
@@ -46,7 +46,7 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
         else:
             continue
         for target in targets:
-            while target and target not in known:  # `import gancli.metrics.features as f` → the module itself
+            while target and target not in known:  # `import gancli.metrics.generative.features as f` → the module itself
                 target = target.rpartition(".")[0]
             if target and target != name:
                 found.add(target)

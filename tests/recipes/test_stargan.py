@@ -211,7 +211,7 @@ def test_translate_a_combination_and_a_grid(tiny_run, tmp_path, cli):
 
 
 def test_evaluation_scores_accuracy_and_per_domain_distance(tiny_run, tmp_path, monkeypatch):
-    import gancli.metrics.attribute_classifier as judges
+    import gancli.metrics.judges.attribute_classifier as judges
 
     monkeypatch.setenv("GANCLI_CACHE", str(tmp_path / "cache"))
     tiny_judge = judges.builtin_judge

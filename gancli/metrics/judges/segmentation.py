@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gancli.errors import ConfigError, MissingWeightsError
-from gancli.metrics.miou import SegmentationScore
+from gancli.metrics.judges.miou import SegmentationScore
 
 __all__ = ["SegmentationScore", "TorchvisionSegmenter", "load_segmenter", "load_torchvision_segmenter"]
 
@@ -43,7 +43,7 @@ def load_torchvision_segmenter(path: str | Path, arch: str, num_labels: int) -> 
     import torchvision.models.segmentation as seg
 
     from gancli.errors import state_dict_mismatch
-    from gancli.metrics.weights import sha256_file
+    from gancli.metrics.generative.weights import sha256_file
 
     if arch not in TORCHVISION_SEGMENTERS:
         raise ConfigError(f"Unknown segmentation network '{arch}'; choose one of {', '.join(TORCHVISION_SEGMENTERS)}.")
@@ -84,5 +84,5 @@ def load_segmenter(num_labels: int, weights: str | Path | None = None, arch: str
     if not builtin:
         raise MissingWeightsError("Segmentation scores of real data need a segmentation network: pass --seg-weights "
                                   "PATH (a torchvision model's state dict with the data's class count).")
-    from gancli.metrics.builtin_segmenter import load_builtin_segmenter
+    from gancli.metrics.judges.builtin_segmenter import load_builtin_segmenter
     return load_builtin_segmenter(log)

@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.errors import ConfigError, MissingWeightsError
-from gancli.metrics.feature_net import FeatureNet, load_pretrained, load_strictly, tf1_resize
-from gancli.metrics.inception_blocks import FoldedConvReLU, fold_and_rewrite
-from gancli.metrics.weights import INCEPTION, find_weights
+from gancli.metrics.generative.feature_net import FeatureNet, load_pretrained, load_strictly, tf1_resize
+from gancli.metrics.generative.inception_blocks import FoldedConvReLU, fold_and_rewrite
+from gancli.metrics.generative.weights import INCEPTION, find_weights
 
 if TYPE_CHECKING:
-    from gancli.metrics.stats import FeatureStats
+    from gancli.metrics.generative.stats import FeatureStats
 
 INCEPTION_NAME = "inception-v3-tf-2015-12-05"
 FEATURE_NETS = ("inception", "vgg16", "builtin")
@@ -169,13 +169,13 @@ def load_feature_net(name: str = "inception", weights: str | Path | None = None,
     if name == "inception":
         net = load_inception(weights, download)
     elif name == "vgg16":
-        from gancli.metrics.vgg16 import load_vgg16
+        from gancli.metrics.generative.vgg16 import load_vgg16
         net = load_vgg16(weights, download)
     elif name == "builtin":
         if weights:
             raise ConfigError("--weights applies to the inception and vgg16 features; the builtin classifier ships "
                               "its own.")
-        from gancli.metrics.builtin_classifier import load_builtin_features
+        from gancli.metrics.judges.builtin_classifier import load_builtin_features
         net = load_builtin_features()
     else:
         raise ConfigError(f"--features must be one of {', '.join(FEATURE_NETS)}, got '{name}'.")
@@ -366,7 +366,7 @@ class Extracted:
 def extract(net: FeatureNet, batches: Iterable[torch.Tensor], *, keep_pool: bool = False,
             keep_logits: bool = False, on_batch: Callable[[int], None] | None = None) -> Extracted:
     """Run net over uint8 batches: float64 running mean/covariance on the device, features kept on request."""
-    from gancli.metrics.stats import FeatureStats
+    from gancli.metrics.generative.stats import FeatureStats
 
     device = next(net.buffers()).device
     stats = FeatureStats(device=device)

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from gancli.errors import ConfigError, DataError, GancliError
-from gancli.metrics.stats import ReferenceStats
+from gancli.metrics.generative.stats import ReferenceStats
 
 _ERROR = "__gancli_error__"
 
@@ -131,7 +131,7 @@ def open_dataset_source(spec: str, n: int | None = None, *, workers: int = 0, pi
         description["fingerprint"] = dataset.fingerprint()
 
     def make_batches(batch_size: int) -> Iterable[torch.Tensor]:
-        from gancli.metrics.features import background
+        from gancli.metrics.generative.features import background
 
         if workers:  # a dataset that reads its files on first use does so here, once, not in every worker
             dataset[0]

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from gancli.errors import ConfigError, MissingWeightsError
-from gancli.metrics import generative as gen
-from gancli.metrics.features import prepare
-from gancli.metrics.vgg16 import VGG16Features, load_vgg16, random_vgg16_state_dict
+from gancli.metrics.generative import scores as gen
+from gancli.metrics.generative.features import prepare
+from gancli.metrics.generative.vgg16 import VGG16Features, load_vgg16, random_vgg16_state_dict
 
 
 @pytest.fixture(scope="module")

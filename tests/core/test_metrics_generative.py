@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from gancli.errors import ConfigError, DataError, MissingWeightsError
-from gancli.metrics import generative as gen
-from gancli.metrics.features import InceptionFeatures, prepare, random_inception_state_dict, tf1_resize
-from gancli.metrics.stats import FeatureStats, ReferenceStats
+from gancli.metrics.generative import scores as gen
+from gancli.metrics.generative.features import InceptionFeatures, prepare, random_inception_state_dict, tf1_resize
+from gancli.metrics.generative.stats import FeatureStats, ReferenceStats
 
 
 def _stats(x: np.ndarray, batch: int = 7) -> FeatureStats:
@@ -155,7 +155,7 @@ def test_weights_of_the_wrong_shape_are_a_clear_error(tmp_path):
     state["fc.weight"] = state["fc.weight"][:10]
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    from gancli.metrics.features import load_inception
+    from gancli.metrics.generative.features import load_inception
     with pytest.raises(MissingWeightsError, match="not a torch-fidelity TF-Inception v3 state dict"):
         load_inception(path)
 
@@ -215,7 +215,7 @@ def test_gancli_equals_torch_fidelity_with_random_weights(random_weights, tmp_pa
 
 @pytest.mark.parametrize("name", ["inception", "builtin"])
 def test_feature_networks_declare_the_widths_they_give(name, random_weights):
-    from gancli.metrics.features import load_feature_net
+    from gancli.metrics.generative.features import load_feature_net
 
     net = load_feature_net(name, random_weights if name == "inception" else None, "cpu")
     with torch.no_grad():
@@ -256,7 +256,8 @@ def test_stats_file_round_trip_and_network_check(tmp_path):
 
 
 def test_reference_statistics_are_cached_and_never_re_read(tmp_path, monkeypatch):
-    from gancli.metrics import Evaluator, features
+    from gancli.metrics import Evaluator
+    from gancli.metrics.generative import features
 
     monkeypatch.setenv("GANCLI_CACHE", str(tmp_path / "cache"))
     first = Evaluator(features="builtin", device="cpu", batch_size=20)
@@ -322,7 +323,7 @@ def test_gpu_engines_agree_with_torch_fidelity(random_weights, monkeypatch, engi
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     from gancli.cli.bench import make_images
-    from gancli.metrics.features import extract, load_inception
+    from gancli.metrics.generative.features import extract, load_inception
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     images = make_images(200, 32, seed=5)
@@ -345,8 +346,8 @@ def test_each_rewritten_block_computes_torch_fidelitys_block(name):
     """Stacked 1×1 convolutions, pool after convolution, one concatenation: the same block, up to rounding."""
     import copy
 
-    from gancli.metrics.features import inception_skeleton
-    from gancli.metrics.inception_blocks import InceptionBlock, fold_and_rewrite
+    from gancli.metrics.generative.features import inception_skeleton
+    from gancli.metrics.generative.inception_blocks import InceptionBlock, fold_and_rewrite
 
     net = inception_skeleton()
     net.load_state_dict(random_inception_state_dict(3))
@@ -369,7 +370,7 @@ def test_each_rewritten_block_computes_torch_fidelitys_block(name):
 def test_fused_engine_on_the_cpu_equals_eager(random_weights, layout):
     """On the CPU 'fused' is oneDNN's one-kernel conv+bias+ReLU: the same features as the eager conv then ReLU,
     in either activation layout."""
-    from gancli.metrics.features import load_inception
+    from gancli.metrics.generative.features import load_inception
 
     fused = prepare(load_inception(random_weights), "cpu", "fp32", "fused", layout)
     eager = prepare(load_inception(random_weights), "cpu")
@@ -386,7 +387,7 @@ def test_fused_engine_on_the_cpu_equals_eager(random_weights, layout):
 
 
 def test_engine_errors(random_weights, monkeypatch):
-    from gancli.metrics.features import load_inception
+    from gancli.metrics.generative.features import load_inception
 
     with pytest.raises(ConfigError, match="--engine must be one of"):
         prepare(load_inception(random_weights), "cpu", "fp32", "tensorrt")
@@ -402,7 +403,7 @@ def test_engine_errors(random_weights, monkeypatch):
 
 def test_compile_engine_equals_eager_on_the_cpu(random_weights):
     """The whole computation compiled as one graph (about 35 s here): eager's features up to float rounding."""
-    from gancli.metrics.features import load_inception
+    from gancli.metrics.generative.features import load_inception
 
     eager = prepare(load_inception(random_weights), "cpu")
     compiled = prepare(load_inception(random_weights), "cpu", "fp32", "compile")
@@ -418,7 +419,7 @@ def test_compile_engine_equals_eager_on_the_cpu(random_weights):
 
 def test_compile_engine_pads_a_short_last_batch_instead_of_recompiling(random_weights):
     """The compiled network sees one batch shape; the padding never changes the features of real images."""
-    from gancli.metrics.features import load_inception
+    from gancli.metrics.generative.features import load_inception
 
     images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
     eager = prepare(load_inception(random_weights), "cpu", "fp32", "eager")
@@ -436,7 +437,7 @@ def test_compile_engine_pads_a_short_last_batch_instead_of_recompiling(random_we
 
 @pytest.mark.skipif(not torch.backends.cudnn.is_available(), reason="this torch build has no cuDNN")
 def test_cudnn_flags_are_set_for_extraction_and_restored():
-    from gancli.metrics.features import cudnn_flags
+    from gancli.metrics.generative.features import cudnn_flags
 
     flags = lambda: (torch.backends.cudnn.benchmark, torch.backends.cudnn.benchmark_limit,
                      torch.backends.cudnn.allow_tf32)
@@ -454,8 +455,8 @@ def test_cudnn_flags_are_set_for_extraction_and_restored():
 @pytest.mark.parametrize("precision,tf32", [("fp32", False), ("tf32", True), ("bf16", False)])
 def test_extraction_runs_under_its_precisions_convolution_arithmetic(precision, tf32, monkeypatch):
     """'fp32' turns TF32 off while the network runs, even where PyTorch's default turns it on; 'tf32' turns it on."""
-    from gancli.metrics.builtin_classifier import load_builtin_features
-    from gancli.metrics.features import extract
+    from gancli.metrics.judges.builtin_classifier import load_builtin_features
+    from gancli.metrics.generative.features import extract
 
     net = prepare(load_builtin_features(), "cpu")
     net.precision = precision  # what prepare() sets on a CUDA device
@@ -469,7 +470,7 @@ def test_extraction_runs_under_its_precisions_convolution_arithmetic(precision, 
 
 def test_builtin_features_run_in_bfloat16_when_asked():
     """The builtin network's 'bf16' is real bfloat16 arithmetic, not a label (prepare() allows it on CUDA only)."""
-    from gancli.metrics.builtin_classifier import load_builtin_features
+    from gancli.metrics.judges.builtin_classifier import load_builtin_features
 
     net = load_builtin_features()
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))

@@ -6,7 +6,7 @@ labelled `builtin-cnn` everywhere and are not comparable with Inception-based nu
 
 Retrain the shipped weights (reproducible with the same seed, torch version and thread count):
 
-    python -m gancli.metrics.builtin_classifier [--epochs 3] [--out PATH]
+    python -m gancli.metrics.judges.builtin_classifier [--epochs 3] [--out PATH]
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.errors import MissingWeightsError
-from gancli.metrics.feature_net import FeatureNet
-from gancli.metrics.weights import sha256_file
+from gancli.metrics.generative.feature_net import FeatureNet
+from gancli.metrics.generative.weights import sha256_file
 
 RESOLUTION = 32
 WEIGHTS_FILE = Path(__file__).parent / "weights" / "builtin_classifier.safetensors"
@@ -82,7 +82,7 @@ def load_classifier(path: str | Path = WEIGHTS_FILE) -> BuiltinClassifier:
     path = Path(path)
     if not path.is_file():
         raise MissingWeightsError(f"Builtin classifier weights '{path}' are missing; recreate them with "
-                                  f"`python -m gancli.metrics.builtin_classifier`.")
+                                  f"`python -m gancli.metrics.judges.builtin_classifier`.")
     model = BuiltinClassifier()
     try:
         missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)

@@ -11,7 +11,7 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from gancli.errors import DataError, MissingWeightsError
-from gancli.metrics import iqa
+from gancli.metrics.quality import iqa
 from gancli.objectives.perceptual import CONV5_4, VGGFeatureLoss, vgg19_features
 
 # pyiqa installs five TID2013 pairs next to itself (site-packages/ResultsCalibra/{ref_dir,dist_dir}).
@@ -23,7 +23,7 @@ MATLAB_NIQE = (15.7536, 3.6549, 3.2355, 3.1840, 8.6352)  # of the distorted imag
 SKIMAGE_PSNR = (21.11, 20.99, 27.01, 23.30, 21.62)  # RGB, distorted vs reference
 MATLAB_SSIM = (0.6993, 0.9978, 0.9989, 0.9669, 0.6519)  # rgb2gray, no downsampling
 # Measured agreement of gancli's NIQE with MATLAB: 0.0000 0.0000 0.0012 0.0180 0.0303 → tolerance 0.04
-# (pyiqa's NIQE is off by up to 0.44 on I19; see gancli.metrics.iqa._mscn for the flat-area cause).
+# (pyiqa's NIQE is off by up to 0.44 on I19; see gancli.metrics.quality.iqa._mscn for the flat-area cause).
 NIQE_TOLERANCE = 0.04
 
 needs_calibra = pytest.mark.skipif(not CALIBRA.is_dir(), reason="pyiqa's ResultsCalibra images are not installed")

@@ -6,7 +6,7 @@ trained once on first use (deterministically, about three CPU-minutes) and cache
 $GANCLI_CACHE/builtin_segmenter/. Its scores are labelled `builtin-seg-v1` with the weights' hash and
 are not comparable with numbers from other segmenters.
 
-    python -m gancli.metrics.builtin_segmenter   # train (or find) it and print its accuracy on real scenes
+    python -m gancli.metrics.judges.builtin_segmenter   # train (or find) it and print its accuracy on real scenes
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def load_builtin_segmenter(log=None) -> BuiltinSegmenter:
     from safetensors.torch import load_file, save_file
 
     from gancli.data.scenes import BuiltinScenes
-    from gancli.metrics.weights import sha256_file
+    from gancli.metrics.generative.weights import sha256_file
 
     path = weights_path()
     if not path.is_file() and _claim(path):
@@ -182,7 +182,7 @@ def load_builtin_segmenter(log=None) -> BuiltinSegmenter:
 
 def main() -> None:
     from gancli.data.scenes import BuiltinScenes
-    from gancli.metrics.miou import SegmentationScore
+    from gancli.metrics.judges.miou import SegmentationScore
 
     segmenter = load_builtin_segmenter(log=print)
     data = BuiltinScenes("val", (64, 64))

@@ -70,6 +70,7 @@ def test_captured_steps_equal_eager_steps(tmp_path, recipe, options):
     assert_same_training(eager, compiled, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["san", "sn"])
 def test_inductor_steps_equal_eager_steps(tmp_path, norm):
     """Generated code (inductor, CPU): the SNDCGAN steps' losses to float32 reassociation."""

@@ -7,7 +7,7 @@
 
 `Evaluator` itself takes images, folders, dataset specs and statistics files; a run folder needs the
 `open_run` callable the API gives it (the metrics never open runs). Formulas live in
-gancli.metrics.generative, feature networks in .features, statistics files in .stats, the reference cache in
+gancli.metrics.generative.scores, feature networks in .features, statistics files in .stats, the reference cache in
 .cache, and SPEC parsing in .sources.
 """
 
@@ -26,8 +26,8 @@ from gancli.device import resolve_device
 from gancli.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from gancli.metrics.sources import Source
-    from gancli.metrics.stats import ReferenceStats
+    from gancli.metrics.generative.sources import Source
+    from gancli.metrics.generative.stats import ReferenceStats
 
 METRICS = ("fid", "is", "kid", "pr")
 NAMES = {"fid": "FID", "is": "IS", "kid": "KID", "pr": "precision/recall"}
@@ -113,7 +113,7 @@ class Evaluator:
     last_sources: tuple = ()  # (fake or images, real) sources of the last evaluation
 
     def __post_init__(self):
-        from gancli.metrics.features import load_feature_net
+        from gancli.metrics.generative.features import load_feature_net
 
         self.device = resolve_device(self.device)
         self.net = load_feature_net(self.features, self.weights, self.device, self.precision, self.engine,
@@ -133,7 +133,7 @@ class Evaluator:
 
     # ---- sources and statistics --------------------------------------------------------------
     def open(self, spec: str, *, n: int | None = None, **run_options) -> Source:
-        from gancli.metrics.sources import open_source
+        from gancli.metrics.generative.sources import open_source
         return open_source(spec, n=n, device=self.device, workers=self.workers, data_root=self.data_root,
                            download=self.download, open_run=self.open_run, **run_options)
 
@@ -142,9 +142,9 @@ class Evaluator:
 
     def stats(self, source, *, need_pool: bool = False, need_logits: bool = False, role: str = "images"):
         """Statistics (and features on request) of a source: from its file, the cache, or one pass of the network."""
-        from gancli.metrics import cache
-        from gancli.metrics.features import extract
-        from gancli.metrics.stats import ReferenceStats
+        from gancli.metrics.generative import cache
+        from gancli.metrics.generative.features import extract
+        from gancli.metrics.generative.stats import ReferenceStats
 
         if source.kind == "stats":
             source.stats.check_matches(self.feature_description(), f"in file '{source.spec}'")
@@ -216,7 +216,7 @@ class Evaluator:
                               f"--features inception.")
         _check_count(n, "--n")
         _check_count(n_real, "--n-real")
-        from gancli.metrics.generative import FID_METHODS
+        from gancli.metrics.generative.scores import FID_METHODS
         if "fid" in metrics and fid_method not in FID_METHODS:
             raise ConfigError(f"--method must be one of {', '.join(FID_METHODS)}, got '{fid_method}'.")
         needs_real = any(m != "is" for m in metrics)
@@ -238,7 +238,7 @@ class Evaluator:
 
     def _score(self, metric, fake_source, fake_stats, real_source, real_stats, *, kid_subsets, kid_subset_size,
                is_splits, pr_k, fid_method) -> Score:
-        from gancli.metrics import generative as gen
+        from gancli.metrics.generative import scores as gen
 
         protocol = self.protocol(fake_source, fake_stats, real_source, real_stats)
         if metric == "fid":
@@ -267,7 +267,7 @@ class Evaluator:
             precision, recall = gen.precision_recall(fake_stats.pool, real_stats.pool, k=pr_k, device=self.device)
             f_score = 2 * precision * recall / max(1e-5, precision + recall)  # torch-fidelity's F-score
             values = {"precision": precision, "recall": recall, "f_score": f_score}
-            from gancli.metrics.vgg16 import VGG16_NAME
+            from gancli.metrics.generative.vgg16 import VGG16_NAME
             usual = (" (torch-fidelity's prc default)" if self.net.name == VGG16_NAME else
                      " (the paper and torch-fidelity use VGG16 fc2)")
             protocol.update(pr_k=pr_k, pr_note=f"Kynkäänniemi et al. 2019 on {self.net.name} {self.net.pool_layer} "
@@ -305,7 +305,7 @@ class Evaluator:
         self.last_sources = (source, None)
         stats = self.stats(source, need_pool=keep_features, need_logits=keep_features, role="images")
         if not keep_features:
-            from gancli.metrics.stats import ReferenceStats
+            from gancli.metrics.generative.stats import ReferenceStats
             stats = ReferenceStats(stats.mu, stats.sigma, stats.n, stats.meta)
         return stats.save(out), stats
 
@@ -339,9 +339,9 @@ class GeneratorEvaluator:
     def __call__(self, sample: Callable[[int, torch.Generator], torch.Tensor]) -> dict[str, Any]:
         """sample(n, generator) -> n images in [-1, 1]; returns {'fid': .., 'is': .., 'precision': .., 'features': ..}."""
         from gancli.data.images import to_uint8
-        from gancli.metrics import generative as gen
-        from gancli.metrics.features import extract
-        from gancli.metrics.stats import ReferenceStats
+        from gancli.metrics.generative import scores as gen
+        from gancli.metrics.generative.features import extract
+        from gancli.metrics.generative.stats import ReferenceStats
 
         ev = self.evaluator
         need_pool = "kid" in self.metrics or "pr" in self.metrics

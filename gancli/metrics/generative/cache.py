@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gancli.errors import DataError
-from gancli.metrics.stats import ReferenceStats
+from gancli.metrics.generative.stats import ReferenceStats
 from gancli.paths import cache_root
 
 

@@ -278,7 +278,7 @@ def _trainer(tmp_path, **options):
 def _steady(trainer, steps, loss=1.0):
     for _ in range(steps):
         trainer.step += 1
-        trainer.telemetry.observe(trainer.step, {"D/loss": loss})
+        trainer.observe({"D/loss": loss})
 
 
 def test_telemetry_reuses_spectral_norm_vectors_and_matches_svd(tmp_path):
@@ -308,7 +308,7 @@ def test_collapse_of_sigma_stops_and_names_the_last_good_checkpoint(tmp_path):
         trainer.models["G"].dense.parametrizations.weight.original.mul_(10)
     trainer.step += 1
     with pytest.raises(TrainingCollapsed, match=r"collapsed at step 15 \(G.dense from 1 to 10") as info:
-        trainer.telemetry.observe(trainer.step, {"D/loss": 1.0})
+        trainer.observe({"D/loss": 1.0})
     assert f"the last good checkpoint is '{good}'" in str(info.value)
     records = [json.loads(line) for line in (tmp_path / "run" / "telemetry.jsonl").read_text().splitlines()]
     assert records[-1]["collapse"] == ["sigma/G.dense"] and (tmp_path / "run" / "spectra.png").is_file()

@@ -1,7 +1,7 @@
 """The base class of every feature network, and the loaders and the TF1 resize they share.
 
 A feature network maps uint8 images to (pooled features, logits); the picker among them (inception, vgg16,
-builtin) and the streaming extraction engine live in gancli.metrics.features.
+builtin) and the streaming extraction engine live in gancli.metrics.generative.features.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from gancli.errors import MissingWeightsError, state_dict_mismatch
-from gancli.metrics.weights import WeightsFile, find_weights, sha256_file
+from gancli.metrics.generative.weights import WeightsFile, find_weights, sha256_file
 
 
 # ---------------------------------------------------------------------------------------------

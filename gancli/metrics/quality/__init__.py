@@ -1,0 +1,1 @@
+"""Image-quality metrics of restored images: PSNR, SSIM, NIQE, LPIPS."""
