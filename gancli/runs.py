@@ -224,6 +224,8 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
         status = "running"
     elif ended.get("status") == "failed":
         status = "failed"
+    elif ended.get("status") == "imported" and last_ckpt == 0:
+        status = "imported"
     elif last_ckpt is not None and isinstance(steps, int) and last_ckpt >= steps:
         status = "finished"
     else:

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from gancli.config import TrainConfig
 from gancli.data.sr import SRCrops, SRImages, bicubic_upsample, heldout_for, image_size, open_sr_images
-from gancli.errors import CheckpointError, ConfigError
+from gancli.errors import ConfigError
 from gancli.objectives import PENALTIES, critic_penalty, get_loss
 from gancli.nn.tiling import upscale_image
 from gancli.train.recipe import Recipe
+from recipes.sr_import import SR_FORMATS
 from recipes.sr_eval import SR_PROTOCOL, mean_scores, score_sr_images
 from recipes.sr_nets import RRDBNet, SRCritic, SRResNetGenerator, VGGStyleCritic
 
@@ -41,6 +41,7 @@ log = logging.getLogger("gancli.sr")
 RELATIVISTIC = ("ra",)  # losses whose generator term also needs the critic's logits on real images
 PIXEL_LOSSES = ("mse", "l1")
 CRITICS = ("table8", "vgg128")
+ARCHS = ("srresnet", "rrdb", "sangan")
 AUGMENTS = SRCrops.AUGMENTS
 LEGACY_AUGMENT = {"True": "dihedral", "False": "none"}  # runs saved before crop_augment: augment = true/false
 
@@ -49,8 +50,14 @@ LEGACY_AUGMENT = {"True": "dihedral", "False": "none"}  # runs saved before crop
 class SRConfig(TrainConfig):
     recipe: str = "sr"
     scale: int = 4  # 4 (the papers) or 2
-    arch: str = "srresnet"  # srresnet (SAN Table 8, 1.5M) | rrdb (ESRGAN RRDBNet 64/23/32, 16.7M)
+    # srresnet (SAN Table 8, 1.5M) | rrdb (ESRGAN RRDBNet 64/23/32, 16.7M) | sangan (the SAN authors' g_srgan: 5×5
+    # first/last convs, bias-free ResBlocks, bilinear skip; their published models)
+    arch: str = "srresnet"
     n_blocks: int = 0  # residual blocks; 0 = the paper's (16 ResBlocks, 23 RRDBs)
+    features: int = 64  # the generator's width
+    growth: int = 32  # rrdb: channels each dense-block conv adds
+    unshuffle: int = 1  # rrdb: 2 = BasicSR's ×2 RRDBNet (Real-ESRGAN x2plus): input pixel-unshuffled, network ×4
+    io_range: str = "signed"  # signed: G works on [-1, 1] images | unit: on [0, 1] (ESRGAN, BasicSR, SANGAN code)
     critic: str = "table8"  # table8 (SAN Table 8: 8 convs, lReLU 0.1) | vgg128 (ESRGAN: 10 convs, batch norm, lReLU 0.2)
     hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16; vgg128: of 32)
     # SAN eq. 10 and §4.3; the pixel losses are measured on images in [0, 1]
@@ -59,7 +66,6 @@ class SRConfig(TrainConfig):
     lambda_adv: float = 1e-1  # the paper reports 1e-1 (best NIQE) and 1e-2 (best PSNR)
     perceptual: str = "vgg19"  # vgg19 | none
     vgg_weights: str = ""  # torchvision's vgg19-dcbb9e9d.pth; "" = the torch hub cache
-    init_from: str = ""  # a run folder whose generator (latest checkpoint) initialises G
     adversarial: bool = True  # False: a pure pixel-loss pretraining run, no critic
     pretrain_steps: int = 0  # first steps of pretrain_loss-only training (critic off) before the adversarial phase
     pretrain_loss: str = "mse"  # mse (SAN §4.3: the initial G "minimizes mean squared error") | l1 (ESRGAN)
@@ -123,9 +129,10 @@ PRESETS = {
 
 
 def build_generator(cfg: SRConfig) -> nn.Module:
-    if cfg.arch == "srresnet":
-        return SRResNetGenerator(cfg.scale, 64, cfg.n_blocks or 16)
-    return RRDBNet(cfg.scale, 64, cfg.n_blocks or 23, 32)
+    unit = cfg.io_range == "unit"
+    if cfg.arch == "rrdb":
+        return RRDBNet(cfg.scale, cfg.features, cfg.n_blocks or 23, cfg.growth, cfg.unshuffle, unit)
+    return SRResNetGenerator(cfg.scale, cfg.features, cfg.n_blocks or 16, sangan=cfg.arch == "sangan", unit=unit)
 
 
 def build_critic(cfg: SRConfig) -> nn.Module:
@@ -148,6 +155,8 @@ class SuperResolution(Recipe):
     offline_preset = "quick"
     best_metric = None  # the adversarial phase trades PSNR for realism: "best PSNR" would be the pretrained model
     no_augment_reason = "its critic judges fine texture, which augmented inputs would teach it to overlook"
+    network_fields = ("scale", "arch", "n_blocks", "features", "growth", "unshuffle", "io_range", "critic")
+    import_formats = SR_FORMATS
 
     def __init__(self, cfg: SRConfig):
         super().__init__(cfg)
@@ -157,17 +166,24 @@ class SuperResolution(Recipe):
         if not cfg.adversarial:
             self.best_metric = ("psnr_y", "max")
         self.vgg: nn.Module | None = None
-        self._G: nn.Module | None = None
         self._heldout: SRImages | None | bool = False  # False: not looked up yet
         self._bicubic: dict[str, float] | None = None
 
     # ---- config ------------------------------------------------------------------------
     def validate(self) -> None:
         cfg = self.cfg
-        if cfg.arch not in ("srresnet", "rrdb"):
-            raise ConfigError(f"'arch' must be srresnet (SAN Table 8) or rrdb (ESRGAN), got '{cfg.arch}'.")
+        if cfg.arch not in ARCHS:
+            raise ConfigError(f"'arch' must be srresnet (SAN Table 8), rrdb (ESRGAN) or sangan (SANGAN's g_srgan), "
+                              f"got '{cfg.arch}'.")
         if cfg.scale not in (2, 4):
             raise ConfigError(f"'scale' must be 2 or 4, got {cfg.scale}.")
+        if cfg.unshuffle not in (1, 4 // cfg.scale) or (cfg.unshuffle > 1 and cfg.arch != "rrdb"):
+            raise ConfigError(f"'unshuffle' must be 1, or 2 with arch rrdb at scale 2 (BasicSR's ×2 RRDBNet), got "
+                              f"{cfg.unshuffle}.")
+        if cfg.io_range not in ("signed", "unit"):
+            raise ConfigError(f"'io_range' must be signed ([-1, 1]) or unit ([0, 1]), got '{cfg.io_range}'.")
+        if cfg.features < 1 or cfg.growth < 1:
+            raise ConfigError(f"'features' and 'growth' must be positive, got {cfg.features} and {cfg.growth}.")
         if cfg.critic not in CRITICS:
             raise ConfigError(f"'critic' must be table8 (SAN Table 8) or vgg128 (ESRGAN), got '{cfg.critic}'.")
         if cfg.hr_size < 32 or cfg.hr_size % 16 or cfg.hr_size % cfg.scale:
@@ -195,18 +211,15 @@ class SuperResolution(Recipe):
 
     # ---- models and data ---------------------------------------------------------------
     def build_models(self):
-        self._G = build_generator(self.cfg)
-        models = {"G": self._G}
+        models = {"G": build_generator(self.cfg)}
         if self.cfg.adversarial:
             models["D"] = build_critic(self.cfg)
         return models
 
     def build_dataset(self):
-        # Only the trainer calls this (after build_models), so training-only setup lives here:
-        # initialising G from --init-from and loading the VGG19 of the perceptual loss.
+        # Only the trainer calls this (after build_models), so training-only setup lives here: the VGG19 of the
+        # perceptual loss.
         cfg = self.cfg
-        if cfg.init_from and self._G is not None:
-            self._initialise_from(cfg.init_from, self._G)
         if cfg.adversarial and cfg.perceptual == "vgg19" and cfg.lambda_perceptual > 0:
             from gancli.objectives.perceptual import VGGFeatureLoss
 
@@ -219,30 +232,6 @@ class SuperResolution(Recipe):
                         "pretrained one (--init-from RUN, or --pretrain-steps N).")
         images = open_sr_images(cfg.data, cfg.scale, "train")
         return SRCrops(images, cfg.hr_size, cfg.crop_augment)
-
-    def _initialise_from(self, run_dir: str, G: nn.Module) -> None:
-        from gancli.config import load_toml
-        from gancli.train import checkpoint as ckpt
-
-        config_file = Path(run_dir) / "config.toml"
-        if not config_file.is_file():
-            raise CheckpointError(f"--init-from '{run_dir}' is not a gancli run folder (it has no config.toml).")
-        other = load_toml(config_file)
-        if other.get("recipe") != "sr":
-            raise CheckpointError(f"--init-from '{run_dir}' is a '{other.get('recipe')}' run, not an sr run.")
-        defaults = SRConfig()
-        for key in ("arch", "scale", "n_blocks"):
-            theirs = other.get(key, getattr(defaults, key))
-            if theirs != getattr(self.cfg, key):
-                raise CheckpointError(f"--init-from '{run_dir}' has {key} = {theirs}, "
-                                      f"but this run has {key} = {getattr(self.cfg, key)}.")
-        path = ckpt.resolve_checkpoint(run_dir)
-        weights, _ = ckpt.load_weights(path)
-        try:
-            G.load_state_dict(weights["G"])
-        except (KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"--init-from '{run_dir}' holds no generator that fits ({exc}).") from None
-        log.warning("sr: generator initialised from %s", path)
 
     # ---- steps -------------------------------------------------------------------------
     def d_step(self, models, batch):

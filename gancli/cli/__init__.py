@@ -11,6 +11,7 @@ from rich.table import Column, Table
 
 from gancli import __version__, api
 from gancli.cli.app import App
+from gancli.cli.options import extra_options as _extra_options
 from gancli.cli.ui import console, progress
 from gancli.config import parse_set
 from gancli.errors import ConfigError
@@ -43,26 +44,6 @@ def list_recipes():
                             for p in info["presets"])
         table.add_row(info["name"], info["summary"], presets)
     console.print(table)
-
-
-def _extra_options(args: list[str]) -> dict[str, str]:
-    """Turn leftover '--field-name value', '--field-name=value' and '--no-flag' into config overrides."""
-    out, i = {}, 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            raise ConfigError(f"Unexpected argument '{arg}'.")
-        key, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 < len(args) and not args[i + 1].startswith("--"):
-                value, i = args[i + 1], i + 1
-            elif key.startswith("no-"):
-                key, value = key[3:], "false"
-            else:
-                value = "true"
-        out[key.replace("-", "_")] = value
-        i += 1
-    return out
 
 
 def _print_config(cfg) -> None:
@@ -252,7 +233,7 @@ def bench_train(
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import (bench, eval_gen, eval_iqa, eval_prd, eval_truncation, runs, study, synthesize,
+    from gancli.cli import (bench, eval_gen, eval_iqa, eval_prd, eval_truncation, import_, runs, study, synthesize,
                             translate, upscale)
 
     eval_gen.register(eval_app)
@@ -265,6 +246,7 @@ def _register_commands() -> None:
     translate.register(app)
     eval_prd.register(eval_app)
     study.register(app)
+    import_.register(app)
 
 
 _register_commands()

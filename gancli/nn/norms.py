@@ -7,6 +7,7 @@ san and sn-exact come in two forms (SAN_MODES): `project`, Alg. 1's in-place res
 conv weights, and `reparam`, a parametrization W -> W/(g·σ) of a raw weight.
 """
 
+import copy
 import math
 
 import torch
@@ -446,3 +447,15 @@ def _n_sampled(n_pairs: int, ratio: float) -> int:
 
 def _harmonic(k: int) -> float:
     return math.fsum(1 / j for j in range(1, k + 1))
+
+
+def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:
+    """The state dict of the plain critic that a normalized one computes with (in eval mode): each normalized
+    layer's effective weight under its plain name, the normalizations' own state (σ, u, v) dropped."""
+    plain = copy.deepcopy(module).eval()
+    for layer in list(plain.modules()):
+        if parametrize.is_parametrized(layer, "weight"):  # sn, wn, reparam san / sn-exact
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        if isinstance(getattr(layer, "weight_projection", None), _CachedConvNorm):  # project: the stored weight is W
+            del layer.weight_projection
+    return plain.state_dict()

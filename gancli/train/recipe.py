@@ -46,6 +46,9 @@ class Recipe:
     no_augment_reason: ClassVar[str] = ""
     # published checkpoint formats this recipe reads (`gancli import`), by name
     import_formats: ClassVar[dict[str, "ImportFormat"]] = {}
+    # config keys that shape the networks: `--init-from RUN` takes them from RUN unless given (a preset does not
+    # override them), so that the run's weights fit
+    network_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg

@@ -106,19 +106,19 @@ def test_presets_pretrain_and_esrgan():
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and "G/adv" in g_logs
 
 
-def test_init_from_copies_the_pretrained_generator(tiny_run):
+def test_init_from_copies_the_pretrained_generator_and_its_shape(tiny_run):
     from gancli.train import checkpoint as ckpt
+    from gancli.train.init_from import initialise_from
 
-    cfg = api.make_config("sr", out="x", sets={**TINY, "init_from": str(tiny_run), "workers": 0})
-    recipe = SuperResolution(cfg)
-    G = recipe.build_models()["G"]
-    recipe.build_dataset()
+    cfg = api.make_config("sr", out="x", sets={"init_from": str(tiny_run), "workers": 0})
+    assert cfg.n_blocks == 1  # the network-shaping fields come from the run it starts from
+    models = SuperResolution(cfg).build_models()
+    assert initialise_from(cfg.init_from, models, "sr") == ["G"]  # D starts fresh: tiny_run's critic judged 32 px crops, this one 64
     weights, _ = ckpt.load_weights(ckpt.resolve_checkpoint(tiny_run))
-    torch.testing.assert_close(G.state_dict()["head.weight"], weights["G"]["head.weight"])
-    wrong = SuperResolution(SRConfig(**{**cfg.__dict__, "n_blocks": 2}))
-    wrong.build_models()
-    with pytest.raises(CheckpointError, match="n_blocks"):
-        wrong.build_dataset()
+    torch.testing.assert_close(models["G"].state_dict()["head.weight"], weights["G"]["head.weight"])
+    given = api.make_config("sr", out="x", sets={"init_from": str(tiny_run), "n_blocks": 2})
+    with pytest.raises(CheckpointError, match="generator does not fit"):
+        initialise_from(tiny_run, SuperResolution(given).build_models(), "sr")
 
 
 # ---- upscale ----------------------------------------------------------------------------------
