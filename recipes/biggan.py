@@ -90,6 +90,8 @@ class BigGAN(Recipe):
     summary = "Class-conditional BigGAN: cBN on a shared embedding + hierarchical z, projection D, truncation"
     Config = BigGANConfig
     best_metric = ("fid", "min")
+    network_fields = ("resolution", "ch", "z_dim", "shared_dim", "hier", "attention", "gen_norm", "num_classes",
+                      "g_spectral_norm", "bn_eps", "sn_eps")
     presets = {
         # CPU-sized (~3-4 min on 2 idle cores with its evaluations): builtin 10-class data at 32 px, ch 4, one D step;
         # lr 4e-4 and β1 0.5 halve the builtin FID at step 400 against the paper's optimiser (35 vs 71, one seed each)
@@ -323,7 +325,7 @@ class BigGAN(Recipe):
 BigGAN.import_formats = {
     "biggan-pytorch": ImportFormat(
         name="biggan-pytorch",
-        summary="ajbrock/BigGAN-PyTorch BigGAN.Generator / Discriminator (and the TF-Hub BigGANs its converter ports)",
+        summary="ajbrock/BigGAN-PyTorch BigGAN",
         files="G.pth or G_ema.pth; --critic D.pth",
         published="ajbrock/BigGAN-PyTorch README: the ImageNet 128 model (138k and 100k iterations: G, G_ema, D); "
                   "TFHub/converter.py writes the TF-Hub BigGAN 128/256 generators in the same format",

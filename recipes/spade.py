@@ -134,6 +134,8 @@ class Spade(Recipe):
     Config = SpadeConfig
     presets = PRESETS
     best_metric = ("fid", "min")
+    network_fields = ("image_size", "label_nc", "instance_edges", "ngf", "spade_hidden", "g_spectral_norm",
+                      "num_upsampling_layers", "use_vae", "z_dim", "ndf", "n_layers_d", "num_d", "d_instance_norm")
     no_augment_reason = "its critic sees label map and image as one tensor, and colour or cutout ops corrupt the labels"
 
     def __init__(self, cfg: SpadeConfig):
@@ -422,11 +424,12 @@ class Spade(Recipe):
 Spade.import_formats = {
     "spade": ImportFormat(
         name="spade",
-        summary="NVlabs/SPADE SPADEGenerator and MultiscaleDiscriminator (label-to-image, no VAE)",
+        summary="NVlabs/SPADE label-to-image",
         files="latest_net_G.pth; --critic latest_net_D.pth; --preset cityscapes|ade20k|coco (SPADE's dataset options)",
         published="NVlabs/SPADE README: checkpoints.tar.gz (Google Drive) with coco_pretrained, ade20k_pretrained and "
                   "cityscapes_pretrained folders",
         detect=spade_import.is_spade,
         convert=partial(spade_import.convert, Spade),
+        preset="original",
     ),
 }

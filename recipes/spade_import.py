@@ -6,7 +6,8 @@ mode σ = uᵀ W v with the stored vectors) and whose SPADE layers normalize wit
 BatchNorm2d in eval); fc, head_0, G_middle_0/1, up_0..3, conv_img. Their D: discriminator_i.model{n}.0, SN on the
 middle convs only. Widths, label channels and critic layout are read from the shapes; crop size, aspect ratio,
 upsampling count and whether the last channel is the instance edge map are SPADE's dataset options
-(`--preset cityscapes|ade20k|coco`), or taken from the label-channel count of the three published models.
+(`--preset cityscapes|ade20k|coco`); without one of those presets they follow from the label-channel count of the
+three published models (36 Cityscapes, 151 ADE20K, 184 COCO-Stuff), else from the config.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def read_shapes(G: StateDict, D: StateDict | None, cfg: TrainConfig, presets: di
     if any(key.startswith("up_4.") for key in G):
         raise CheckpointError("This SPADE generator has num_upsampling_layers 'most' (up_4), which gancli lacks.")
     channels = fc.shape[1]
-    if not cfg.preset and channels in PUBLISHED:  # SPADE's own dataset options for the published models
+    if cfg.preset not in PUBLISHED.values() and channels in PUBLISHED:  # SPADE's dataset options of a published model
         cfg.preset = PUBLISHED[channels]
         for key in DATASET_FIELDS:
             setattr(cfg, key, presets[cfg.preset].get(key, getattr(type(cfg)(), key)))
