@@ -75,6 +75,11 @@ def read_generator_shapes(state: StateDict, cfg: TrainConfig) -> None:
     cfg.gen_norm, cfg.standing_passes, cfg.norm = "cbn", 0, "sn"  # its own BN statistics; its critic's SN
 
 
+def spelled(key: str) -> str:
+    """A key of the hook layout (with_sn_vectors) as BigGAN-PyTorch's files spell it."""
+    return re.sub(r"\.weight_(u|v)$", ".u0", re.sub(r"\.weight_orig$", ".weight", key))
+
+
 def module_map(blocks: torch.nn.ModuleList) -> dict[str, str]:
     """Our `blocks.j` -> BigGAN-PyTorch's `blocks.i.0` (ResBlock) or `blocks.i.1` (the attention after it)."""
     names, i = {}, -1
@@ -112,9 +117,11 @@ def convert(recipe_cls, G_state: StateDict, D_state: StateDict | None, cfg: Trai
         raise CheckpointError("This is a BigGAN-PyTorch critic (D.pth), not a generator; give it with --critic.")
     read_generator_shapes(G_state, cfg)
     models = recipe_cls(cfg).build_models()
-    G = gather(models["G"].state_dict(), with_sn_vectors(G_state, cfg.sn_eps), renamer(models["G"].blocks), G_FILE)
+    G = gather(models["G"].state_dict(), with_sn_vectors(G_state, cfg.sn_eps), renamer(models["G"].blocks), G_FILE,
+               spelled)
     if D_state is None:
         return ImportedWeights(cfg, G)
     D_model = apply_critic_norm(models["D"], cfg.norm)
-    D = gather(D_model.state_dict(), with_sn_vectors(D_state, cfg.sn_eps), renamer(D_model.blocks), D_FILE)
+    D = gather(D_model.state_dict(), with_sn_vectors(D_state, cfg.sn_eps), renamer(D_model.blocks), D_FILE,
+               spelled)
     return ImportedWeights(cfg, G, D)

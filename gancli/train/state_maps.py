@@ -56,12 +56,14 @@ def _few(names: list[str]) -> str:
     return shown + (f" (and {len(names) - 3} more)" if len(names) > 3 else "")
 
 
-def gather(template: StateDict, reference: StateDict, rename: Callable[[str], str], what: str) -> StateDict:
+def gather(template: StateDict, reference: StateDict, rename: Callable[[str], str], what: str,
+           spelled: Callable[[str], str] = str) -> StateDict:
     """Our state dict with the template's keys, each read from reference[rename(key)] (see the module docstring).
 
     `rename` maps one of our keys (plain leaves, e.g. `blocks.0.conv1.weight`) to the reference's key; it may raise
     KeyError for a key that has no source. Raises CheckpointError naming the first few missing or unexpected keys,
-    or the first wrong shape, of `what` (e.g. "a BigGAN-PyTorch generator").
+    or the first wrong shape, of `what` (e.g. "a BigGAN-PyTorch generator"); `spelled` gives a missing key's name
+    as the reference's files spell it (when the reference was brought into the hook layout first).
     """
     out, sources, missing, used = {}, {}, [], set()
     for key, like in template.items():
@@ -91,6 +93,7 @@ def gather(template: StateDict, reference: StateDict, rename: Callable[[str], st
             missing.append(source)
     unexpected = sorted(set(reference) - used)
     if missing or unexpected:
+        missing = [name for name in dict.fromkeys(map(spelled, missing)) if name not in reference]
         parts = ([f"it lacks {_few(missing)}"] if missing else []) + (
             [f"it has unexpected {_few(unexpected)}"] if unexpected else [])
         raise CheckpointError(f"This file is not {what}: {'; '.join(parts)}.")
