@@ -619,8 +619,11 @@ def import_checkpoint(format: str, file: str | Path, out: str | Path, *, critic:
     D_state = read_state_dict(critic, "critic") if critic is not None else None
     if not fmt.detect(G_state):
         other = identify(G_state, {k: f for k, (_, f) in formats.items() if k != format})
-        what = f"a {other.summary} state dict (format '{other.name}')" if other else "not a state dict it knows"
-        raise CheckpointError(f"'{file}' is {what}, not a {fmt.summary} one.")
+        if other is not None:
+            raise CheckpointError(f"'{file}' is a {other.summary} state dict (format '{other.name}'), not a "
+                                  f"{fmt.summary} one.")
+        raise CheckpointError(f"'{file}' is not a {fmt.summary} state dict, nor of another format gancli imports "
+                              f"(its first keys: {', '.join(list(G_state)[:3])}).")
     cfg = recipe_cls.Config()
     if preset or fmt.preset:
         cfg = _apply_preset(cfg, recipe_cls, preset or fmt.preset)

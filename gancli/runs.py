@@ -203,7 +203,8 @@ def _whole_records(metrics_file: Path) -> list[dict[str, Any]]:
 
 
 def summarize_run(path: str | Path) -> dict[str, Any]:
-    """Recipe, step / steps, status (running, finished, interrupted, failed), best score, last checkpoint, wall time."""
+    """Recipe, step / steps, status (running, finished, interrupted, failed, imported), best score, last checkpoint,
+    wall time."""
     from gancli.train.lock import read_exit, read_lock
 
     path = Path(path)

@@ -11,12 +11,14 @@ from gancli.errors import CheckpointError
 from gancli.train.imports import ImportedWeights, ImportFormat, StateDict, take_state
 from recipes.sr_nets import RRDBNet, SRResNetGenerator
 
-RRDB_BODY = [  # our RRDBNet keys → ESRGAN's RRDBNet_arch.py keys
-    (r"^blocks\.(\d+)\.dense\.(\d)\.convs\.(\d)\.", lambda m: f"RRDB_trunk.{m[1]}.RDB{int(m[2]) + 1}.conv{int(m[3]) + 1}."),
+ESRGAN_RULES = [  # our RRDBNet keys → xinntao/ESRGAN RRDBNet_arch.py's
+    (r"^head\.", "conv_first."),
+    (r"^blocks\.(\d+)\.dense\.(\d)\.convs\.(\d)\.",
+     lambda m: f"RRDB_trunk.{m[1]}.RDB{int(m[2]) + 1}.conv{int(m[3]) + 1}."),
     (r"^blocks\.(\d+)\.dense\.(\d)\.fuse\.", lambda m: f"RRDB_trunk.{m[1]}.RDB{int(m[2]) + 1}.conv5."),
+    (r"^trunk\.", "trunk_conv."), (r"^up_convs\.0\.", "upconv1."), (r"^up_convs\.1\.", "upconv2."),
+    (r"^tail\.", "HRconv."), (r"^to_rgb\.", "conv_last."),
 ]
-ESRGAN_RULES = [(r"^head\.", "conv_first."), *RRDB_BODY, (r"^trunk\.", "trunk_conv."), (r"^up_convs\.0\.", "upconv1."),
-                (r"^up_convs\.1\.", "upconv2."), (r"^tail\.", "HRconv."), (r"^to_rgb\.", "conv_last.")]
 BASICSR_RULES = [
     (r"^head\.", "conv_first."),
     (r"^blocks\.(\d+)\.dense\.(\d)\.convs\.(\d)\.", lambda m: f"body.{m[1]}.rdb{int(m[2]) + 1}.conv{int(m[3]) + 1}."),
@@ -33,7 +35,8 @@ def old_esrgan_rules(n_blocks: int) -> list:
     return [(r"^head\.", "model.0."),
             (r"^blocks\.(\d+)\.dense\.(\d)\.convs\.(\d)\.(\w+)$",
              lambda m: f"model.1.sub.{m[1]}.RDB{int(m[2]) + 1}.conv{int(m[3]) + 1}.0.{m[4]}"),
-            (r"^blocks\.(\d+)\.dense\.(\d)\.fuse\.(\w+)$", lambda m: f"model.1.sub.{m[1]}.RDB{int(m[2]) + 1}.conv5.0.{m[3]}"),
+            (r"^blocks\.(\d+)\.dense\.(\d)\.fuse\.(\w+)$",
+             lambda m: f"model.1.sub.{m[1]}.RDB{int(m[2]) + 1}.conv5.0.{m[3]}"),
             (r"^trunk\.", f"model.1.sub.{n_blocks}."), (r"^up_convs\.0\.", "model.3."), (r"^up_convs\.1\.", "model.6."),
             (r"^tail\.", "model.8."), (r"^to_rgb\.", "model.10.")]
 

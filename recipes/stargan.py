@@ -28,11 +28,13 @@ from gancli.errors import ConfigError
 from gancli.objectives import PENALTIES, critic_penalty, get_loss
 from gancli.objectives.attributes import attribute_classification_loss, decide_attributes
 from gancli.train.recipe import Recipe
-from recipes.stargan_nets import StarGANCritic, StarGANGenerator
+from recipes.stargan_import import STARGAN_FORMATS
+from recipes.stargan_nets import StarGANCritic, StarGANGenerator, final_size
 
 log = logging.getLogger("gancli.stargan")
 
 CELEBA_TRAIN_IMAGES = 202_599 - 2_000
+CRITIC_KERNELS = {"table7": 3, "stargan": 4}
 
 
 @dataclass
@@ -49,6 +51,8 @@ class StarGANConfig(TrainConfig):
     g_blocks: int = 6
     d_width: int = 64
     d_layers: int = 6
+    # table7 (SAN Table 7: 3×3 convs, circular padding, 25M) | stargan (StarGAN's own: 4×4, zero padding, 44M)
+    critic: str = "table7"
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     # evaluation: attribute accuracy by the judge, Fréchet distance per target domain (SAN Table 3)
@@ -85,22 +89,26 @@ PRESETS = {
     "quick": {"resolution": 32, "g_width": 16, "g_blocks": 3, "d_width": 16, "d_layers": 4, "steps": 300,
               "lr_g": 1e-3, "lr_d": 1e-3, "log_every": 10, "sample_every": 150, "ckpt_every": 150,
               "eval_every": 150, "eval_n": 300, "eval_ref": 1000, "n_samples": 6, "test_size": 2000},
-    # StarGAN (Choi et al. 2018): WGAN-GP λ 10, 5 critic steps per G step, Adam 1e-4 (0.5, 0.999); its 200k
-    # critic iterations are 40k generator steps, the learning rate decayed linearly over the second half
-    "original": {"norm": "none", "loss": "wgan", "penalty": "gp", "penalty_weight": 10.0, "n_dis": 5,
-                 "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999], "lr_g": 1e-4, "lr_d": 1e-4, "steps": 40_000,
-                 "lr_decay_start": 0.5},
+    # StarGAN (Choi et al. 2018; yunjey/stargan): its own critic (4×4 stride-2 convs, zero padding, 44M), WGAN-GP
+    # λ 10, 5 critic steps per G step, Adam 1e-4 (0.5, 0.999); its 200k critic iterations are 40k generator steps,
+    # the learning rate decayed linearly over the second half
+    "original": {"critic": "stargan", "norm": "none", "loss": "wgan", "penalty": "gp", "penalty_weight": 10.0,
+                 "n_dis": 5, "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999], "lr_g": 1e-4, "lr_d": 1e-4,
+                 "steps": 40_000, "lr_decay_start": 0.5},
 }
 
 
 class StarGAN(Recipe):
     name = "stargan"
-    summary = "Attribute translation, StarGAN G + 6-conv critic with class head (SAN App. G, Table 7), hinge + SAN"
+    summary = ("Attribute translation, StarGAN G + 6-conv critic with class head (SAN App. G, Table 7), hinge + SAN; "
+               "original: StarGAN's own critic and WGAN-GP")
     Config = StarGANConfig
     presets = PRESETS
     offline_preset = "quick"
     best_metric = ("fd_mean", "min")
     no_augment_reason = "its critic's class head learns the attributes, some of which colour ops would change"
+    network_fields = ("attrs", "g_width", "g_blocks", "d_width", "d_layers", "critic")
+    import_formats = STARGAN_FORMATS
 
     def __init__(self, cfg: StarGANConfig):
         super().__init__(cfg)
@@ -123,6 +131,11 @@ class StarGAN(Recipe):
         for key in ("g_width", "g_blocks", "d_width", "d_layers", "eval_n", "eval_ref", "judge_steps", "judge_images"):
             if getattr(cfg, key) < 1:
                 raise ConfigError(f"'{key}' must be a positive number, got {getattr(cfg, key)}.")
+        if cfg.critic not in CRITIC_KERNELS:
+            raise ConfigError(f"'critic' must be table7 (SAN Table 7) or stargan (StarGAN's own), got '{cfg.critic}'.")
+        if final_size(cfg.resolution, cfg.d_layers, CRITIC_KERNELS[cfg.critic]) < 1:
+            raise ConfigError(f"{cfg.d_layers} stride-2 critic layers leave nothing of a {cfg.resolution} px image; "
+                              f"lower 'd_layers' or raise 'resolution'.")
         if cfg.g_width % 4:
             raise ConfigError(f"'g_width' must be a multiple of 4 (the upsampling halves it twice), got {cfg.g_width}.")
         if cfg.lambda_cls < 0 or cfg.lambda_rec < 0 or cfg.test_size < 0:
@@ -137,7 +150,8 @@ class StarGAN(Recipe):
     def build_models(self):
         cfg = self.cfg
         return {"G": StarGANGenerator(len(self.names), cfg.g_width, cfg.g_blocks),
-                "D": StarGANCritic(len(self.names), cfg.resolution, cfg.d_width, cfg.d_layers)}
+                "D": StarGANCritic(len(self.names), cfg.resolution, cfg.d_width, cfg.d_layers,
+                                   CRITIC_KERNELS[cfg.critic])}
 
     def _source(self):
         return attribute_source(self.cfg.data, self.cfg.attr_file)

@@ -113,7 +113,8 @@ def test_init_from_copies_the_pretrained_generator_and_its_shape(tiny_run):
     cfg = api.make_config("sr", out="x", sets={"init_from": str(tiny_run), "workers": 0})
     assert cfg.n_blocks == 1  # the network-shaping fields come from the run it starts from
     models = SuperResolution(cfg).build_models()
-    assert initialise_from(cfg.init_from, models, "sr") == ["G"]  # D starts fresh: tiny_run's critic judged 32 px crops, this one 64
+    # D starts fresh: tiny_run's critic judged 32 px crops, this run's (the quick preset's) 64 px ones
+    assert initialise_from(cfg.init_from, models, "sr") == ["G"]
     weights, _ = ckpt.load_weights(ckpt.resolve_checkpoint(tiny_run))
     torch.testing.assert_close(models["G"].state_dict()["head.weight"], weights["G"]["head.weight"])
     given = api.make_config("sr", out="x", sets={"init_from": str(tiny_run), "n_blocks": 2})

@@ -83,6 +83,12 @@ def test_critic_heads_real_fake_patch_and_one_logit_per_attribute():
     assert D.attributes.kernel_size == (2, 2)  # the 2×2 map left at 128 px
     params = sum(p.numel() for p in D.parameters())
     assert 24.5e6 < params < 25.5e6  # SAN App. G: "only 25M (in contrast to the 44M of StarGAN)"
+    stargan = StarGANCritic(5, resolution=128, width=64, n_layers=6, kernel=4)  # yunjey/stargan model.py
+    assert all(conv.padding_mode == "zeros" and conv.kernel_size == (4, 4) and conv.padding == (1, 1)
+               for conv in stargan.features if isinstance(conv, torch.nn.Conv2d))
+    assert stargan.real_fake.kernel_size == (3, 3) and stargan.attributes.kernel_size == (2, 2)  # 128 / 64
+    assert 44.5e6 < sum(p.numel() for p in stargan.parameters()) < 45e6  # "the 44M of StarGAN"
+    assert StarGANCritic(5, resolution=256, kernel=4).attributes.kernel_size == (4, 4)
     small = StarGANCritic(6, resolution=32, width=8, n_layers=3)
     real_fake, classes = small(torch.randn(2, 3, 32, 32))
     assert real_fake.shape == (2, 16) and classes.shape == (2, 6)
@@ -134,7 +140,10 @@ def test_presets_equal_the_papers():
     assert (san.resolution, san.g_width, san.g_blocks, san.d_width, san.d_layers) == (128, 64, 6, 64, 6)
     assert san.lr_schedule == "linear" and san.lr_decay_start == pytest.approx(10 / 15)  # 10 epochs, decay over 5
     assert san.steps == 15 * 200_599 // 16 and san.test_size == 2000
-    original = PRESETS["original"]  # StarGAN: WGAN-GP 10, n_critic 5, Adam 1e-4 (0.5, 0.999)
+    assert san.critic == "table7"
+    # StarGAN (yunjey/stargan model.py and solver.py): its own critic, WGAN-GP 10, n_critic 5, Adam 1e-4 (0.5, 0.999)
+    original = PRESETS["original"]
+    assert original["critic"] == "stargan"
     assert (original["loss"], original["penalty"], original["penalty_weight"], original["norm"]) == ("wgan", "gp", 10.0,
                                                                                                      "none")
     assert (original["n_dis"], original["betas_g"], original["betas_d"], original["lr_g"]) == (5, [0.5, 0.999],
