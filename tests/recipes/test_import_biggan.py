@@ -157,3 +157,13 @@ def test_bad_files_through_the_cli_write_nothing(tmp_path, cli):
         assert result.exit_code == 1 and message in result.output, result.output
         assert "Traceback" not in result.output
         assert not (tmp_path / f"run{index}").exists()
+
+
+def test_fine_tuning_an_imported_run_under_san(cifar_run, cli, tmp_path, caplog):
+    """`--init-from` reads the imported critic under its SN (u, v kept) and hands SAN the plain critic it computes."""
+    result = cli("train", "biggan", "--init-from", cifar_run, "--norm", "san", "--steps", "1", "--batch-size", "4",
+                 "--log-every", "1", "--sample-every", "0", "--eval-every", "0", "--ckpt-every", "0",
+                 "--n-samples", "4", "--device", "cpu", "--out", tmp_path / "ft")
+    assert result.exit_code == 0, result.output
+    assert "Initialised G and D from" in caplog.text
+    assert open_run(tmp_path / "ft").cfg.ch == 4  # the imported network's shape, not the quick preset's
