@@ -13,7 +13,11 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gancli.nn.attention import SelfAttention
-from gancli.nn.modulation import ConditionalBatchNorm, LabelComposition, SelfModulatedBatchNorm
+from gancli.nn.modulation import (
+    ConditionalBatchNorm,
+    LabelComposition,
+    SelfModulatedBatchNorm,
+)
 
 G_PLANS = {  # resolution -> [(in, out)] multiples of ch, from the 4×4 bottom up
     32: [(4, 4), (4, 4), (4, 4)],

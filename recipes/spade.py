@@ -28,7 +28,13 @@ from gancli.objectives import PENALTIES, critic_penalty, get_loss
 from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Recipe
 from recipes import spade_import
-from recipes.spade_nets import UPSAMPLINGS, MultiScaleCritic, SPADEGenerator, VGG19Loss, feature_matching_loss
+from recipes.spade_nets import (
+    UPSAMPLINGS,
+    MultiScaleCritic,
+    SPADEGenerator,
+    VGG19Loss,
+    feature_matching_loss,
+)
 
 log = logging.getLogger("gancli.spade")
 
@@ -373,8 +379,8 @@ class Spade(Recipe):
         """(feature statistics or None, segmentation scores or None) of images_of(labels, edges, real) over n maps."""
         from gancli.data.images import to_uint8
         from gancli.metrics.generative.features import extract
-        from gancli.metrics.judges.segmentation import SegmentationScore
         from gancli.metrics.generative.stats import ReferenceStats
+        from gancli.metrics.judges.segmentation import SegmentationScore
 
         val = self.validation()
         score = SegmentationScore(self.cfg.label_nc, getattr(val, "ignore_label", None)) if segmenter else None

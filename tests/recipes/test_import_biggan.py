@@ -11,13 +11,13 @@ import json
 
 import pytest
 import torch
+from reference_state import FIXTURES, reference_state
 from safetensors.torch import load_file
 
 from gancli import api
 from gancli.errors import CheckpointError
 from gancli.runs import open_run
 from recipes import get_recipe
-from reference_state import FIXTURES, reference_state
 
 GOLDEN = FIXTURES / "biggan-pytorch" / "golden.safetensors"
 TOLERANCE = 1e-4  # issue 25: G outputs in [-1, 1] within 1e-4 of the reference; critics the same
@@ -126,8 +126,8 @@ def test_key_mapping_consumes_every_reference_key():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda G, D: G.pop("blocks.1.0.conv2.u0"), "it lacks blocks.1.0.conv2.u0; it has unexpected "
-                                                 "blocks.1.0.conv2.sv0, blocks.1.0.conv2.weight"),
+    (lambda G, D: G.pop("blocks.1.0.conv2.u0"), ("it lacks blocks.1.0.conv2.u0; it has unexpected "
+                                                  "blocks.1.0.conv2.sv0, blocks.1.0.conv2.weight")),
     (lambda G, D: G.pop("blocks.2.0.bn1.stored_var"), "it lacks blocks.2.0.bn1.stored_var"),
     (lambda G, D: G.__setitem__("extra.weight", torch.zeros(1)), "has unexpected extra.weight"),
     (lambda G, D: G.__setitem__("blocks.0.0.conv1.bias", torch.zeros(3)), "blocks.0.0.conv1.bias has shape (3,)"),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference_state import FIXTURES, label_map, layout, reference_state
 from safetensors.torch import load_file
 
 from gancli import api
@@ -19,7 +20,6 @@ from gancli.errors import CheckpointError
 from gancli.runs import open_run
 from recipes import get_recipe
 from recipes.spade_import import read_shapes
-from reference_state import FIXTURES, label_map, layout, reference_state
 
 GOLDEN = FIXTURES / "spade" / "golden.safetensors"
 TOLERANCE = 1e-4  # issue 25: G outputs in [-1, 1] within 1e-4 of the reference; critics the same

@@ -9,15 +9,26 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.utils import parametrize
 from PIL import Image
+from torch.nn.utils import parametrize
 
 from gancli.data.scenes import BuiltinScenes, colourize
-from gancli.data.segmentation import ADE20K, Cityscapes, ids_from_colours, instance_edges, open_segmentation
+from gancli.data.segmentation import (
+    ADE20K,
+    Cityscapes,
+    ids_from_colours,
+    instance_edges,
+    open_segmentation,
+)
 from gancli.errors import DataError
 from gancli.metrics.judges.segmentation import SegmentationScore
 from gancli.nn import apply_critic_norm
-from recipes.spade_nets import SPADE, MultiScaleCritic, SPADEGenerator, feature_matching_loss
+from recipes.spade_nets import (
+    SPADE,
+    MultiScaleCritic,
+    SPADEGenerator,
+    feature_matching_loss,
+)
 
 TINY = ["--image-size", "32,32", "--ngf", "4", "--spade-hidden", "4", "--ndf", "4", "--z-dim", "4",
         "--batch-size", "2", "--steps", "2", "--log-every", "1", "--sample-every", "0", "--eval-every", "0",
