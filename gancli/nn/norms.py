@@ -459,3 +459,10 @@ def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:
         if isinstance(getattr(layer, "weight_projection", None), _CachedConvNorm):  # project: the stored weight is W
             del layer.weight_projection
     return plain.state_dict()
+
+
+def apply_config_norm(critic: nn.Module, cfg) -> nn.Module:
+    """The critic normalization a training config names (norm, norm_ratio, norm_gain, norm_every, san_mode,
+    critic_padding), applied to a plain critic as training does."""
+    return apply_critic_norm(critic, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
+                             mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
