@@ -367,15 +367,21 @@ def apply_critic_norm(
         else:
             norm = (SparsityAwareNorm(layer, ratio, gain, every, mode) if name == "san"
                     else ExactSpectralNorm(layer, every, mode))
-            if layer.padding not in ((0, 0), "valid"):
-                make_circular(layer)
-            if mode == "project":
-                layer.weight_projection = norm
-                layer.register_forward_pre_hook(_project_at_first_forward)
-            else:
-                parametrize.register_parametrization(layer, "weight", norm)
-                layer.register_forward_pre_hook(_refresh_sigma)
+            _attach_cached_norm(layer, norm, mode)
     return module
+
+
+def _attach_cached_norm(conv: nn.Conv2d, norm: _CachedConvNorm, mode: str) -> None:
+    """A SAN / sn-exact norm on a conv (circular padding, which Lemma 1 assumes): in place (project) or as W's
+    parametrization (reparam), with the forward pre-hook that shows it the input size."""
+    if conv.padding not in ((0, 0), "valid"):
+        make_circular(conv)
+    if mode == "project":
+        conv.weight_projection = norm
+        conv.register_forward_pre_hook(_project_at_first_forward)
+    else:
+        parametrize.register_parametrization(conv, "weight", norm)
+        conv.register_forward_pre_hook(_refresh_sigma)
 
 
 def count_critic_updates(module: nn.Module) -> None:
