@@ -650,7 +650,7 @@ def _imported_networks(recipe_cls, cfg: TrainConfig, imported) -> dict[str, torc
     """The recipe's networks holding the imported weights; D fresh (seeded) when no critic was imported. Each D
     is normalized as cfg.norm asks, as the trainer's is: a converted critic is a plain one, normalized after loading,
     or one already in cfg.norm's layout (e.g. a reference's own spectral norm, its u and v kept), loaded after."""
-    from gancli.nn import apply_critic_norm
+    from gancli.nn.norms import apply_config_norm
 
     recipe = recipe_cls(cfg)  # checks the config
     with torch.random.fork_rng():
@@ -659,13 +659,9 @@ def _imported_networks(recipe_cls, cfg: TrainConfig, imported) -> dict[str, torc
     if imported.D is not None and "D" not in models:
         raise ConfigError(f"This {recipe_cls.name} config has no critic, so --critic cannot be imported.")
 
-    def normalize() -> None:
-        apply_critic_norm(models["D"], cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None,
-                          every=cfg.norm_every, mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
-
     normalized_state = imported.D is not None and set(imported.D) != set(models["D"].state_dict())
     if normalized_state:
-        normalize()
+        apply_config_norm(models["D"], cfg)
     for name, state in (("G", imported.G), ("D", imported.D)):
         if state is None:
             continue
@@ -676,7 +672,7 @@ def _imported_networks(recipe_cls, cfg: TrainConfig, imported) -> dict[str, torc
                                   f"{recipe_cls.name} network its config describes ({state_dict_mismatch(exc)}).") \
                 from None
     if "D" in models and not normalized_state:
-        normalize()
+        apply_config_norm(models["D"], cfg)
     return models
 
 

@@ -15,8 +15,8 @@ import torch
 
 from gancli.config import TrainConfig
 from gancli.errors import CheckpointError
-from gancli.nn import apply_critic_norm
 from gancli.nn.attention import SelfAttention
+from gancli.nn.norms import apply_config_norm
 from gancli.train.imports import ImportedWeights
 from gancli.train.state_maps import gather, power_step
 from recipes.biggan_nets import G_PLANS
@@ -121,7 +121,7 @@ def convert(recipe_cls, G_state: StateDict, D_state: StateDict | None, cfg: Trai
                spelled)
     if D_state is None:
         return ImportedWeights(cfg, G)
-    D_model = apply_critic_norm(models["D"], cfg.norm)
+    D_model = apply_config_norm(models["D"], cfg)
     D = gather(D_model.state_dict(), with_sn_vectors(D_state, cfg.sn_eps), renamer(D_model.blocks), D_FILE,
                spelled)
     return ImportedWeights(cfg, G, D)

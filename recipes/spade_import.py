@@ -18,7 +18,7 @@ import torch
 
 from gancli.config import TrainConfig
 from gancli.errors import CheckpointError
-from gancli.nn import apply_critic_norm
+from gancli.nn.norms import apply_config_norm
 from gancli.train.imports import ImportedWeights
 from gancli.train.state_maps import gather
 
@@ -101,5 +101,5 @@ def convert(recipe_cls, G_state: StateDict, D_state: StateDict | None, cfg: Trai
     G = gather(models["G"].state_dict(), G_state, renamer(G_NAMES), G_FILE)
     if D_state is None:
         return ImportedWeights(cfg, G)
-    D_model = apply_critic_norm(models["D"], cfg.norm)
+    D_model = apply_config_norm(models["D"], cfg)
     return ImportedWeights(cfg, G, gather(D_model.state_dict(), D_state, critic_renamer(cfg), D_FILE))

@@ -86,7 +86,7 @@ def test_stargan_import_reproduces_generator_and_critic(tmp_path):
     assert (run.cfg.resolution, run.cfg.critic, run.cfg.norm, run.cfg.g_width, run.cfg.d_layers) == (
         16, "stargan", "none", 4, 4)
     G = api.load(run.path).G
-    D = api.load_critic(run)
+    D = run.load_critic()
     with torch.no_grad():
         assert (G(tensors["input"], tensors["labels"]) - tensors["output"]).abs().max() <= 1e-4
         real_fake, classes = D(tensors["input"])
@@ -316,6 +316,6 @@ def test_fine_tune_an_imported_stargan_run_and_its_critic_with_san(cli, stargan_
     assert "Initialised G and D from" in caplog.text  # the imported critic, now under SAN (circular padding)
     run = api.open_run(out)
     assert (run.cfg.critic, run.cfg.norm, run.cfg.attrs) == ("stargan", "san", ["Red", "Green", "Blue"])
-    assert api.load_critic(run).features[0].padding_mode == "circular"
+    assert run.load_critic().features[0].padding_mode == "circular"
     tuned, _ = ckpt.load_weights(ckpt.resolve_checkpoint(out))
     assert not torch.equal(tuned["D"]["features.0.weight"], imported["D"]["features.0.weight"])  # SAN, trained

@@ -56,7 +56,7 @@ def compare_to_golden(run, name: str) -> tuple[float, float]:
     z, y = golden[f"{name}/z"], golden[f"{name}/y"]
     with torch.no_grad():
         out = api.load(run, device="cpu").G(z, y)
-        logits = api.load_critic(open_run(run))(out, y)
+        logits = open_run(run).load_critic()(out, y)
     stride = out.shape[-1] // 8
     return ((out[:, :, ::stride, ::stride] - golden[f"{name}/G"]).abs().max().item(),
             (logits - golden[f"{name}/D"]).abs().max().item())

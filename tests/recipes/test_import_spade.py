@@ -56,7 +56,7 @@ def test_cityscapes_options_reproduce_the_reference_forward(spade_run):
     x = label_map(golden["grid"], (256, 512), 4, edges=True)  # one-hot ids, instance edges last
     with torch.no_grad():
         out = api.load(spade_run, device="cpu").G(x)
-        scales = api.load_critic(open_run(spade_run))(torch.cat([x, out], 1))
+        scales = open_run(spade_run).load_critic()(torch.cat([x, out], 1))
     assert (out[:, :, ::32, ::32] - golden["G"]).abs().max().item() <= TOLERANCE
     for i, features in enumerate(scales):
         assert (features[-1][:, :, ::4, ::4] - golden[f"D{i}"]).abs().max().item() <= TOLERANCE
