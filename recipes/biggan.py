@@ -276,7 +276,8 @@ class BigGAN(Recipe):
 
     def finalize_generator(self, G) -> None:
         """Standing statistics (App. C.1): BN statistics averaged over passes of random z and y, so outputs never
-        depend on the batch they are drawn in. With standing_passes 0 G keeps the statistics it has (an imported G's)."""
+        depend on the batch they are drawn in. With standing_passes 0 G keeps the statistics it has (an imported
+        G's)."""
         if not self.cfg.standing_passes:
             G.eval()
             return

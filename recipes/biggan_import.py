@@ -18,7 +18,7 @@ from gancli.errors import CheckpointError
 from gancli.nn.attention import SelfAttention
 from gancli.nn.norms import apply_config_norm
 from gancli.train.imports import ImportedWeights
-from gancli.train.state_maps import gather, power_step
+from gancli.train.state_maps import gather, power_step, substitute
 from recipes.biggan_nets import G_PLANS
 
 StateDict = dict[str, torch.Tensor]
@@ -66,6 +66,9 @@ def read_generator_shapes(state: StateDict, cfg: TrainConfig) -> None:
         cfg.hier = gain is not None and gain.shape[1] > cfg.shared_dim
     elif gain is not None:  # per-class ccbn tables (nn.Embedding): classes × channels
         cfg.num_classes, cfg.shared_dim, cfg.hier = gain.shape[0], 0, False
+    else:
+        raise CheckpointError(f"This file is not {G_FILE}: it has neither shared.weight nor blocks.0.0.bn1.gain.weight "
+                              f"(the class conditioning).")
     cfg.z_dim = linear.shape[1] * (len(blocks) + 1 if cfg.hier else 1)
     attention = [i for i in blocks if f"blocks.{i}.1.gamma" in state]
     if len(attention) > 1:
@@ -89,7 +92,7 @@ def module_map(blocks: torch.nn.ModuleList) -> dict[str, str]:
     return names
 
 
-G_LEAVES = [  # our names -> theirs, after the block prefix
+NAMES = [  # our names -> theirs (G and D), after the block prefix
     (r"dense\.", "linear."), (r"to_rgb\.", "output_layer.2."), (r"out_bn\.weight", "output_layer.0.gain"),
     (r"out_bn\.running_(mean|var)", r"output_layer.0.stored_\1"), (r"out_bn\.", "output_layer.0."),
     (r"(blocks\.\d+\.\d+\.bn\d)\.norm\.running_(mean|var)", r"\1.stored_\2"), (r"(bn\d)\.norm\.", r"\1."),
@@ -104,9 +107,7 @@ def renamer(blocks: torch.nn.ModuleList):
         head = re.match(r"blocks\.\d+\.", key)
         if head:
             key = prefixes[head.group(0)] + key[head.end():]
-        for pattern, replacement in G_LEAVES:
-            key = re.sub(pattern, replacement, key)
-        return key
+        return substitute(key, NAMES)
 
     return rename
 

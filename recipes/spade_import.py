@@ -20,7 +20,7 @@ from gancli.config import TrainConfig
 from gancli.errors import CheckpointError
 from gancli.nn.norms import apply_config_norm
 from gancli.train.imports import ImportedWeights
-from gancli.train.state_maps import gather
+from gancli.train.state_maps import gather, substitute
 
 StateDict = dict[str, torch.Tensor]
 G_FILE, D_FILE = "a SPADE generator (latest_net_G.pth)", "a SPADE critic (latest_net_D.pth) of this generator"
@@ -66,18 +66,10 @@ def read_shapes(G: StateDict, D: StateDict | None, cfg: TrainConfig, presets: di
 
 
 G_NAMES = [  # ours -> SPADE's
-    (r"^middle_(\d)\.", r"G_middle_\1."), (r"^to_rgb\.", "conv_img."), (r"\.norm\.(running_|num_)", r".param_free_norm.\1"),
-    (r"\.shared\.", ".mlp_shared."), (r"\.(gamma|beta)\.", r".mlp_\1."),
+    (r"^middle_(\d)\.", r"G_middle_\1."), (r"^to_rgb\.", "conv_img."),
+    (r"\.norm\.(running_|num_)", r".param_free_norm.\1"), (r"\.shared\.", ".mlp_shared."),
+    (r"\.(gamma|beta)\.", r".mlp_\1."),
 ]
-
-
-def renamer(rules: list[tuple[str, str]]):
-    def rename(key: str) -> str:
-        for pattern, replacement in rules:
-            key = re.sub(pattern, replacement, key)
-        return key
-
-    return rename
 
 
 def critic_renamer(cfg: TrainConfig):
@@ -98,7 +90,7 @@ def convert(recipe_cls, G_state: StateDict, D_state: StateDict | None, cfg: Trai
     """SPADE G (and D) state dicts -> a spade run's config and G (and SN'd D) state dicts."""
     read_shapes(G_state, D_state, cfg, recipe_cls.presets)
     models = recipe_cls(cfg).build_models()
-    G = gather(models["G"].state_dict(), G_state, renamer(G_NAMES), G_FILE)
+    G = gather(models["G"].state_dict(), G_state, lambda key: substitute(key, G_NAMES), G_FILE)
     if D_state is None:
         return ImportedWeights(cfg, G)
     D_model = apply_config_norm(models["D"], cfg)

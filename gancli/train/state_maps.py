@@ -10,6 +10,7 @@ but plain in ours gets W / σ folded into its weight.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import torch
@@ -41,6 +42,13 @@ def power_step(weight: torch.Tensor, u0: torch.Tensor, eps: float) -> tuple[torc
 def sigma(weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """σ = uᵀ W v, as torch's spectral norm computes it in eval mode."""
     return torch.vdot(u, weight.reshape(weight.shape[0], -1) @ v)
+
+
+def substitute(key: str, rules: list[tuple[str, str]]) -> str:
+    """key with each (regex, replacement) rule applied in turn: a converter's table of renamings."""
+    for pattern, replacement in rules:
+        key = re.sub(pattern, replacement, key)
+    return key
 
 
 def _split(key: str) -> tuple[str, str]:
