@@ -650,7 +650,7 @@ def _imported_networks(recipe_cls, cfg: TrainConfig, imported) -> dict[str, torc
     """The recipe's networks holding the imported weights; D fresh (seeded) when no critic was imported. Each D
     is normalized as cfg.norm asks, as the trainer's is: a converted critic is a plain one, normalized after loading,
     or one already in cfg.norm's layout (e.g. a reference's own spectral norm, its u and v kept), loaded after."""
-    from gancli.nn.norms import apply_config_norm
+    from gancli.nn import apply_config_norm
 
     recipe = recipe_cls(cfg)  # checks the config
     with torch.random.fork_rng():

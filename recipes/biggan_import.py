@@ -15,8 +15,8 @@ import torch
 
 from gancli.config import TrainConfig
 from gancli.errors import CheckpointError
+from gancli.nn import apply_config_norm
 from gancli.nn.attention import SelfAttention
-from gancli.nn.norms import apply_config_norm
 from gancli.train.imports import ImportedWeights
 from gancli.train.state_maps import gather, power_step, substitute
 from recipes.biggan_nets import G_PLANS

@@ -18,7 +18,7 @@ import torch
 
 from gancli.config import TrainConfig
 from gancli.errors import CheckpointError
-from gancli.nn.norms import apply_config_norm
+from gancli.nn import apply_config_norm
 from gancli.train.imports import ImportedWeights
 from gancli.train.state_maps import gather, substitute
 

@@ -110,6 +110,8 @@ class Uncond(Recipe):
                "bn / self-modulated / no BN in G")
     Config = UncondConfig
     best_metric = ("fid", "min")
+    network_fields = ("arch", "resolution", "z_dim", "width", "gen_norm", "sbn_hidden", "g_kernel", "d_kernel", "d_pool",
+                      "full_stl_critic", "adagan_channels", "adaconv_blocks", "k_adaptive")
     presets = PRESETS
 
     def __init__(self, cfg: UncondConfig):

@@ -7,7 +7,6 @@ san and sn-exact come in two forms (SAN_MODES): `project`, Alg. 1's in-place res
 conv weights, and `reparam`, a parametrization W -> W/(g·σ) of a raw weight.
 """
 
-import copy
 import math
 
 import torch
@@ -455,20 +454,26 @@ def _harmonic(k: int) -> float:
     return math.fsum(1 / j for j in range(1, k + 1))
 
 
-def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:
-    """The state dict of the plain critic that a normalized one computes with (in eval mode): each normalized
-    layer's effective weight under its plain name, the normalizations' own state (σ, u, v) dropped."""
-    plain = copy.deepcopy(module).eval()
-    for layer in list(plain.modules()):
-        if parametrize.is_parametrized(layer, "weight"):  # sn, wn, reparam san / sn-exact
-            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
-        if isinstance(getattr(layer, "weight_projection", None), _CachedConvNorm):  # project: the stored weight is W
-            del layer.weight_projection
-    return plain.state_dict()
-
-
 def apply_config_norm(critic: nn.Module, cfg) -> nn.Module:
     """The critic normalization a training config names (norm, norm_ratio, norm_gain, norm_every, san_mode,
     critic_padding), applied to a plain critic as training does."""
     return apply_critic_norm(critic, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
                              mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
+
+
+def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:
+    """The state dict of the plain critic that a normalized one computes with (in eval mode): each normalized
+    layer's effective weight under its plain name, the normalizations' own state (σ, u, v) dropped."""
+    training = module.training
+    module.eval()  # SN's weight without a power step
+    try:
+        with torch.no_grad():
+            state = {k: v for k, v in module.state_dict().items()
+                     if ".parametrizations." not in f".{k}" and ".weight_projection." not in f".{k}"}
+            for prefix, layer in module.named_modules():
+                if parametrize.is_parametrized(layer):
+                    for name in layer.parametrizations:
+                        state[f"{prefix}.{name}" if prefix else name] = getattr(layer, name).detach().clone()
+    finally:
+        module.train(training)
+    return state

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from torch import nn
 
-from gancli.config import TrainConfig, load_toml
+from gancli.config import TrainConfig, apply_overrides, load_toml
 from gancli.errors import CheckpointError, state_dict_mismatch
-from gancli.nn import apply_critic_norm
+from gancli.nn import apply_config_norm
 from gancli.nn.norms import plain_critic_state
 from gancli.train import checkpoint as ckpt
 
@@ -61,13 +61,9 @@ def initialise_from(run_dir: str | Path, models: dict[str, nn.Module], recipe: s
 
 def _load_critic(D: nn.Module, state: dict, theirs: dict) -> str:
     """Load another run's critic weights (saved under its normalization) into the plain critic D; '' or why not."""
-    defaults = TrainConfig()
-    setting = {k: theirs.get(k, getattr(defaults, k)) for k in
-               ("norm", "norm_ratio", "norm_gain", "norm_every", "san_mode", "critic_padding")}
-    source = copy.deepcopy(D)
-    apply_critic_norm(source, setting["norm"], ratio=setting["norm_ratio"], gain=setting["norm_gain"] or None,
-                      every=setting["norm_every"], mode=setting["san_mode"],
-                      circular=setting["critic_padding"] == "circular")
+    keys = ("norm", "norm_ratio", "norm_gain", "norm_every", "san_mode", "critic_padding")
+    setting = apply_overrides(TrainConfig(), {k: theirs[k] for k in keys if k in theirs}, "--init-from")
+    source = apply_config_norm(copy.deepcopy(D), setting)
     try:
         source.load_state_dict(state)
         D.load_state_dict(plain_critic_state(source))

@@ -125,6 +125,23 @@ def test_sample_and_eval_take_truncation_for_an_uncond_run(cli, tmp_path, tiny_u
     assert result.exit_code == 1 and "Error: --truncation must be a positive threshold, got -1" in result.output
 
 
+def test_init_from_carries_g_and_the_critic_from_sn_to_san(cli, tmp_path, tiny_uncond, caplog):
+    import logging
+
+    from gancli.train import checkpoint as ckpt
+
+    assert cli("train", "uncond", "--steps", "1", "--norm", "sn", "--out", tmp_path / "a", *tiny_uncond).exit_code == 0
+    i = tiny_uncond.index("--width")
+    others = tiny_uncond[:i] + tiny_uncond[i + 2:]  # no --width: the quick preset's 0.25 would not fit run a
+    with caplog.at_level(logging.WARNING, logger="gancli.train"):
+        result = cli("train", "uncond", "--steps", "1", "--norm", "san", "--init-from", tmp_path / "a",
+                     "--out", tmp_path / "b", *others)
+    assert result.exit_code == 0, result.output
+    assert "Initialised G and D from" in caplog.text
+    assert api.open_run(tmp_path / "b").cfg.width == 0.125  # the network's shape came with the run
+    assert ckpt.step_dirs(tmp_path / "b")
+
+
 def test_cifar10_fid_reference_is_the_10k_test_set(monkeypatch):
     """The large-scale study's protocol: FID of 10k generated images against the 10k CIFAR-10 test images."""
     seen = {}
