@@ -24,7 +24,8 @@ from gancli.objectives import critic_penalty, get_loss, orthogonal_regularizatio
 from gancli.train import distributed
 from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Recipe
-from recipes import biggan_import
+from recipes import biggan_import, biggan_tfhub_import
+from recipes.biggan_deep_nets import DEEP_G_PLANS, DeepCritic, DeepGenerator
 from recipes.biggan_nets import (
     G_PLANS,
     GEN_NORMS,
@@ -35,6 +36,7 @@ from recipes.biggan_nets import (
     spectral_norm_all,
 )
 
+ARCHS = ("default", "deep")
 CLASS_EMBEDDINGS = ("shared", "compose")  # parameter names left out of the orthogonal regularization
 
 
@@ -43,6 +45,9 @@ class BigGANConfig(TrainConfig):
     """Defaults are the paper's 128 px ImageNet model (Table 1 row 7 / Table 4, App. C)."""
 
     recipe: str = "biggan"
+    # default: BigGAN (App. B, Tables 4-6); deep: BigGAN-deep (bottleneck ResBlocks, two per resolution, z not split,
+    # as ajbrock/BigGAN-PyTorch BigGANdeep.py)
+    arch: str = "default"
     resolution: int = 128  # 32, 64, 128 (Table 4) or 256 (Table 5)
     ch: int = 96  # channel multiplier ("Ch." of Table 1)
     z_dim: int = 120  # 128 px: 6 chunks of 20 (one for the dense layer, one per up-block)
@@ -52,6 +57,11 @@ class BigGANConfig(TrainConfig):
     gen_norm: str = "cbn"  # cbn (class-conditional BN) or self-mod (conditional self-modulation, eq. 3)
     init: str = "ortho"  # ortho (the paper), N02 or xavier
     g_spectral_norm: bool = True
+    # deep only, for TF-Hub's generators (pytorch-pretrained-biggan): BN statistics tabled at this many truncation
+    # values in [0, 1] instead of running ones (0: running ones), and the width of the last conv, of whose output
+    # the image is the first three channels (TF-Hub convolves to ch channels)
+    truncation_stats: int = 0
+    rgb_channels: int = 3
     # ε of G's class-conditional BNs and of its spectral norm's power iteration (BigGAN-PyTorch's BN_eps and SN_eps,
     # as its ImageNet launch scripts set them; its TF-Hub ports use 1e-4 for both)
     bn_eps: float = 1e-5
@@ -86,6 +96,11 @@ class BigGANConfig(TrainConfig):
 
 
 PRESETS = {
+    # BigGAN-deep at 128 px: App. C's training (hinge, G 5e-5 / D 2e-4, two D steps, EMA 0.9999, orthogonal init,
+    # BN and SN ε raised to 1e-4) on BigGANdeep.py's network as scripts/launch_BigGAN_deep.sh sizes it (ch 128,
+    # z 128 unsplit with a 128-d shared embedding, attention at 64 in G and D, two blocks per resolution)
+    "biggan-deep": {"arch": "deep", "resolution": 128, "ch": 128, "z_dim": 128, "shared_dim": 128, "hier": True,
+                    "attention": 64, "bn_eps": 1e-4, "sn_eps": 1e-4},
     # CPU-sized (~3-4 min on 2 idle cores with its evaluations): builtin 10-class data at 32 px, ch 4, one D step;
     # lr 4e-4 and β1 0.5 halve the builtin FID at step 400 against the paper's optimiser (35 vs 71, one seed each)
     "quick": {"resolution": 32, "ch": 4, "z_dim": 64, "attention": 16, "batch_size": 32, "grad_accum": 1,
@@ -113,7 +128,7 @@ class BigGAN(Recipe):
     summary = "Class-conditional BigGAN: cBN on a shared embedding + hierarchical z, projection D, truncation"
     Config = BigGANConfig
     best_metric = ("fid", "min")
-    network_fields = ("resolution", "ch", "z_dim", "shared_dim", "hier", "attention", "gen_norm", "num_classes",
+    network_fields = ("arch", "truncation_stats", "rgb_channels", "resolution", "ch", "z_dim", "shared_dim", "hier", "attention", "gen_norm", "num_classes",
                       "g_spectral_norm", "bn_eps", "sn_eps")
     presets = PRESETS
 
@@ -127,24 +142,22 @@ class BigGAN(Recipe):
 
     def validate(self) -> None:
         cfg = self.cfg
-        if cfg.resolution not in G_PLANS:
-            raise ConfigError(f"'resolution' must be one of {', '.join(map(str, G_PLANS))} (BigGAN's layouts), "
-                              f"got {cfg.resolution}.")
+        if cfg.arch not in ARCHS:
+            raise ConfigError(f"'arch' must be one of {', '.join(ARCHS)}, got '{cfg.arch}'.")
+        plans = DEEP_G_PLANS if cfg.arch == "deep" else G_PLANS
+        if cfg.resolution not in plans:
+            raise ConfigError(f"'resolution' must be one of {', '.join(map(str, plans))} (BigGAN's layouts for arch "
+                              f"{cfg.arch}), got {cfg.resolution}.")
+        self._validate_deep() if cfg.arch == "deep" else self._validate_default()
         if cfg.gen_norm not in GEN_NORMS:
             raise ConfigError(f"'gen_norm' must be one of {', '.join(GEN_NORMS)}, got '{cfg.gen_norm}'.")
         if cfg.init not in INITS:
             raise ConfigError(f"'init' must be one of {', '.join(INITS)}, got '{cfg.init}'.")
-        if cfg.gen_norm == "cbn" and cfg.hier and not cfg.shared_dim:
-            raise ConfigError("'hier' needs a shared class embedding ('shared_dim' > 0): without one each BN reads the "
-                              "class from its own table, as BigGAN-PyTorch's, and takes no z.")
         if not (0 < cfg.bn_eps < 1 and 0 < cfg.sn_eps < 1):
             raise ConfigError(f"'bn_eps' and 'sn_eps' must be in (0, 1), got {cfg.bn_eps:g} and {cfg.sn_eps:g}.")
         if cfg.ch < 2:
             raise ConfigError(f"'ch' must be at least 2 (the attention layers need 8 channels), got {cfg.ch}.")
-        slots = len(G_PLANS[cfg.resolution]) + 1 if cfg.hier else 1
-        if cfg.z_dim < slots:
-            raise ConfigError(f"'z_dim' must give each of the {slots} hierarchical chunks one entry, got {cfg.z_dim}.")
-        sizes = {4 * 2 ** (i + 1) for i in range(len(G_PLANS[cfg.resolution]))}
+        sizes = {4 * 2 ** (i + 1) for i in range(len(plans[cfg.resolution]))}
         if cfg.attention and cfg.attention not in sizes:
             passed = ", ".join(map(str, sorted(sizes)))
             raise ConfigError(f"'attention' must be 0 or a resolution G passes through ({passed}), "
@@ -162,12 +175,43 @@ class BigGAN(Recipe):
             raise ConfigError("Evaluating on an imagenet: folder needs 'eval_reference' (e.g. a .npz made with "
                               "`gancli eval stats`), since its images have many sizes.")
 
+    def _validate_default(self) -> None:
+        cfg = self.cfg
+        if cfg.gen_norm == "cbn" and cfg.hier and not cfg.shared_dim:
+            raise ConfigError("'hier' needs a shared class embedding ('shared_dim' > 0): without one each BN reads the "
+                              "class from its own table, as BigGAN-PyTorch's, and takes no z.")
+        slots = len(G_PLANS[cfg.resolution]) + 1 if cfg.hier else 1
+        if cfg.z_dim < slots:
+            raise ConfigError(f"'z_dim' must give each of the {slots} hierarchical chunks one entry, got {cfg.z_dim}.")
+        if cfg.truncation_stats or cfg.rgb_channels != 3:
+            raise ConfigError("'truncation_stats' and 'rgb_channels' describe TF-Hub's BigGAN-deep generators; they "
+                              "need --arch deep.")
+
+    def _validate_deep(self) -> None:
+        cfg = self.cfg
+        if cfg.gen_norm != "cbn" or not cfg.shared_dim or not cfg.hier:
+            raise ConfigError("BigGAN-deep conditions every BN on [shared embedding, z] (gen_norm cbn, shared_dim > 0, "
+                              "hier true), as BigGANdeep.py does.")
+        if cfg.ch < 4:
+            raise ConfigError(f"'ch' must be at least 4 for BigGAN-deep (its bottlenecks take a quarter of the "
+                              f"channels), got {cfg.ch}.")
+        if cfg.truncation_stats == 1 or cfg.truncation_stats < 0 or cfg.rgb_channels < 3:
+            raise ConfigError(f"'truncation_stats' must be 0 or at least 2 and 'rgb_channels' at least 3, got "
+                              f"{cfg.truncation_stats} and {cfg.rgb_channels}.")
+        if cfg.truncation_stats and cfg.standing_passes:
+            raise ConfigError("A generator with tabled BN statistics ('truncation_stats') samples with them, not with "
+                              "standing statistics: set standing_passes 0.")
+
     # ---- networks and data ---------------------------------------------------------------
-    def build_plain_generator(self) -> Generator:
+    def build_plain_generator(self) -> Generator | DeepGenerator:
         """G with orthogonal (or the configured) init and SN, its BNs per process."""
         cfg = self.cfg
-        G = Generator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.attention,
-                      cfg.gen_norm, cfg.bn_eps)
+        if cfg.arch == "deep":
+            G = DeepGenerator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.attention,
+                              cfg.bn_eps, cfg.truncation_stats, cfg.rgb_channels)
+        else:
+            G = Generator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.hier,
+                          cfg.attention, cfg.gen_norm, cfg.bn_eps)
         initialize(G, cfg.init)
         if cfg.g_spectral_norm:
             spectral_norm_all(G, cfg.sn_eps)
@@ -176,7 +220,8 @@ class BigGAN(Recipe):
     def build_models(self):
         cfg = self.cfg
         G = self.build_plain_generator()
-        D = Critic(cfg.resolution, cfg.ch, cfg.num_classes, cfg.attention)
+        critic = DeepCritic if cfg.arch == "deep" else Critic
+        D = critic(cfg.resolution, cfg.ch, cfg.num_classes, cfg.attention)
         initialize(D, cfg.init)
         if cfg.cross_replica_bn and distributed.world_from_env().size > 1 and self.device.type == "cuda":
             G = nn.SyncBatchNorm.convert_sync_batchnorm(G)  # the plain BNs inside cBN; same state_dict keys
@@ -237,6 +282,9 @@ class BigGAN(Recipe):
     def sample(self, G, n, generator, truncation: float | None = None, labels: torch.Tensor | None = None):
         """n images; labels cycle through the classes unless given; z truncated at `truncation` (resampled)."""
         device = next(G.parameters()).device
+        if self.cfg.truncation_stats and truncation is not None and not 0 < truncation <= 1:
+            raise ConfigError(f"This generator's BN statistics are tabled for truncations in (0, 1] (TF-Hub's), so "
+                              f"it cannot sample at truncation {truncation:g}.")
         if labels is None:
             labels = torch.arange(n, device=device) % self.cfg.num_classes
         labels = labels.to(device)
@@ -244,7 +292,8 @@ class BigGAN(Recipe):
         for start in range(0, n, 256):
             size = min(256, n - start)
             z = truncated_normal((size, G.z_dim), truncation, generator=generator, device=device)
-            out.append(G(z, labels[start:start + size]))
+            y = labels[start:start + size]
+            out.append(G(z, y, truncation) if isinstance(G, DeepGenerator) else G(z, y))
         return torch.cat(out)
 
     @torch.no_grad()
@@ -272,7 +321,8 @@ class BigGAN(Recipe):
             y_b = (y_a + 1 + torch.randint(max(C - 1, 1), (rows,), generator=generator, device=device)) % C
             z = z_a.unsqueeze(1).expand(-1, steps, -1)
             code = torch.lerp(G.class_code(y_a).unsqueeze(1), G.class_code(y_b).unsqueeze(1), weights)
-        return G.generate(z.reshape(rows * steps, -1), code.reshape(rows * steps, -1))
+        z, code = z.reshape(rows * steps, -1), code.reshape(rows * steps, -1)
+        return G.generate(z, code, truncation) if isinstance(G, DeepGenerator) else G.generate(z, code)
 
     def finalize_generator(self, G) -> None:
         """Standing statistics (App. C.1): BN statistics averaged over passes of random z and y, so outputs never
@@ -327,5 +377,15 @@ BigGAN.import_formats = {
                   "TFHub/converter.py writes the TF-Hub BigGAN 128/256 generators in the same format",
         detect=biggan_import.is_biggan_pytorch,
         convert=partial(biggan_import.convert, BigGAN),
+    ),
+    "biggan-deep-tfhub": ImportFormat(
+        name="biggan-deep-tfhub",
+        summary="pytorch-pretrained-biggan BigGAN-deep (TF-Hub)",
+        files="biggan-deep-128/256/512 pytorch_model.bin (no critic)",
+        published="huggingface/pytorch-pretrained-BigGAN: BigGAN.from_pretrained('biggan-deep-256') downloads "
+                  "biggan-deep-{128,256,512}-pytorch_model.bin, TF-Hub's deepmind/biggan-deep-* modules converted",
+        detect=biggan_tfhub_import.is_tfhub_biggan_deep,
+        convert=partial(biggan_tfhub_import.convert, BigGAN),
+        preset="biggan-deep",
     ),
 }

@@ -19,10 +19,13 @@ from gancli.nn import apply_config_norm
 from gancli.nn.attention import SelfAttention
 from gancli.train.imports import ImportedWeights
 from gancli.train.state_maps import gather, power_step, substitute
+from recipes.biggan_deep_nets import DEEP_G_PLANS
 from recipes.biggan_nets import G_PLANS
 
 StateDict = dict[str, torch.Tensor]
 RESOLUTIONS = {len(plan): resolution for resolution, plan in G_PLANS.items()}  # G blocks -> resolution
+# BigGANdeep.py's G blocks (two per stage) -> resolution (BigGAN-PyTorch defines 32-256; 512 is TF-Hub's)
+DEEP_RESOLUTIONS = {2 * len(plan): resolution for resolution, plan in DEEP_G_PLANS.items() if resolution <= 256}
 G_FILE, D_FILE = "a BigGAN-PyTorch generator (G.pth, G_ema.pth)", "a BigGAN-PyTorch critic (D.pth) of this generator"
 
 
@@ -53,27 +56,32 @@ def with_sn_vectors(state: StateDict, eps: float) -> StateDict:
 
 
 def read_generator_shapes(state: StateDict, cfg: TrainConfig) -> None:
-    """Set cfg's resolution, ch, classes, shared dim, hierarchy, z_dim, attention and G's SN from G's shapes."""
+    """Set cfg's arch, resolution, ch, classes, shared dim, hierarchy, z_dim, attention and G's SN from G's shapes."""
     blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.0\.conv1\.weight$", k))})
-    if blocks != list(range(len(blocks))) or len(blocks) not in RESOLUTIONS or "linear.weight" not in state:
+    cfg.arch = "deep" if "blocks.0.0.conv4.weight" in state else "default"  # BigGANdeep.py's bottleneck blocks
+    resolutions = DEEP_RESOLUTIONS if cfg.arch == "deep" else RESOLUTIONS
+    if blocks != list(range(len(blocks))) or len(blocks) not in resolutions or "linear.weight" not in state:
         raise CheckpointError(f"This file is not {G_FILE}: it has {len(blocks)} G blocks and "
                               f"{'a' if 'linear.weight' in state else 'no'} first linear layer.")
-    cfg.resolution = RESOLUTIONS[len(blocks)]
+    cfg.resolution = resolutions[len(blocks)]
     linear, gain = state["linear.weight"], state.get("blocks.0.0.bn1.gain.weight")
     cfg.ch = linear.shape[0] // (16 * G_PLANS[cfg.resolution][0][0])
-    if "shared.weight" in state:
+    if cfg.arch == "deep" and "shared.weight" in state:  # z is not split: [shared(y), z] everywhere
+        cfg.num_classes, cfg.shared_dim = state["shared.weight"].shape
+        cfg.hier, cfg.z_dim = True, linear.shape[1] - cfg.shared_dim
+    elif "shared.weight" in state:
         cfg.num_classes, cfg.shared_dim = state["shared.weight"].shape
         cfg.hier = gain is not None and gain.shape[1] > cfg.shared_dim
-    elif gain is not None:  # per-class ccbn tables (nn.Embedding): classes × channels
-        cfg.num_classes, cfg.shared_dim, cfg.hier = gain.shape[0], 0, False
+        cfg.z_dim = linear.shape[1] * (len(blocks) + 1 if cfg.hier else 1)
+    elif gain is not None and cfg.arch == "default":  # per-class ccbn tables (nn.Embedding): classes × channels
+        cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.z_dim = gain.shape[0], 0, False, linear.shape[1]
     else:
         raise CheckpointError(f"This file is not {G_FILE}: it has neither shared.weight nor blocks.0.0.bn1.gain.weight "
                               f"(the class conditioning).")
-    cfg.z_dim = linear.shape[1] * (len(blocks) + 1 if cfg.hier else 1)
-    attention = [i for i in blocks if f"blocks.{i}.1.gamma" in state]
+    attention = [i for i in blocks if f"blocks.{i}.1.gamma" in state]  # after block i (BigGANdeep.py: 2 per stage)
     if len(attention) > 1:
         raise CheckpointError(f"This generator has {len(attention)} attention blocks; gancli's BigGAN has one.")
-    cfg.attention = 8 * 2 ** attention[0] if attention else 0
+    cfg.attention = 8 * 2 ** (attention[0] // (2 if cfg.arch == "deep" else 1)) if attention else 0
     cfg.g_spectral_norm = "linear.u0" in state
     cfg.gen_norm, cfg.standing_passes, cfg.norm = "cbn", 0, "sn"  # its own BN statistics; its critic's SN
 
@@ -83,12 +91,16 @@ def spelled(key: str) -> str:
     return re.sub(r"\.weight_(u|v)$", ".u0", re.sub(r"\.weight_orig$", ".weight", key))
 
 
-def module_map(blocks: torch.nn.ModuleList) -> dict[str, str]:
-    """Our `blocks.j` -> BigGAN-PyTorch's `blocks.i.0` (ResBlock) or `blocks.i.1` (the attention after it)."""
-    names, i = {}, -1
+def module_map(blocks: torch.nn.ModuleList, per_stage: int = 1) -> dict[str, str]:
+    """Our `blocks.j` -> BigGAN-PyTorch's `blocks.i.k`: stage i's k-th ResBlock (k < per_stage: 1 in BigGAN.py, 2 in
+    BigGANdeep.py), or `blocks.i.{per_stage}`, the attention after the stage."""
+    names, count = {}, 0
     for j, block in enumerate(blocks):
-        i += 0 if isinstance(block, SelfAttention) else 1
-        names[f"blocks.{j}."] = f"blocks.{i}.{1 if isinstance(block, SelfAttention) else 0}."
+        if isinstance(block, SelfAttention):
+            names[f"blocks.{j}."] = f"blocks.{(count - 1) // per_stage}.{per_stage}."
+        else:
+            names[f"blocks.{j}."] = f"blocks.{count // per_stage}.{count % per_stage}."
+            count += 1
     return names
 
 
@@ -96,12 +108,12 @@ NAMES = [  # our names -> theirs (G and D), after the block prefix
     (r"dense\.", "linear."), (r"to_rgb\.", "output_layer.2."), (r"out_bn\.weight", "output_layer.0.gain"),
     (r"out_bn\.running_(mean|var)", r"output_layer.0.stored_\1"), (r"out_bn\.", "output_layer.0."),
     (r"(blocks\.\d+\.\d+\.bn\d)\.norm\.running_(mean|var)", r"\1.stored_\2"), (r"(bn\d)\.norm\.", r"\1."),
-    (r"\.shortcut\.", ".conv_sc."),
+    (r"\.shortcut\.", ".conv_sc."), (r"^stem\.", "input_conv."),
 ]
 
 
-def renamer(blocks: torch.nn.ModuleList):
-    prefixes = module_map(blocks)
+def renamer(blocks: torch.nn.ModuleList, per_stage: int = 1):
+    prefixes = module_map(blocks, per_stage)
 
     def rename(key: str) -> str:
         head = re.match(r"blocks\.\d+\.", key)
@@ -123,6 +135,7 @@ def convert(recipe_cls, G_state: StateDict, D_state: StateDict | None, cfg: Trai
     if D_state is None:
         return ImportedWeights(cfg, G)
     D_model = apply_config_norm(models["D"], cfg)
-    D = gather(D_model.state_dict(), with_sn_vectors(D_state, cfg.sn_eps), renamer(D_model.blocks), D_FILE,
-               spelled)
+    per_stage = 2 if cfg.arch == "deep" else 1  # BigGANdeep.py's D lists a stage's two blocks together, its G not
+    D = gather(D_model.state_dict(), with_sn_vectors(D_state, cfg.sn_eps), renamer(D_model.blocks, per_stage),
+               D_FILE, spelled)
     return ImportedWeights(cfg, G, D)
