@@ -7,6 +7,7 @@ critic takes every `--norm` and `--penalty` of the core. Networks live in recipe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -18,7 +19,9 @@ from gancli.data.specs import open_dataset, resized
 from gancli.errors import ConfigError
 from gancli.nn.latent import truncated_normal
 from gancli.objectives import critic_penalty, get_loss
+from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Recipe
+from recipes import uncond_import
 from recipes import uncond_nets as nets
 
 ARCHS = ("sndcgan", "resnet", "resnet19", "adagan")
@@ -40,6 +43,10 @@ class UncondConfig(TrainConfig):
     d_kernel: int = 3  # stride-2 convs of the sndcgan / adagan critic: 3x3 in SAN Table 4, 4x4 in Miyato et al.
     d_pool: str = "avg"  # resnet critic's global pooling: avg (SAN Tables 5-6) or sum (Miyato et al.)
     full_stl_critic: bool = False  # resnet at 48 px: keep Miyato's last critic block (19.5M params, not 4.8M)
+    g_upsample: str = "nearest"  # resnet G's ×2 upsampling: nearest (Miyato et al.) or bilinear (mimicry's SNGAN)
+    # resnet critic's blocks: san (hidden width c_out: the SAN tables' counts) or mimicry (its DBlock: hidden width
+    # c_in, and the skip reads ReLU(x), as its in-place ReLU leaves x before the shortcut reads it)
+    d_block: str = "san"
     # AdaGAN base channels, reduced from 512 for memory as the paper does: the regressed per-pixel kernels make
     # G save ~6.6 GB of activations per batch of 64 at 128 channels (all four blocks), ~31 GB at 256
     adagan_channels: int = 128
@@ -114,7 +121,7 @@ class Uncond(Recipe):
     Config = UncondConfig
     best_metric = ("fid", "min")
     network_fields = ("arch", "resolution", "z_dim", "width", "gen_norm", "sbn_hidden", "g_kernel", "d_kernel", "d_pool",
-                      "full_stl_critic", "adagan_channels", "adaconv_blocks", "k_adaptive")
+                      "full_stl_critic", "g_upsample", "d_block", "adagan_channels", "adaconv_blocks", "k_adaptive")
     presets = PRESETS
 
     def __init__(self, cfg: UncondConfig):
@@ -132,6 +139,11 @@ class Uncond(Recipe):
                 raise ConfigError(f"'{key}' must be 3 (SAN Table 4) or 4 (Miyato et al.), got {getattr(cfg, key)}.")
         if cfg.d_pool not in ("avg", "sum"):
             raise ConfigError(f"'d_pool' must be avg (SAN Tables 5-6) or sum (Miyato et al.), got '{cfg.d_pool}'.")
+        if cfg.g_upsample not in nets.UPSAMPLERS or cfg.d_block not in ("san", "mimicry"):
+            raise ConfigError(f"'g_upsample' must be nearest or bilinear and 'd_block' san or mimicry, got "
+                              f"'{cfg.g_upsample}' and '{cfg.d_block}'.")
+        if cfg.arch != "resnet" and (cfg.g_upsample, cfg.d_block) != ("nearest", "san"):
+            raise ConfigError("'g_upsample' and 'd_block' shape the resnet networks; they need --arch resnet.")
         if cfg.adaconv_blocks not in (1, 2, 3, 4):
             raise ConfigError(f"'adaconv_blocks' must be 1, 2, 3 (AdaGAN-1/2/3) or 4 (AdaGAN, all), "
                               f"got {cfg.adaconv_blocks}.")
@@ -167,8 +179,9 @@ class Uncond(Recipe):
         cfg = self.cfg
         g_norm = {"norm": cfg.gen_norm, "sbn_hidden": cfg.sbn_hidden}
         if cfg.arch == "resnet":
-            return {"G": nets.ResNetGenerator(cfg.resolution, cfg.z_dim, cfg.width, **g_norm),
-                    "D": nets.ResNetCritic(cfg.resolution, cfg.width, cfg.d_pool, cfg.full_stl_critic)}
+            return {"G": nets.ResNetGenerator(cfg.resolution, cfg.z_dim, cfg.width, **g_norm, upsample=cfg.g_upsample),
+                    "D": nets.ResNetCritic(cfg.resolution, cfg.width, cfg.d_pool, cfg.full_stl_critic,
+                                           cfg.d_block)}
         if cfg.arch == "resnet19":
             return {"G": nets.Resnet19Generator(cfg.resolution, cfg.z_dim, cfg.width, **g_norm),
                     "D": nets.Resnet19Critic(cfg.resolution, cfg.width)}
@@ -233,3 +246,17 @@ class Uncond(Recipe):
 def _test_split(data: str) -> str:
     """The FID reference of a training set: CIFAR-10's 10k test images (the large-scale study's protocol), else itself."""
     return "cifar10:test" if data in ("cifar10", "cifar10:train") else data
+
+
+Uncond.import_formats = {
+    "mimicry": ImportFormat(
+        name="mimicry",
+        summary="kwotsin/mimicry SNGAN/SSGAN ResNet",
+        files="netG_<step>.pth; --critic netD_<step>.pth (SNGAN and SSGAN at 32 and 48 px; SSGAN's rotation head is "
+              "not imported)",
+        published="kwotsin/mimicry README: pretrained SNGAN/SSGAN/... checkpoints for CIFAR-10, CIFAR-100, STL-10, "
+                  "CelebA, LSUN-Bedroom and ImageNet (Google Drive links)",
+        detect=uncond_import.is_mimicry,
+        convert=partial(uncond_import.convert, Uncond),
+    ),
+}
