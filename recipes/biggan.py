@@ -128,7 +128,8 @@ class BigGAN(Recipe):
     summary = "Class-conditional BigGAN: cBN on a shared embedding + hierarchical z, projection D, truncation"
     Config = BigGANConfig
     best_metric = ("fid", "min")
-    network_fields = ("arch", "truncation_stats", "rgb_channels", "resolution", "ch", "z_dim", "shared_dim", "hier", "attention", "gen_norm", "num_classes",
+    network_fields = ("arch", "truncation_stats", "rgb_channels", "resolution", "ch", "z_dim", "shared_dim", "hier",
+                      "attention", "gen_norm", "num_classes",
                       "g_spectral_norm", "bn_eps", "sn_eps")
     presets = PRESETS
 

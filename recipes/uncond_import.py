@@ -23,7 +23,8 @@ from gancli.train.imports import ImportedWeights
 from gancli.train.state_maps import gather
 
 StateDict = dict[str, torch.Tensor]
-G_FILE, D_FILE = "a mimicry SNGAN/SSGAN generator (netG_*.pth)", "a mimicry SNGAN/SSGAN critic (netD_*.pth) of this generator"
+G_FILE = "a mimicry SNGAN/SSGAN generator (netG_*.pth)"
+D_FILE = "a mimicry SNGAN/SSGAN critic (netD_*.pth) of this generator"
 BOTTOMS = {16: (32, 256), 36: (48, 512)}  # l1 outputs per channel (bottom²) -> resolution, ngf at width 1
 
 
@@ -41,7 +42,7 @@ def _blocks(state: StateDict) -> list[int]:
 def read_shapes(state: StateDict, cfg: TrainConfig) -> None:
     """Set cfg's resolution, width, z_dim and mimicry's block details from G's shapes."""
     if "l1.weight" not in state:
-        raise CheckpointError(f"This is a mimicry critic (netD), not a generator; give it with --critic.")
+        raise CheckpointError("This is a mimicry critic (netD), not a generator; give it with --critic.")
     blocks, c0 = _blocks(state), state["block2.c1.weight"].shape[1]
     bottom = state["l1.weight"].shape[0] // c0
     if len(blocks) != 3 or bottom not in BOTTOMS:

@@ -204,3 +204,25 @@ def test_train_deep_with_san_a_few_steps(cli, tmp_path):
     losses = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("D/loss" in row for row in losses)
     assert api.load(tmp_path / "run", device="cpu").sample(n=2, seed=0).shape[-1] == 32
+
+
+def test_biggan_pytorch_deep_checkpoints_reproduce_biggandeep_py(tmp_path, cli):
+    """BigGAN-PyTorch's BigGANdeep.py G and D (golden outputs in tests/fixtures/imports/biggan-deep, made by
+    make_golden_biggan_deep.py with its own code) imported with `--set arch=deep`."""
+    from reference_state import FIXTURES, reference_state
+    from safetensors.torch import load_file
+
+    for net in ("G", "D"):
+        torch.save(reference_state("biggan-deep", f"deep128/{net}"), tmp_path / f"{net}.pth")
+    result = cli("import", "biggan-pytorch", tmp_path / "G.pth", "--critic", tmp_path / "D.pth", "--set", "arch=deep",
+                 "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    cfg = open_run(tmp_path / "run").cfg
+    assert (cfg.arch, cfg.resolution, cfg.ch, cfg.z_dim, cfg.shared_dim, cfg.attention) == ("deep", 128, 8, 16, 12, 64)
+    golden = load_file(FIXTURES / "biggan-deep" / "golden.safetensors")
+    z, y = golden["deep128/z"], golden["deep128/y"]
+    with torch.no_grad():
+        out = api.load(tmp_path / "run", device="cpu").G(z, y)
+        logits = open_run(tmp_path / "run").load_critic()(out, y)
+    assert (out[:, :, ::16, ::16] - golden["deep128/G"]).abs().max() <= TOLERANCE
+    assert (logits - golden["deep128/D"]).abs().max() <= TOLERANCE
