@@ -322,6 +322,7 @@ def apply_critic_norm(
     n_power_iterations: int = 1,
     mode: str = "project",
     circular: bool = False,
+    sn_eps: float = 1e-12,
 ) -> nn.Module:
     """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme (but layers
     marked by leave_plain).
@@ -329,8 +330,8 @@ def apply_critic_norm(
     `ratio`, `gain` apply to san; `every` (in critic updates, or forwards of each layer when none are reported)
     and `mode` (project: Alg. 1's in-place rescaling, the conv's stored weight is the normalized one and its
     norm module sits at `conv.weight_projection`; reparam: a parametrization of a raw weight) to san and
-    sn-exact; `n_power_iterations` to sn and to the fully-connected layers under san and sn-exact, which use
-    the spectral norm (SAN §3.1) in both modes. san and sn-exact switch padded convs to circular padding,
+    sn-exact; `n_power_iterations` and `sn_eps` (the power iteration's ε) to sn and to the fully-connected layers
+    under san and sn-exact, which use the spectral norm (SAN §3.1) in both modes. san and sn-exact switch padded convs to circular padding,
     which Lemma 1 assumes; `circular` switches them under any norm. In project mode, call mark_critic_updated
     after each optimizer step.
     """
@@ -362,7 +363,7 @@ def apply_critic_norm(
         if name == "wn":
             weight_norm(layer)
         elif name == "sn" or not isinstance(layer, nn.Conv2d):
-            spectral_norm(layer, n_power_iterations=n_power_iterations)
+            spectral_norm(layer, n_power_iterations=n_power_iterations, eps=sn_eps)
         else:
             norm = (SparsityAwareNorm(layer, ratio, gain, every, mode) if name == "san"
                     else ExactSpectralNorm(layer, every, mode))
@@ -456,9 +457,10 @@ def _harmonic(k: int) -> float:
 
 def apply_config_norm(critic: nn.Module, cfg) -> nn.Module:
     """The critic normalization a training config names (norm, norm_ratio, norm_gain, norm_every, san_mode,
-    critic_padding), applied to a plain critic as training does."""
+    critic_padding, and a recipe's sn_eps where it has one), applied to a plain critic as training does."""
     return apply_critic_norm(critic, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
-                             mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
+                             mode=cfg.san_mode, circular=cfg.critic_padding == "circular",
+                             sn_eps=getattr(cfg, "sn_eps", 1e-12))
 
 
 def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:

@@ -33,6 +33,7 @@ class Recipe:
       `len(dataset)` is the number of distinct indices. Items are dicts of tensors.
     - `d_step` / `g_step` take the models and a collated batch (already on the device) and
       return `(loss, logs)`; the trainer does backward, accumulation, optimizer steps and EMA.
+      `step_regularizer` adds a weights-only term once per optimizer step, not once per micro-batch.
     - `sample(G, n, generator)` returns n images in [-1, 1] (N, 3, H, W) for grids and
       `gancli sample`; `evaluate(G)` returns named scores for metrics.jsonl.
     - `validate()` checks the recipe's own config fields; the base calls it (and checks the loss and penalty
@@ -92,6 +93,11 @@ class Recipe:
 
     def g_step(self, models: Models, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Logs]:
         raise NotImplementedError
+
+    def step_regularizer(self, name: str, models: Models) -> tuple[torch.Tensor, Logs] | None:
+        """A term added once per optimizer step of network `name`, after its micro-batches' gradients (e.g.
+        BigGAN's orthogonal regularization, which depends on the weights only); None when there is none."""
+        return None
 
     @torch.no_grad()
     def sample(self, G: nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:
