@@ -649,7 +649,8 @@ def import_checkpoint(format: str, file: str | Path, out: str | Path, *, critic:
 
 def _imported_networks(recipe_cls, cfg: TrainConfig, imported) -> dict[str, torch.nn.Module]:
     """The recipe's networks holding the imported weights; D fresh (seeded) when no critic was imported. Each D
-    is normalized as cfg.norm asks, as the trainer's is."""
+    is normalized as cfg.norm asks, as the trainer's is: a converted critic is a plain one, normalized after loading,
+    or one already in cfg.norm's layout (e.g. a reference's own spectral norm, its u and v kept), loaded after."""
     from gancli.nn import apply_config_norm
 
     recipe = recipe_cls(cfg)  # checks the config
@@ -658,6 +659,10 @@ def _imported_networks(recipe_cls, cfg: TrainConfig, imported) -> dict[str, torc
         models = recipe.build_models()
     if imported.D is not None and "D" not in models:
         raise ConfigError(f"This {recipe_cls.name} config has no critic, so --critic cannot be imported.")
+
+    normalized_state = imported.D is not None and set(imported.D) != set(models["D"].state_dict())
+    if normalized_state:
+        apply_config_norm(models["D"], cfg)
     for name, state in (("G", imported.G), ("D", imported.D)):
         if state is None:
             continue
@@ -667,7 +672,7 @@ def _imported_networks(recipe_cls, cfg: TrainConfig, imported) -> dict[str, torc
             raise CheckpointError(f"The converted {'generator' if name == 'G' else 'critic'} does not fit the "
                                   f"{recipe_cls.name} network its config describes ({state_dict_mismatch(exc)}).") \
                 from None
-    if "D" in models:
+    if "D" in models and not normalized_state:
         apply_config_norm(models["D"], cfg)
     return models
 
