@@ -23,14 +23,15 @@ import torch
 
 from gancli.config import TrainConfig, apply_overrides, load_toml, validate
 from gancli.errors import CheckpointError, ConfigError, state_dict_mismatch
-from gancli.runs import LoadedRun, Run, num_classes, open_run, record_in_run, run_source
+from gancli.runs import (LoadedRun, Run, num_classes, open_run, record_in_run, run_records, run_source, sample_grids,
+                         summarize_run, verb_inputs)
 from gancli.train import distributed
 from gancli.train.lock import RunLock
 from gancli.train.trainer import Trainer, check_run_dir, exit_recorded, start_run_dir
 
 __all__ = ["make_config", "train", "sample", "load", "open_run", "evaluator", "evaluate", "record_in_run",
            "recipes", "bench_training", "bench_eval", "translate", "synthesize", "upscale", "score_images",
-           "save_samples", "last_evaluation"]
+           "save_samples", "last_evaluation", "summarize_run", "run_records", "sample_grids", "verb_inputs"]
 
 
 def recipes() -> list[dict[str, Any]]:
@@ -273,7 +274,7 @@ def bench_eval(**options: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     """One summary per run folder under root (recipe, step / steps, status, best score, last checkpoint, wall time)."""
-    from gancli.runs import find_runs, summarize_run
+    from gancli.runs import find_runs
 
     return [summarize_run(path) for path in find_runs(root)]
 

@@ -117,6 +117,7 @@ def open_run(path: str | Path) -> Run:
         raise CheckpointError(f"'{path}' is not a gancli run folder (it has no config.toml).")
     data = load_toml(config_file)
     recipe_cls = get_recipe(str(data.get("recipe", "")))
+    data = {k: v for k, v in data.items() if k not in getattr(recipe_cls.Config, "RETIRED", ())}
     try:
         cfg = apply_overrides(recipe_cls.Config(), data, str(config_file))
     except ConfigError as exc:
@@ -246,3 +247,33 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
             "pid": lock["pid"] if lock else None,
             "message": ended.get("message", "") if status == "failed" else problem,
             "best": best, "last_checkpoint": last_ckpt, "wall_time_s": times[-1] if times else None}
+
+
+# ---------------------------------------------------------------------------------------------
+# A run as a client that watches it sees it (the web page of `gancli serve`)
+# ---------------------------------------------------------------------------------------------
+def run_records(path: str | Path, start: int = 0) -> list[dict[str, Any]]:
+    """The whole records of a run's metrics.jsonl from the start-th on (a poller asks only for the new ones)."""
+    return _whole_records(Path(path) / "metrics.jsonl")[max(0, start):]
+
+
+def sample_grids(path: str | Path) -> dict[int, Path]:
+    """The sample grids the trainer wrote (samples/step_N.png), by step."""
+    grids = {}
+    for file in (Path(path) / "samples").glob("step_*.png"):
+        digits = file.stem[len("step_"):]
+        if digits.isdigit():
+            grids[int(digits)] = file
+    return dict(sorted(grids.items()))
+
+
+def verb_inputs(path: str | Path) -> dict[str, Any]:
+    """What a client needs to offer a run's verbs: its recipe, config, the verbs it has, and their inputs (classes
+    and truncation for sampling, the label palette for synthesis, the attributes for translation, the scale)."""
+    import dataclasses
+
+    recipe = open_run(path).recipe
+    verbs = ["sample"] + [verb for verb in recipe.VERBS if recipe.supports(verb)]
+    return {"recipe": recipe.name, "config": dataclasses.asdict(recipe.cfg), "verbs": verbs,
+            "classes": num_classes(recipe), "truncation": "truncation" in inspect.signature(recipe.sample).parameters,
+            **recipe.verb_inputs()}

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -226,14 +227,14 @@ class Spade(Recipe):
 
     def build_dataset(self):
         cfg = self.cfg
+        loaded = (cfg.load_size, cfg.load_size) if cfg.load_size else None
+        pairs = self.open_pairs("train", loaded)  # the data first: a missing folder fails before any weights are read
+        pairs[0]  # a broken first pair fails here, before the run folder is made
         if cfg.perceptual == "vgg19" and cfg.lambda_vgg > 0:
             self.vgg = VGG19Loss(cfg.vgg_weights or None).to(self.device)
         else:
             log.warning("spade: VGG19 perceptual loss off (perceptual = %s): hinge + feature matching only.",
                         cfg.perceptual)
-        loaded = (cfg.load_size, cfg.load_size) if cfg.load_size else None
-        pairs = self.open_pairs("train", loaded)
-        pairs[0]  # a broken first pair fails here, before the run folder is made
         return LabelToImage(pairs, cfg.flip, cfg.instance_edges, tuple(cfg.image_size) if loaded else None)
 
     def validation(self) -> Dataset:
@@ -348,6 +349,11 @@ class Spade(Recipe):
         else:
             z = torch.randn(label.shape[0], G.z_dim, generator=generator, device=device).to(self.device)
         return G(segmap, z)
+
+    def verb_inputs(self) -> dict[str, Any]:
+        palette = self.palette()
+        return {"synthesize": {"label_nc": self.cfg.label_nc, "size": list(self.cfg.image_size),
+                               "styles": self.cfg.use_vae, "palette": None if palette is None else palette.tolist()}}
 
     def synthesize_files(self, load: Loader, labels: list[Path], out: Path, *, palette: bool = False,
                          style: Path | None = None, n_styles: int = 1, seed: int = 0,

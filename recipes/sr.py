@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -59,7 +60,7 @@ class SRConfig(TrainConfig):
     unshuffle: int = 1  # rrdb: 2 = BasicSR's ×2 RRDBNet (Real-ESRGAN x2plus): input pixel-unshuffled, network ×4
     io_range: str = "signed"  # signed: G works on [-1, 1] images | unit: on [0, 1] (ESRGAN, BasicSR, SANGAN code)
     critic: str = "table8"  # table8 (SAN Table 8: 8 convs, lReLU 0.1) | vgg128 (ESRGAN: 10 convs, batch norm, lReLU 0.2)
-    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16; vgg128: of 32)
+    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16; vgg128: of 32, from 64)
     # SAN eq. 10 and §4.3; the pixel losses are measured on images in [0, 1]
     lambda_content: float = 1e-2  # L1
     lambda_perceptual: float = 1.0  # VGG19 conv5_4 (before ReLU) L1
@@ -188,8 +189,10 @@ class SuperResolution(Recipe):
         if cfg.hr_size < 32 or cfg.hr_size % 16 or cfg.hr_size % cfg.scale:
             raise ConfigError(f"'hr_size' must be a multiple of 16 of at least 32 (the critic halves it 4 times), "
                               f"got {cfg.hr_size}.")
-        if cfg.critic == "vgg128" and cfg.hr_size % 32:
+        smallest = VGGStyleCritic.smallest_side()
+        if cfg.critic == "vgg128" and (cfg.hr_size % 32 or cfg.hr_size < smallest):
             raise ConfigError(f"'hr_size' must be a multiple of 32 for the vgg128 critic (it halves it 5 times), "
+                              f"and at least {smallest}, where its last batch norm still sees 2×2 values per image, "
                               f"got {cfg.hr_size}.")
         if cfg.perceptual not in ("vgg19", "none"):
             raise ConfigError(f"'perceptual' must be vgg19 or none, got '{cfg.perceptual}'.")
@@ -216,6 +219,7 @@ class SuperResolution(Recipe):
         # Only the trainer calls this (after build_models), so training-only setup lives here: the VGG19 of the
         # perceptual loss.
         cfg = self.cfg
+        images = open_sr_images(cfg.data, cfg.scale, "train")  # first: a missing folder fails before any weights
         if cfg.adversarial and cfg.perceptual == "vgg19" and cfg.lambda_perceptual > 0:
             from gancli.objectives.perceptual import VGGFeatureLoss
 
@@ -226,7 +230,6 @@ class SuperResolution(Recipe):
         if cfg.adversarial and not cfg.init_from and cfg.pretrain_steps == 0:
             log.warning("sr: the critic starts against a random generator; the papers start from an MSE/L1-"
                         "pretrained one (--init-from RUN, or --pretrain-steps N).")
-        images = open_sr_images(cfg.data, cfg.scale, "train")
         return SRCrops(images, cfg.hr_size, cfg.crop_augment)
 
     # ---- steps -------------------------------------------------------------------------
@@ -321,6 +324,9 @@ class SuperResolution(Recipe):
 
     # ---- inference verbs ---------------------------------------------------------------
     @torch.no_grad()
+    def verb_inputs(self) -> dict[str, Any]:
+        return {"upscale": {"scale": self.cfg.scale}}
+
     def upscale(self, G, image, *, tile=256, overlap=40, device=None, on_tile=None):
         """One uint8 image (3, h, w) upscaled by G → uint8 (3, s·h, s·w), tiled so any size fits in memory."""
         return upscale_image(G, image, self.cfg.scale, tile, overlap, device, on_tile)

@@ -41,7 +41,8 @@ def train(
         "W/(g·σ) instead.")),
     penalty: Optional[str] = typer.Option(None, help="Critic penalty: none, gp, r1 (its weight is γ of "
                                           "γ/2·E‖∇D(x)‖²), dragan, l2, or clip (WGAN weight clipping, ±clip_value)."),
-    loss: Optional[str] = typer.Option(None, help="Adversarial loss: ns, minimax, hinge, wgan, ls, ra."),
+    loss: Optional[str] = typer.Option(None, help="Adversarial loss: ns, minimax, hinge, wgan, ls (on D), "
+                                                  "ls-sigmoid (on σ(D), compare_gan), ra."),
     lr_g: Optional[float] = typer.Option(None, help="Generator learning rate."),
     lr_d: Optional[float] = typer.Option(None, help="Critic learning rate."),
     betas: Optional[str] = typer.Option(None, help="Adam betas for both networks, e.g. 0.5,0.9."),

@@ -148,3 +148,8 @@ class Recipe:
                         grid: bool = False) -> Any:
         """Image files translated to attribute assignments ('Name=1'), one PNG each in out (and a grid)."""
         self.check_supports("translate_files")
+
+    def verb_inputs(self) -> dict[str, Any]:
+        """What a client (the web page) needs to offer this recipe's verbs, by verb: the palette a label map is
+        painted with, the attributes a face has, the scale; JSON-able."""
+        return {}

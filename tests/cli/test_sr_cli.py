@@ -91,16 +91,23 @@ def test_vgg128_critic_needs_a_multiple_of_32(cli, tmp_path):
     assert_error(result, "multiple of 32 for the vgg128 critic")
 
 
+def test_esrgan_at_32_px_is_refused_naming_the_smallest_size(cli, tmp_path):
+    """The VGG-128 critic's five stride-2 convs take 32 px to 1×1, where its batch norm fails for a batch of one."""
+    result = cli("train", "sr", "--preset", "esrgan", "--set", "hr_size=32", "--out", tmp_path / "r")
+    assert_error(result, "'hr_size' must be a multiple of 32 for the vgg128 critic", "at least 64", "got 32.")
+    assert not (tmp_path / "r").exists()
+
+
 def test_presets_pretrain_and_esrgan():
     pretrain = SuperResolution(api.make_config("sr", preset="pretrain-san", out="x"))
     assert set(pretrain.build_models()) == {"G"} and pretrain.best_metric == ("psnr_y", "max")
     assert not pretrain.critic_active(0)
-    cfg = api.make_config("sr", preset="esrgan", out="x", sets={"n_blocks": 1, "hr_size": 32})
+    cfg = api.make_config("sr", preset="esrgan", out="x", sets={"n_blocks": 1, "hr_size": 64})
     recipe = SuperResolution(cfg)
     models = recipe.build_models()
     assert type(models["G"]).__name__ == "RRDBNet" and cfg.loss == "ra"
     recipe.step = 10
-    batch = {"lr": torch.rand(2, 3, 8, 8) * 2 - 1, "hr": torch.rand(2, 3, 32, 32) * 2 - 1}
+    batch = {"lr": torch.rand(2, 3, 16, 16) * 2 - 1, "hr": torch.rand(2, 3, 64, 64) * 2 - 1}
     d_loss, _ = recipe.d_step(models, batch)
     g_loss, g_logs = recipe.g_step(models, batch)
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and "G/adv" in g_logs
