@@ -135,9 +135,11 @@ class BigGAN(Recipe):
     name = "biggan"
     summary = "Class-conditional BigGAN: cBN on a shared embedding + hierarchical z, projection D, truncation"
     Config = BigGANConfig
+    offline_critic_why = ("BigGAN's spectral norm; SAN was not measured against it at this size, and SAN App. H finds "
+                          "residual critics little channel-sparse")
     best_metric = ("fid", "min")
-    network_fields = ("resolution", "ch", "z_dim", "shared_dim", "hier", "g_attention", "d_attention", "gen_norm", "num_classes",
-                      "g_spectral_norm", "bn_eps", "sn_eps")
+    network_fields = ("resolution", "ch", "z_dim", "shared_dim", "hier", "g_attention", "d_attention", "gen_norm",
+                      "num_classes", "g_spectral_norm", "bn_eps", "sn_eps")
     presets = PRESETS
 
     def __init__(self, cfg: BigGANConfig):

@@ -156,6 +156,7 @@ class Spade(Recipe):
     name = "spade"
     summary = "Label-to-image SPADE G + multi-scale PatchGAN critic (SAN §4.2), hinge + FM + VGG19; synthesize"
     Config = SpadeConfig
+    offline_critic_why = "the SAN paper's SPADE critic (§4.2: r 25 %, g 1.3); not measured against SN at this size"
     presets = PRESETS
     best_metric = ("fid", "min")
     network_fields = ("image_size", "label_nc", "instance_edges", "ngf", "spade_hidden", "g_spectral_norm",

@@ -49,6 +49,8 @@ class Recipe:
     Config: ClassVar[type[TrainConfig]] = TrainConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     offline_preset: ClassVar[str] = "quick"  # used when no --data and no --preset is given
+    # why the offline preset's critic has the normalization it has: the measurement (or the paper) it follows
+    offline_critic_why: ClassVar[str] = ""
     best_metric: ClassVar[tuple[str, str] | None] = None  # e.g. ("fid", "min") keeps checkpoints/best
     # --augment augments the critic's first argument (an image batch) on every call; a recipe whose critic must see
     # its inputs as they are gives the reason here, and the flag is refused with it

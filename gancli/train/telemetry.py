@@ -29,6 +29,7 @@ from gancli.errors import GancliError
 from gancli.figures import pyplot, save_figure
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
+from gancli.train.critic_probe import CriticProbe, plot_probe
 
 WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
 WINDOW = 10  # readings in the median a new reading is compared with; detection starts after this many
@@ -141,6 +142,8 @@ class Telemetry:
         self.last_good_step = step
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "telemetry.jsonl"
+        # SAN's constants, the exact conv norms, ‖∇ₓD‖ and channel sparsity of the critic (not judged for collapse)
+        self.probe = CriticProbe(models["D"]) if self.every and "D" in models else None
 
     def observe(self, step: int, logs: dict[str, torch.Tensor | float]) -> Collapse | None:
         """Called after every iteration with its losses; a Collapse when a reading jumped (unless on_collapse is
@@ -149,12 +152,15 @@ class Telemetry:
             return None
         if D_LOSS in logs:
             self.loss_sum, self.loss_count = self.loss_sum + logs[D_LOSS], self.loss_count + 1
+        if self.probe is not None and (step + 1) % self.every == 0:
+            self.probe.arm()  # keeps the next critic step's real and fake inputs
         if step % self.every:
             return None
         reading = self.read()
         judged = {k: v for k, v in reading.items() if not k.startswith(LOWER)}
         jumps = find_jumps(judged, self.history, self.cfg.collapse_factor)
-        self._write({"step": step, **reading, **({"collapse": [j[0] for j in jumps]} if jumps else {})})
+        probe = self.probe.read() if self.probe is not None else {}
+        self._write({"step": step, **reading, **probe, **({"collapse": [j[0] for j in jumps]} if jumps else {})})
         if jumps and self.cfg.on_collapse != "warn":
             what = ", ".join(f"{series.removeprefix('sigma/')} from {base:.3g} to {value:.3g}"
                              for series, base, value in jumps[:3])
@@ -199,6 +205,7 @@ class Telemetry:
         """Plot the readings so far (called at the end of training and on collapse)."""
         if not self.every or not self.world.main or not self.path.is_file():
             return None
+        plot_probe(self.path, self.run_dir / "metrics.jsonl", self.run_dir / "critic_probe.png")
         return plot_spectra(self.path, self.run_dir / "spectra.png")
 
 

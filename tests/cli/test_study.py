@@ -54,7 +54,8 @@ def test_grid_expansion_is_the_cartesian_product_with_bundles_and_seeds(tmp_path
 def test_builtin_studies_parse_and_the_largescale_grid_validates(tmp_path):
     from gancli.study import builtin_studies
 
-    assert {"largescale-cpu", "selfmod-cpu", "san_vs_sn-cpu", "largescale", "selfmod"} <= set(builtin_studies())
+    assert {"largescale-cpu", "selfmod-cpu", "san_vs_sn-cpu", "largescale", "selfmod", "san-fig16", "san-fig15",
+            "san-fig6", "san-fig16-cpu", "san-fig15-cpu", "san-fig6-cpu"} <= set(builtin_studies())
     large = load_study("largescale-cpu")
     cells = expand(large)
     assert len(cells) == 3 * 4 * 3 * 3  # losses x (W/O, SN, GP 1, GP 10) x Adam settings x seeds
@@ -87,6 +88,50 @@ def test_the_papers_own_grids_for_a_gpu(tmp_path):
     assert len(cells) == 36 * 2 * 5 and (selfmod.pairs, selfmod.tuned) == ("gen_norm", ["optimizer"])
     (cfg,) = resolve(selfmod, [cells[-1]], tmp_path)
     assert (cfg.gen_norm, cfg.steps, cfg.batch_size, cfg.lr_g, cfg.sbn_hidden) == ("sbn", 100_000, 64, 2e-4, 32)
+
+
+# SAN paper, Appendix E, the table of Fig. 16: setting -> (alpha, beta1, beta2, n_dis)
+SAN_FIG16 = {"A": (5e-4, 0.5, 0.9, 1), "B": (2e-4, 0.5, 0.9, 1), "C": (2e-4, 0.0, 0.9, 1), "D": (5e-4, 0.0, 0.9, 1),
+             "E": (2e-4, 0.5, 0.9, 2), "F": (5e-4, 0.0, 0.9, 2)}
+
+
+@pytest.mark.parametrize("suffix", ["", "-cpu"])
+def test_san_ablation_studies_are_the_papers_grids(tmp_path, suffix):
+    """san-fig16 / 15 / 6 (SAN App. E Figs. 16 and 15, §3.1 Fig. 6): the paper's settings, 2 seeds each; the -cpu
+    proxies on the quick preset and builtin data, the others on CIFAR-10 for 80k steps (App. E)."""
+    fig16, fig15, fig6 = (load_study(f"san-fig{n}{suffix}") for n in (16, 15, 6))
+    cells = {name: expand(study) for name, study in (("16", fig16), ("15", fig15), ("6", fig6))}
+    assert [len(c) for c in cells.values()] == [6 * 3 * 2, 5 * 2, 5 * 2] and fig16.pairs == "norm"
+    configs = {name: resolve(study, cells[name], tmp_path) for name, study in (("16", fig16), ("15", fig15),
+                                                                               ("6", fig6))}
+    for cell, cfg in zip(cells["16"], configs["16"]):
+        alpha, beta1, beta2, n_dis = SAN_FIG16[cell.setting["setting"]]
+        assert (cfg.lr_g, cfg.lr_d, cfg.betas_g, cfg.betas_d, cfg.n_dis) == (alpha, alpha, [beta1, beta2],
+                                                                               [beta1, beta2], n_dis)
+        assert cfg.norm == cell.setting["norm"] and cfg.loss == "hinge" and cfg.arch == "sndcgan"
+    assert {c.setting["norm"] for c in cells["16"]} == {"none", "sn", "san"}
+    assert [(cfg.norm, cfg.norm_gain) for cfg in configs["15"][::2]] == [("san", g) for g in (0.5, 0.75, 1.0, 1.25,
+                                                                                              1.5)]
+    assert [(cfg.norm, cfg.norm_every) for cfg in configs["6"][::2]] == [("sn", 1)] + [("san", k) for k in
+                                                                                       (1, 10, 100, 1000)]
+    every = [cfg for configs_ in configs.values() for cfg in configs_]
+    assert {cfg.seed for cfg in every} == {0, 1} and all(cfg.eval_every and cfg.steps % cfg.eval_every == 0
+                                                         for cfg in every)
+    if suffix:
+        assert all(cfg.data == "" and cfg.width == 0.25 for cfg in every)
+    else:
+        assert all(cfg.data == "cifar10:train" and cfg.width == 1.0 and cfg.steps == 80_000 for cfg in every)
+
+
+@pytest.mark.parametrize("recipe,steps", [("uncond", 1200), ("stargan", 300), ("spade", 800)])
+def test_quick_critic_studies_train_the_offline_preset_as_it_is_with_sn_and_san(tmp_path, recipe, steps):
+    """The measurements behind each quick preset's critic (issue 28 §4): the preset's own length and evaluation."""
+    study = load_study(f"{recipe}-quick-critic-cpu")
+    configs = resolve(study, expand(study), tmp_path)
+    preset = api.make_config(recipe, out=str(tmp_path / "p"))
+    assert study.recipe == recipe and study.preset == "quick" and {c.norm for c in configs} == {"sn", "san"}
+    assert all(c.steps == preset.steps == steps and c.eval_every and c.steps % c.eval_every == 0 for c in configs)
+    assert len({c.seed for c in configs}) >= 2
 
 
 def test_selfmod_and_san_vs_sn_validate_once_their_fields_exist(tmp_path):
