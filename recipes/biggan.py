@@ -119,14 +119,17 @@ PRESETS = {
     # no orthogonal regularization, per-layer class embeddings, no hierarchy, EMA from iteration 1000, 500 epochs;
     # BN_eps and SN_eps as utils.py's defaults (the script sets neither)
     "biggan-pytorch-cifar": {"data": "cifar10:train", "resolution": 32, "ch": 64, "z_dim": 128, "shared_dim": 0,
-                             "hier": False, "g_attention": 0, "d_attention": 0, "init": "N02", "ortho_reg": 0.0, "batch_size": 50,
+                             "hier": False, "g_attention": 0, "d_attention": 0, "init": "N02", "ortho_reg": 0.0,
+                             "batch_size": 50,
                              "grad_accum": 1, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4, "ema_start": 1000,
-                             "bn_eps": 1e-5, "sn_eps": 1e-8, "steps": 125_000, "eval_every": 5000, "sample_every": 2000, "ckpt_every": 2000},
+                             "bn_eps": 1e-5, "sn_eps": 1e-8, "steps": 125_000, "eval_every": 5000,
+                             "sample_every": 2000, "ckpt_every": 2000},
     # SAN paper §4.1 / Table 1: the BigGAN CIFAR-10 model with SAN in every critic ResBlock and Adam β1 = 0.5
     "san-biggan": {"data": "cifar10:train", "resolution": 32, "ch": 64, "z_dim": 128, "shared_dim": 0,
                    "hier": False, "g_attention": 0, "d_attention": 0, "init": "N02", "ortho_reg": 0.0, "batch_size": 50,
                    "grad_accum": 1, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4, "ema_start": 1000,
-                   "bn_eps": 1e-5, "sn_eps": 1e-8, "steps": 125_000, "eval_every": 5000, "sample_every": 2000, "ckpt_every": 2000,
+                   "bn_eps": 1e-5, "sn_eps": 1e-8, "steps": 125_000, "eval_every": 5000, "sample_every": 2000,
+                   "ckpt_every": 2000,
                    "norm": "san", "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999]},
 }
 
@@ -330,9 +333,8 @@ class BigGAN(Recipe):
     def standing_at(self, G, truncation: float | None) -> None:
         """With truncated_standing_stats, re-estimate a finalized G's standing statistics on z truncated at
         `truncation` when they were gathered at another threshold (BigGAN-PyTorch sample.py --accumulate_stats)."""
-        if not (self.cfg.truncated_standing_stats and self.cfg.standing_passes) or not hasattr(G, "standing_truncation"):
-            return
-        if G.standing_truncation != truncation:
+        on = self.cfg.truncated_standing_stats and self.cfg.standing_passes
+        if on and hasattr(G, "standing_truncation") and G.standing_truncation != truncation:
             self.finalize_generator(G, truncation)
 
     def evaluate(self, G):

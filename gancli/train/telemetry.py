@@ -1,14 +1,14 @@
 """Training telemetry of BigGAN §4: the top three singular values of every weight layer of G and D; collapse detection.
 
-Every `telemetry_every` steps σ₀ of each layer's raw weight (before any normalization, reshaped to
-out × rest as spectral norm does; BigGAN Fig. 3) is read: from the layer's own spectral-norm vectors
-where it has spectral norm (σ₀ = uᵀWv after SN's last power iteration, no extra work), else by one power
-iteration from the vector kept since the last reading (15 at the first). σ₁ and σ₂ come from a subspace iteration
-on three vectors kept the same way (BigGAN §4 tracks the top three, "the most informative"). Readings go to
-RUN/telemetry.jsonl (`sigma/`, `sigma1/`, `sigma2/` per layer) and σ₀ is plotted in RUN/spectra.png. BigGAN saw collapse as σ₀ of some G layers exploding and D's loss jumping
-up (§4.1-4.2, App. F); a reading above `collapse_factor` times the median of its series' recent readings
-counts as such a jump. Telemetry only judges: on its verdict the trainer stops, naming the last checkpoint saved
-before it, or (`on_collapse = "rollback"`) reloads that checkpoint and continues at half the learning rates.
+Every `telemetry_every` steps σ₀ of each layer's raw weight (before any normalization, reshaped to out × rest as
+spectral norm does; BigGAN Fig. 3) is read: from the layer's own spectral-norm vectors where it has spectral norm (σ₀
+= uᵀWv after SN's last power iteration, no extra work), else by one power iteration from the vector kept since the
+last reading (15 at the first). σ₁ and σ₂ come from a subspace iteration on three vectors kept the same way (BigGAN §4
+tracks the top three, "the most informative"). Readings go to RUN/telemetry.jsonl (`sigma/`, `sigma1/`, `sigma2/` per
+layer) and σ₀ is plotted in RUN/spectra.png. BigGAN saw collapse as σ₀ of some G layers exploding and D's loss jumping
+up (§4.1-4.2, App. F); a reading above `collapse_factor` times the median of its series' recent readings counts as
+such a jump. Telemetry only judges: on its verdict the trainer stops, naming the last checkpoint saved before it, or
+(`on_collapse = "rollback"`) reloads that checkpoint and continues at half the learning rates.
 """
 
 from __future__ import annotations

@@ -253,7 +253,8 @@ BIGGAN_PYTORCH_IMAGENET = {  # BigGAN-PyTorch scripts/launch_BigGAN_bs256x8.sh (
 BIGGAN_PYTORCH_CIFAR = {  # BigGAN-PyTorch launch_cifar_ema.sh and its defaults
     "data": "cifar10:train", "resolution": 32, "ch": 64, "batch_size": 50, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4,
     "betas_g": [0.0, 0.999], "betas_d": [0.0, 0.999], "ema": True, "ema_decay": 0.9999, "ema_start": 1000,
-    "ortho_reg": 0.0, "g_attention": 0, "d_attention": 0, "init": "N02", "shared_dim": 0, "hier": False, "z_dim": 128, "norm": "sn",
+    "ortho_reg": 0.0, "g_attention": 0, "d_attention": 0, "init": "N02", "shared_dim": 0, "hier": False, "z_dim": 128,
+    "norm": "sn",
     "loss": "hinge", "steps": 500 * 50_000 // (50 * 4),  # 500 epochs, each iteration takes 4 batches of 50
     "bn_eps": 1e-5, "sn_eps": 1e-8,  # utils.py's --BN_eps / --SN_eps defaults (the script sets neither)
     "eval_n": 50_000,  # utils.py --num_inception_images
@@ -521,7 +522,8 @@ def test_collapse_through_the_cli_is_one_sentence_and_exit_1(cli, tmp_path, monk
     (["--z-dim", "3"], "'z_dim' must give each of the 4 hierarchical chunks one entry"),
     (["--on-collapse", "panic"], "'on_collapse' must be one of stop, rollback, warn"),
     (["--collapse-factor", "1"], "'collapse_factor' must be greater than 1"),
-    (["--data", "imagenet:/nowhere", "--eval-every", "5", "--g-attention", "0", "--d-attention", "0"], "needs 'eval_reference'"),
+    (["--data", "imagenet:/nowhere", "--eval-every", "5", "--g-attention", "0", "--d-attention", "0"],
+     "needs 'eval_reference'"),
 ])
 def test_bad_biggan_config(cli, tmp_path, args, fragment):
     result = cli("train", "biggan", *TINY, *args, "--out", tmp_path / "run")

@@ -3,8 +3,9 @@
 mIoU is the mean over labels that occur in the maps or the predictions (union > 0) of
 |pred ∩ truth| / |pred ∪ truth|; pixel accuracy the fraction of pixels whose predicted label is
 the map's; a "don't care" label (ADE20K's 0) is left out of both. Cityscapes is scored on its 19 train ids
-(cityscapesScripts' 35 → 19 mapping, the rest ignored), as papers report it; its 35 label ids on request. The segmenter is the builtin one
-on builtin scenes, or a torchvision segmentation model whose state dict `--seg-weights` names.
+(cityscapesScripts' 35 → 19 mapping, the rest ignored), as papers report it; its 35 label ids on request. The
+segmenter is the builtin one on builtin scenes, or a torchvision segmentation model whose state dict `--seg-weights`
+names.
 """
 
 from __future__ import annotations
