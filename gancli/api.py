@@ -35,18 +35,41 @@ __all__ = ["make_config", "train", "sample", "load", "open_run", "evaluator", "e
 
 
 def recipes() -> list[dict[str, Any]]:
-    """Each registered recipe: name, summary, presets and the offline default preset."""
+    """Each registered recipe: name, summary, presets, the offline default preset, and its critic and why."""
     from recipes import REGISTRY, get_recipe
 
-    return [{"name": name, "summary": cls.summary, "presets": list(cls.presets), "offline_preset": cls.offline_preset}
+    return [{"name": name, "summary": cls.summary, "presets": list(cls.presets), "offline_preset": cls.offline_preset,
+             "offline_critic": critic_summary(make_config(name, out="-")), "offline_critic_why": cls.offline_critic_why}
             for name, cls in ((name, get_recipe(name)) for name in REGISTRY)]
+
+
+def critic_summary(cfg: TrainConfig) -> str:
+    """The critic normalization a config trains with, in words: e.g. 'san (g 1.5, circular padding)'."""
+    if cfg.norm in ("none", "bn", "ln", "wn"):
+        return cfg.norm
+    details = []
+    if cfg.norm in ("san", "sn-exact"):
+        if cfg.norm == "san" and cfg.norm_ratio < 1:
+            details.append(f"r {cfg.norm_ratio:g}")
+        if cfg.norm == "san" and cfg.norm_gain:
+            details.append(f"g {cfg.norm_gain:g}")
+        details.append("zero padding" if cfg.critic_padding == "zeros" else "circular padding")
+    elif cfg.critic_padding != "auto":
+        details.append(f"{cfg.critic_padding} padding")
+    return cfg.norm + (f" ({', '.join(details)})" if details else "")
+
+
+# A preset's tuning of its own critic normalization (e.g. SAN's gain at CPU size). A norm the user names (--norm,
+# --set norm=..., a config file) comes without it, so that `--norm san` is always SAN as the paper defines it.
+NORM_TUNING = ("norm_ratio", "norm_gain", "norm_every", "critic_padding")
 
 
 def make_config(recipe: str, *, preset: str | None = None, config_file: str | Path | None = None,
                 sets: dict[str, Any] | None = None, **options: Any) -> TrainConfig:
     """Resolve a config: recipe defaults < preset < TOML file < options < sets.
 
-    Without data and without a preset, the recipe's offline preset (CPU-sized, builtin data) is used.
+    Without data and without a preset, the recipe's offline preset (CPU-sized, builtin data) is used. When the user
+    names the critic's norm, the preset's NORM_TUNING settings are left out.
     """
     from recipes import get_recipe
 
@@ -57,9 +80,9 @@ def make_config(recipe: str, *, preset: str | None = None, config_file: str | Pa
     has_data = options.get("data") or file_values.get("data") or (sets or {}).get("data")
     if not chosen and not has_data:
         chosen = recipe_cls.offline_preset
-    if chosen:
-        cfg = _apply_preset(cfg, recipe_cls, chosen)
     given = {**file_values, **{k: v for k, v in options.items() if v is not None}, **(sets or {})}
+    if chosen:
+        cfg = _apply_preset(cfg, recipe_cls, chosen, norm_named="norm" in given)
     init_from = str(given.get("init_from") or given.get("init-from") or "")
     if init_from:  # the networks of the run it starts from, unless given here
         cfg = _network_of(cfg, recipe_cls, init_from, {k.replace("-", "_") for k in given})
@@ -73,10 +96,14 @@ def make_config(recipe: str, *, preset: str | None = None, config_file: str | Pa
     return validate(cfg)
 
 
-def _apply_preset(cfg: TrainConfig, recipe_cls, preset: str) -> TrainConfig:
+def _apply_preset(cfg: TrainConfig, recipe_cls, preset: str, norm_named: bool = False) -> TrainConfig:
+    """The preset's values over cfg; without its NORM_TUNING when the user names the norm (the paper's norm then)."""
     if preset not in recipe_cls.presets:
         raise ConfigError(f"Recipe '{recipe_cls.name}' has presets {', '.join(recipe_cls.presets)}, not '{preset}'.")
-    return apply_overrides(cfg, {**recipe_cls.presets[preset], "preset": preset}, f"preset '{preset}'")
+    values = recipe_cls.presets[preset]
+    if norm_named:
+        values = {k: v for k, v in values.items() if k not in NORM_TUNING}
+    return apply_overrides(cfg, {**values, "preset": preset}, f"preset '{preset}'")
 
 
 def _network_of(cfg: TrainConfig, recipe_cls, run_dir: str, given: set[str]) -> TrainConfig:

@@ -33,7 +33,8 @@ class TrainConfig:
     # SAN / sn-exact form: project (Alg. 1: stored conv weights divided by g·sigma in place) or reparam (W/(g·sigma))
     san_mode: str = "project"
     # auto: circular for san and sn-exact (Lemma 1 of the SAN paper needs it), the networks' own otherwise;
-    # circular: every padded critic conv pads cyclically whatever the norm (e.g. SN on SAN's architecture)
+    # circular: every padded critic conv pads cyclically whatever the norm (e.g. SN on SAN's architecture);
+    # zeros: every padded critic conv pads with zeros; san / sn-exact take σ on the (H+kh-1)×(W+kw-1) grid
     critic_padding: str = "auto"
     penalty: str = "none"
     penalty_weight: float = 10.0  # λ; for r1 it is γ of γ/2·E‖∇D(x)‖²
@@ -92,7 +93,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "augment": ("none", "diffaug", "ada"),
     "on_collapse": ("stop", "rollback", "warn"),
     "san_mode": ("project", "reparam"),
-    "critic_padding": ("auto", "circular"),
+    "critic_padding": ("auto", "circular", "zeros"),
     "compile": ("none", "default", "reduce-overhead", "max-autotune"),
     "compile_backend": ("inductor", "aot_eager", "eager"),
 }

@@ -25,13 +25,23 @@ from gancli.train import distributed
 from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Recipe
 from recipes import biggan_import, biggan_tfhub_import
-from recipes.biggan_deep_nets import DEEP_G_PLANS, DeepCritic, DeepGenerator
+from recipes.biggan_deep_nets import (
+    DEEP_G_PLANS,
+    DeepCritic,
+    DeepGenerator,
+    deep_attention_channels,
+    deep_d_sizes,
+    deep_g_sizes,
+)
 from recipes.biggan_nets import (
     G_PLANS,
     GEN_NORMS,
     INITS,
     Critic,
     Generator,
+    attention_channels,
+    d_sizes,
+    g_sizes,
     initialize,
     spectral_norm_all,
 )
@@ -53,7 +63,10 @@ class BigGANConfig(TrainConfig):
     z_dim: int = 120  # 128 px: 6 chunks of 20 (one for the dense layer, one per up-block)
     shared_dim: int = 128  # shared class embedding; 0: plain per-class gain/bias tables in each BN (no hier)
     hier: bool = True  # hierarchical latents: z split into chunks fed to every block
-    attention: int = 64  # resolution of the non-local block in G and in D; 0: none
+    # resolution of the non-local block in G and in D (Tables 4-6: both at 64 for 128 px; at 256 px G's moves up to
+    # 128, D's stays at 64); 0: none
+    g_attention: int = 64
+    d_attention: int = 64
     gen_norm: str = "cbn"  # cbn (class-conditional BN) or self-mod (conditional self-modulation, eq. 3)
     init: str = "ortho"  # ortho (the paper), N02 or xavier
     g_spectral_norm: bool = True
@@ -62,17 +75,20 @@ class BigGANConfig(TrainConfig):
     # the image is the first three channels (TF-Hub convolves to ch channels)
     truncation_stats: int = 0
     rgb_channels: int = 3
-    # ε of G's class-conditional BNs and of its spectral norm's power iteration (BigGAN-PyTorch's BN_eps and SN_eps,
-    # as its ImageNet launch scripts set them; its TF-Hub ports use 1e-4 for both)
-    bn_eps: float = 1e-5
-    sn_eps: float = 1e-6
+    # ε of G's BNs and of G's and D's spectral norms (App. C: raised from the default to 1e-4 in both "to mollify
+    # low-precision numerical issues"; BigGAN-PyTorch's ImageNet launch scripts use BN_eps 1e-5, SN_eps 1e-6)
+    bn_eps: float = 1e-4
+    sn_eps: float = 1e-4
     ortho_reg: float = 1e-4  # β of eq. 3
     num_classes: int = 0  # 0: from the data (10 for builtin and CIFAR-10, the folder count for imagenet:PATH)
     flip: bool = False
     standing_passes: int = 100  # forward passes of random z and y for standing statistics (App. C.1); 0: keep G's own
+    # sampling with --truncation re-estimates the standing statistics on z truncated at that threshold
+    # (BigGAN-PyTorch sample.py --accumulate_stats, which re-accumulates at each point of its truncation curve)
+    truncated_standing_stats: bool = True
     cross_replica_bn: bool = True  # under torchrun on GPUs, G's BN statistics over all processes (App. C)
     data_root: str = ""
-    eval_n: int = 10_000
+    eval_n: int = 50_000  # BigGAN-PyTorch's num_inception_images: FID and IS over 50k samples
     eval_reference: str = ""  # "" means builtin:test at the training resolution, or the data's own spec
     eval_features: str = ""  # "" means the builtin-data classifier on builtin data, Inception otherwise
     eval_metrics: list[str] = field(default_factory=lambda: ["fid", "is"])
@@ -90,6 +106,9 @@ class BigGANConfig(TrainConfig):
     ema_decay: float = 0.9999
     ema_start: int = 20_000  # BigGAN-PyTorch's ImageNet scripts; the paper does not say
     steps: int = 150_000  # the paper stops early at collapse (§3.2); the telemetry below detects it
+    # the paper's runs were stopped by hand at collapse (§4, App. F): collapses are logged (telemetry.jsonl,
+    # spectra.png), training goes on; --on-collapse stop or rollback acts on them
+    on_collapse: str = "warn"
     telemetry_every: int = 100
     sample_every: int = 2000
     ckpt_every: int = 2000
@@ -100,25 +119,39 @@ PRESETS = {
     # BN and SN ε raised to 1e-4) on BigGANdeep.py's network as scripts/launch_BigGAN_deep.sh sizes it (ch 128,
     # z 128 unsplit with a 128-d shared embedding, attention at 64 in G and D, two blocks per resolution)
     "biggan-deep": {"arch": "deep", "resolution": 128, "ch": 128, "z_dim": 128, "shared_dim": 128, "hier": True,
-                    "attention": 64, "bn_eps": 1e-4, "sn_eps": 1e-4},
+                    "g_attention": 64, "d_attention": 64, "bn_eps": 1e-4, "sn_eps": 1e-4},
     # CPU-sized (~3-4 min on 2 idle cores with its evaluations): builtin 10-class data at 32 px, ch 4, one D step;
     # lr 4e-4 and β1 0.5 halve the builtin FID at step 400 against the paper's optimiser (35 vs 71, one seed each)
-    "quick": {"resolution": 32, "ch": 4, "z_dim": 64, "attention": 16, "batch_size": 32, "grad_accum": 1,
+    "quick": {"resolution": 32, "ch": 4, "z_dim": 64, "g_attention": 16, "d_attention": 16,
+              "batch_size": 32, "grad_accum": 1,
               "n_dis": 1, "steps": 800, "lr_g": 4e-4, "lr_d": 4e-4, "betas_g": [0.5, 0.999],
               "betas_d": [0.5, 0.999], "ema_decay": 0.99, "ema_start": 400,
               "standing_passes": 20, "sample_every": 400, "ckpt_every": 100, "log_every": 10,
-              "telemetry_every": 10, "eval_every": 400, "eval_n": 1000, "n_samples": 100},
+              "telemetry_every": 10, "eval_every": 400, "eval_n": 1000, "n_samples": 100,
+              "on_collapse": "stop"},
+    # Table 5 (256 px): one more ResBlock at 16×16, G's non-local block moved up to 128×128 (D's stays at 64×64),
+    # z of 140 (7 chunks of 20, one per up-block and one for the dense layer); the rest as the 128 px model
+    "biggan-256": {"resolution": 256, "z_dim": 140, "g_attention": 128, "d_attention": 64},
+    # BigGAN-PyTorch's launch_BigGAN_bs256x8.sh, which trained its published ImageNet 128 model (what `gancli import
+    # biggan-pytorch` starts from): 1 D step, lr 1e-4 / 4e-4, no orthogonal regularization, BN_eps 1e-5,
+    # SN_eps 1e-6; sample_BigGAN_bs256x8.sh samples in eval mode without --accumulate_stats
+    "biggan-pytorch-imagenet": {"n_dis": 1, "lr_g": 1e-4, "lr_d": 4e-4, "ortho_reg": 0.0, "bn_eps": 1e-5,
+                                "sn_eps": 1e-6, "truncated_standing_stats": False},
     # BigGAN-PyTorch's launch_cifar_ema.sh: batch 50, 4 D steps, lr 2e-4, no attention, N(0, 0.02) init,
-    # no orthogonal regularization, per-layer class embeddings, no hierarchy, EMA from iteration 1000, 500 epochs
+    # no orthogonal regularization, per-layer class embeddings, no hierarchy, EMA from iteration 1000, 500 epochs;
+    # BN_eps and SN_eps as utils.py's defaults (the script sets neither)
     "biggan-pytorch-cifar": {"data": "cifar10:train", "resolution": 32, "ch": 64, "z_dim": 128, "shared_dim": 0,
-                             "hier": False, "attention": 0, "init": "N02", "ortho_reg": 0.0, "batch_size": 50,
+                             "hier": False, "g_attention": 0, "d_attention": 0, "init": "N02", "ortho_reg": 0.0,
+                             "batch_size": 50,
                              "grad_accum": 1, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4, "ema_start": 1000,
-                             "steps": 125_000, "eval_every": 5000, "sample_every": 2000, "ckpt_every": 2000},
+                             "bn_eps": 1e-5, "sn_eps": 1e-8, "steps": 125_000, "eval_every": 5000,
+                             "sample_every": 2000, "ckpt_every": 2000},
     # SAN paper §4.1 / Table 1: the BigGAN CIFAR-10 model with SAN in every critic ResBlock and Adam β1 = 0.5
     "san-biggan": {"data": "cifar10:train", "resolution": 32, "ch": 64, "z_dim": 128, "shared_dim": 0,
-                   "hier": False, "attention": 0, "init": "N02", "ortho_reg": 0.0, "batch_size": 50,
+                   "hier": False, "g_attention": 0, "d_attention": 0, "init": "N02", "ortho_reg": 0.0, "batch_size": 50,
                    "grad_accum": 1, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4, "ema_start": 1000,
-                   "steps": 125_000, "eval_every": 5000, "sample_every": 2000, "ckpt_every": 2000,
+                   "bn_eps": 1e-5, "sn_eps": 1e-8, "steps": 125_000, "eval_every": 5000, "sample_every": 2000,
+                   "ckpt_every": 2000,
                    "norm": "san", "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999]},
 }
 
@@ -127,10 +160,11 @@ class BigGAN(Recipe):
     name = "biggan"
     summary = "Class-conditional BigGAN: cBN on a shared embedding + hierarchical z, projection D, truncation"
     Config = BigGANConfig
+    offline_critic_why = ("BigGAN's spectral norm; SAN was not measured against it at this size, and SAN App. H finds "
+                          "residual critics little channel-sparse")
     best_metric = ("fid", "min")
     network_fields = ("arch", "truncation_stats", "rgb_channels", "resolution", "ch", "z_dim", "shared_dim", "hier",
-                      "attention", "gen_norm", "num_classes",
-                      "g_spectral_norm", "bn_eps", "sn_eps")
+                      "g_attention", "d_attention", "gen_norm", "num_classes", "g_spectral_norm", "bn_eps", "sn_eps")
     presets = PRESETS
 
     def __init__(self, cfg: BigGANConfig):
@@ -156,13 +190,8 @@ class BigGAN(Recipe):
             raise ConfigError(f"'init' must be one of {', '.join(INITS)}, got '{cfg.init}'.")
         if not (0 < cfg.bn_eps < 1 and 0 < cfg.sn_eps < 1):
             raise ConfigError(f"'bn_eps' and 'sn_eps' must be in (0, 1), got {cfg.bn_eps:g} and {cfg.sn_eps:g}.")
-        if cfg.ch < 2:
-            raise ConfigError(f"'ch' must be at least 2 (the attention layers need 8 channels), got {cfg.ch}.")
-        sizes = {4 * 2 ** (i + 1) for i in range(len(plans[cfg.resolution]))}
-        if cfg.attention and cfg.attention not in sizes:
-            passed = ", ".join(map(str, sorted(sizes)))
-            raise ConfigError(f"'attention' must be 0 or a resolution G passes through ({passed}), "
-                              f"got {cfg.attention}.")
+        if cfg.ch < 1:
+            raise ConfigError(f"'ch' must be at least 1, got {cfg.ch}.")
         for key in ("shared_dim", "num_classes", "standing_passes", "eval_n"):
             if getattr(cfg, key) < 0:
                 raise ConfigError(f"'{key}' must not be negative, got {getattr(cfg, key)}.")
@@ -184,6 +213,8 @@ class BigGAN(Recipe):
         slots = len(G_PLANS[cfg.resolution]) + 1 if cfg.hier else 1
         if cfg.z_dim < slots:
             raise ConfigError(f"'z_dim' must give each of the {slots} hierarchical chunks one entry, got {cfg.z_dim}.")
+        self._validate_attention(g_sizes(cfg.resolution), d_sizes(cfg.resolution))
+        self._validate_attention_width(attention_channels(cfg.resolution, cfg.g_attention, cfg.d_attention))
         if cfg.truncation_stats or cfg.rgb_channels != 3:
             raise ConfigError("'truncation_stats' and 'rgb_channels' describe TF-Hub's BigGAN-deep generators; they "
                               "need --arch deep.")
@@ -202,17 +233,33 @@ class BigGAN(Recipe):
         if cfg.truncation_stats and cfg.standing_passes:
             raise ConfigError("A generator with tabled BN statistics ('truncation_stats') samples with them, not with "
                               "standing statistics: set standing_passes 0.")
+        self._validate_attention(deep_g_sizes(cfg.resolution), deep_d_sizes(cfg.resolution))
+        self._validate_attention_width(deep_attention_channels(cfg.resolution, cfg.g_attention, cfg.d_attention))
+
+    def _validate_attention_width(self, widths: dict[str, int]) -> None:
+        for key, channels in widths.items():
+            if channels * self.cfg.ch < 8:
+                raise ConfigError(f"The non-local block at '{key}' = {getattr(self.cfg, key)} has {channels} × ch = "
+                                  f"{channels * self.cfg.ch} channels; it needs 8 (raise 'ch' to {-(-8 // channels)}).")
+
+    def _validate_attention(self, g_passes: list[int], d_passes: list[int]) -> None:
+        for key, sizes in (("g_attention", g_passes), ("d_attention", d_passes)):
+            if getattr(self.cfg, key) and getattr(self.cfg, key) not in sizes:
+                passed = ", ".join(map(str, sorted(sizes)))
+                network = "G" if key == "g_attention" else "D"
+                raise ConfigError(f"'{key}' must be 0 or a resolution {network} passes through ({passed}), "
+                                  f"got {getattr(self.cfg, key)}.")
 
     # ---- networks and data ---------------------------------------------------------------
     def build_plain_generator(self) -> Generator | DeepGenerator:
         """G with orthogonal (or the configured) init and SN, its BNs per process."""
         cfg = self.cfg
         if cfg.arch == "deep":
-            G = DeepGenerator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.attention,
+            G = DeepGenerator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.g_attention,
                               cfg.bn_eps, cfg.truncation_stats, cfg.rgb_channels)
         else:
             G = Generator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.hier,
-                          cfg.attention, cfg.gen_norm, cfg.bn_eps)
+                          cfg.g_attention, cfg.gen_norm, cfg.bn_eps)
         initialize(G, cfg.init)
         if cfg.g_spectral_norm:
             spectral_norm_all(G, cfg.sn_eps)
@@ -222,7 +269,7 @@ class BigGAN(Recipe):
         cfg = self.cfg
         G = self.build_plain_generator()
         critic = DeepCritic if cfg.arch == "deep" else Critic
-        D = critic(cfg.resolution, cfg.ch, cfg.num_classes, cfg.attention)
+        D = critic(cfg.resolution, cfg.ch, cfg.num_classes, cfg.d_attention)
         initialize(D, cfg.init)
         if cfg.cross_replica_bn and distributed.world_from_env().size > 1 and self.device.type == "cuda":
             G = nn.SyncBatchNorm.convert_sync_batchnorm(G)  # the plain BNs inside cBN; same state_dict keys
@@ -271,12 +318,15 @@ class BigGAN(Recipe):
         _, g_loss = get_loss(self.cfg.loss)
         real_logits = D(batch["image"], batch["label"]) if self.cfg.loss == "ra" else None
         loss = g_loss(D(G(z, labels), labels), real_logits)
-        logs = {"G/loss": loss.detach()}
-        if self.cfg.ortho_reg:
-            ortho = orthogonal_regularization(G, skip=CLASS_EMBEDDINGS)
-            logs["G/ortho"] = ortho.detach()
-            loss = loss + self.cfg.ortho_reg * ortho
-        return loss, logs
+        return loss, {"G/loss": loss.detach()}
+
+    def step_regularizer(self, name, models):
+        """Orthogonal regularization (eq. 3) once per G step, as BigGAN-PyTorch adds it to the accumulated gradients
+        (train_fns.py: utils.ortho after the G accumulations), not once per micro-batch."""
+        if name != "G" or not self.cfg.ortho_reg:
+            return None
+        ortho = orthogonal_regularization(models["G"], skip=CLASS_EMBEDDINGS)
+        return self.cfg.ortho_reg * ortho, {"G/ortho": ortho.detach()}
 
     # ---- inference -----------------------------------------------------------------------
     @torch.no_grad()
@@ -289,6 +339,7 @@ class BigGAN(Recipe):
         if labels is None:
             labels = torch.arange(n, device=device) % self.cfg.num_classes
         labels = labels.to(device)
+        self.standing_at(G, truncation)
         out = []
         for start in range(0, n, 256):
             size = min(256, n - start)
@@ -304,6 +355,7 @@ class BigGAN(Recipe):
         classes (z fixed). Returns (rows · steps, 3, H, W), strip after strip."""
         device = next(G.parameters()).device
         C = self.cfg.num_classes
+        self.standing_at(G, truncation)
         weights = torch.linspace(0, 1, steps, device=device).view(1, steps, 1)
 
         def draw() -> torch.Tensor:
@@ -325,10 +377,10 @@ class BigGAN(Recipe):
         z, code = z.reshape(rows * steps, -1), code.reshape(rows * steps, -1)
         return G.generate(z, code, truncation) if isinstance(G, DeepGenerator) else G.generate(z, code)
 
-    def finalize_generator(self, G) -> None:
-        """Standing statistics (App. C.1): BN statistics averaged over passes of random z and y, so outputs never
-        depend on the batch they are drawn in. With standing_passes 0 G keeps the statistics it has (an imported
-        G's)."""
+    def finalize_generator(self, G, truncation: float | None = None) -> None:
+        """Standing statistics (App. C.1): BN statistics averaged over passes of random z (truncated at `truncation`)
+        and y, so outputs never depend on the batch they are drawn in. With standing_passes 0 G keeps the statistics
+        it has (an imported G's)."""
         if not self.cfg.standing_passes:
             G.eval()
             return
@@ -337,10 +389,18 @@ class BigGAN(Recipe):
         batch = min(self.cfg.batch_size, 256)
 
         def forward():
-            z = torch.randn(batch, G.z_dim, generator=generator, device=device)
+            z = truncated_normal((batch, G.z_dim), truncation, generator=generator, device=device)
             G(z, torch.randint(self.cfg.num_classes, (batch,), generator=generator, device=device))
 
         standing_statistics(G, forward, passes=self.cfg.standing_passes)
+        G.standing_truncation = truncation
+
+    def standing_at(self, G, truncation: float | None) -> None:
+        """With truncated_standing_stats, re-estimate a finalized G's standing statistics on z truncated at
+        `truncation` when they were gathered at another threshold (BigGAN-PyTorch sample.py --accumulate_stats)."""
+        on = self.cfg.truncated_standing_stats and self.cfg.standing_passes
+        if on and hasattr(G, "standing_truncation") and G.standing_truncation != truncation:
+            self.finalize_generator(G, truncation)
 
     def evaluate(self, G):
         """FID/IS of the (standing-statistics) generator on class-balanced samples against the reference."""
@@ -378,6 +438,7 @@ BigGAN.import_formats = {
                   "TFHub/converter.py writes the TF-Hub BigGAN 128/256 generators in the same format",
         detect=biggan_import.is_biggan_pytorch,
         convert=partial(biggan_import.convert, BigGAN),
+        preset="biggan-pytorch-imagenet",
     ),
     "biggan-deep-tfhub": ImportFormat(
         name="biggan-deep-tfhub",

@@ -33,6 +33,34 @@ DEEP_D_PLANS = {  # (in, out, downsample) per stage, after a 3×3 stem conv to i
 }
 
 
+def deep_g_sizes(resolution: int) -> list[int]:
+    """The resolutions after each of G's stages (where a non-local block can follow)."""
+    return [4 * 2 ** (i + 1) for i in range(len(DEEP_G_PLANS[resolution]))]
+
+
+def deep_d_sizes(resolution: int) -> list[int]:
+    """The resolutions after each of D's stages (where a non-local block can follow), without repeats."""
+    sizes, size = [], resolution
+    for *_, down in DEEP_D_PLANS[resolution]:
+        size //= 2 if down else 1
+        sizes += [] if size in sizes else [size]
+    return sizes
+
+
+def deep_attention_channels(resolution: int, g_attention: int, d_attention: int) -> dict[str, int]:
+    """The width (a multiple of ch) at each network's non-local block: {"g_attention": .., "d_attention": ..}."""
+    widths = {}
+    if g_attention in deep_g_sizes(resolution):
+        widths["g_attention"] = DEEP_G_PLANS[resolution][deep_g_sizes(resolution).index(g_attention)][1]
+    size = resolution
+    for _, c_out, down in DEEP_D_PLANS[resolution]:
+        size //= 2 if down else 1
+        if size == d_attention:
+            widths["d_attention"] = c_out
+            break
+    return widths
+
+
 class TruncationStatistics(nn.Module):
     """BN means and variances at n truncation values 0 … 1, read at a truncation as TF-Hub's BigGAN-deep does.
 

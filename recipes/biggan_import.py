@@ -19,8 +19,8 @@ from gancli.nn import apply_config_norm
 from gancli.nn.attention import SelfAttention
 from gancli.train.imports import ImportedWeights
 from gancli.train.state_maps import gather, power_step, substitute
-from recipes.biggan_deep_nets import DEEP_G_PLANS
-from recipes.biggan_nets import G_PLANS
+from recipes.biggan_deep_nets import DEEP_D_PLANS, DEEP_G_PLANS, DeepCritic
+from recipes.biggan_nets import D_PLANS, G_PLANS, Critic
 
 StateDict = dict[str, torch.Tensor]
 RESOLUTIONS = {len(plan): resolution for resolution, plan in G_PLANS.items()}  # G blocks -> resolution
@@ -81,9 +81,24 @@ def read_generator_shapes(state: StateDict, cfg: TrainConfig) -> None:
     attention = [i for i in blocks if f"blocks.{i}.1.gamma" in state]  # after block i (BigGANdeep.py: 2 per stage)
     if len(attention) > 1:
         raise CheckpointError(f"This generator has {len(attention)} attention blocks; gancli's BigGAN has one.")
-    cfg.attention = 8 * 2 ** (attention[0] // (2 if cfg.arch == "deep" else 1)) if attention else 0
+    cfg.g_attention = 8 * 2 ** (attention[0] // (2 if cfg.arch == "deep" else 1)) if attention else 0
+    cfg.d_attention = cfg.g_attention  # as BigGAN-PyTorch's launch scripts place them; D's own file says otherwise
     cfg.g_spectral_norm = "linear.u0" in state
     cfg.gen_norm, cfg.standing_passes, cfg.norm = "cbn", 0, "sn"  # its own BN statistics; its critic's SN
+
+
+def read_critic_attention(state: StateDict, cfg: TrainConfig) -> None:
+    """Set cfg.d_attention from where D's non-local block sits (after its block i, or BigGANdeep.py's stage i: the
+    resolution that block outputs)."""
+    slot = 2 if cfg.arch == "deep" else 1
+    blocks = sorted({int(m.group(1)) for k in state if (m := re.match(rf"blocks\.(\d+)\.{slot}\.gamma$", k))})
+    if len(blocks) > 1:
+        raise CheckpointError(f"This critic has {len(blocks)} attention blocks; gancli's BigGAN has one.")
+    plan = (DEEP_D_PLANS if cfg.arch == "deep" else D_PLANS)[cfg.resolution]
+    if blocks and blocks[0] >= len(plan):
+        raise CheckpointError(f"This critic's attention follows block {blocks[0]}, but a {cfg.resolution} px critic "
+                              f"has {len(plan)} blocks.")
+    cfg.d_attention = cfg.resolution // 2 ** sum(down for *_, down in plan[:blocks[0] + 1]) if blocks else 0
 
 
 def spelled(key: str) -> str:
@@ -134,8 +149,10 @@ def convert(recipe_cls, G_state: StateDict, D_state: StateDict | None, cfg: Trai
                spelled)
     if D_state is None:
         return ImportedWeights(cfg, G)
-    D_model = apply_config_norm(models["D"], cfg)
-    per_stage = 2 if cfg.arch == "deep" else 1  # BigGANdeep.py's D lists a stage's two blocks together, its G not
-    D = gather(D_model.state_dict(), with_sn_vectors(D_state, cfg.sn_eps), renamer(D_model.blocks, per_stage),
+    read_critic_attention(D_state, cfg)
+    deep = cfg.arch == "deep"  # BigGANdeep.py's D lists a stage's two blocks (and its attention) together, its G not
+    D_model = apply_config_norm((DeepCritic if deep else Critic)(cfg.resolution, cfg.ch, cfg.num_classes,
+                                                                 cfg.d_attention), cfg)
+    D = gather(D_model.state_dict(), with_sn_vectors(D_state, cfg.sn_eps), renamer(D_model.blocks, 2 if deep else 1),
                D_FILE, spelled)
     return ImportedWeights(cfg, G, D)

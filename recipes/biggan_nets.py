@@ -32,6 +32,34 @@ D_PLANS = {  # resolution -> [(in, out, downsample)]; in 0 means the RGB image
     256: [(0, 1, True), (1, 2, True), (2, 4, True), (4, 8, True), (8, 8, True), (8, 16, True), (16, 16, False)],
 }
 GEN_NORMS = ("cbn", "self-mod")
+
+
+def g_sizes(resolution: int) -> list[int]:
+    """The resolutions after each of G's up-blocks (where a non-local block can follow)."""
+    return [4 * 2 ** (i + 1) for i in range(len(G_PLANS[resolution]))]
+
+
+def attention_channels(resolution: int, g_attention: int, d_attention: int) -> dict[str, int]:
+    """The width (a multiple of ch) at each network's non-local block: {"g_attention": .., "d_attention": ..}."""
+    widths = {}
+    if g_attention in g_sizes(resolution):
+        widths["g_attention"] = G_PLANS[resolution][g_sizes(resolution).index(g_attention)][1]
+    size = resolution
+    for _, c_out, down in D_PLANS[resolution]:
+        size //= 2 if down else 1
+        if size == d_attention:
+            widths["d_attention"] = c_out
+            break
+    return widths
+
+
+def d_sizes(resolution: int) -> list[int]:
+    """The resolutions after each of D's blocks (where a non-local block can follow), without repeats."""
+    sizes, size = [], resolution
+    for *_, down in D_PLANS[resolution]:
+        size //= 2 if down else 1
+        sizes += [] if size in sizes else [size]
+    return sizes
 INITS = ("ortho", "N02", "xavier")
 
 

@@ -62,7 +62,8 @@ def read_shapes(state: StateDict, cfg: TrainConfig) -> None:
     cfg.shared_dim, cfg.num_classes = state["embeddings.weight"].shape
     cfg.z_dim = state["generator.gen_z.weight_orig"].shape[1] - cfg.shared_dim
     cfg.ch = state["generator.gen_z.weight_orig"].shape[0] // (16 * DEEP_G_PLANS[cfg.resolution][0][0])
-    cfg.attention = 4 * 2 ** (attention[0] // 2) if attention else 0
+    cfg.g_attention = 4 * 2 ** (attention[0] // 2) if attention else 0
+    cfg.d_attention = 64 if cfg.resolution >= 128 else 0  # no critic is published; BigGAN-deep's D attends at 64
     cfg.truncation_stats, cfg.rgb_channels = stats.shape[0], state["generator.conv_to_rgb.weight_orig"].shape[0]
     cfg.gen_norm, cfg.hier, cfg.g_spectral_norm, cfg.standing_passes = "cbn", True, True, 0
 

@@ -30,7 +30,14 @@ from gancli.objectives import critic_penalty, get_loss
 from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Loader, Recipe
 from recipes import spade_import
-from recipes.spade_nets import UPSAMPLINGS, MultiScaleCritic, SPADEGenerator, VGG19Loss, feature_matching_loss
+from recipes.spade_nets import (
+    UPSAMPLINGS,
+    MultiScaleCritic,
+    SPADEGenerator,
+    VGG19Loss,
+    feature_matching_loss,
+    spade_init,
+)
 
 log = logging.getLogger("gancli.spade")
 
@@ -44,6 +51,9 @@ class SpadeConfig(TrainConfig):
     label_nc: int = 0  # label ids; 0 = the data's own (builtin 8, Cityscapes 35, ADE20K 151), fixed when training starts
     instance_edges: bool = False  # add Cityscapes-style instance boundaries as one more input channel
     flip: bool = True
+    # training pairs resized to load_size × load_size, then a random image_size crop (SPADE's resize_and_crop: ADE20K
+    # and COCO load 286 and crop 256 when training, load 256 when testing); 0: resized to image_size, no crop
+    load_size: int = 0
     # generator (SPADE: ngf 64, 128 hidden channels in each SPADE, spectral norm in the ResBlocks)
     ngf: int = 64
     spade_hidden: int = 128
@@ -67,6 +77,10 @@ class SpadeConfig(TrainConfig):
     eval_features: str = ""  # "" = the builtin classifier on builtin scenes, Inception otherwise
     seg_weights: str = ""  # a torchvision segmentation model's state dict ("" = builtin segmenter on builtin scenes)
     seg_arch: str = "deeplabv3_resnet50"
+    # which classes mIoU averages: "train" = Cityscapes' 19 train ids (cityscapesScripts' 35 → 19 mapping, the other
+    # ids ignored), as SPADE and the papers report it, with a 19- or 35-class segmenter; "label" = all 35 label ids
+    # (labelled so in the scores). Data without train ids (ADE20K, builtin) score their own label ids under both
+    miou_ids: str = "train"
     # SAN paper §4.2: SAN on SPADE's critic with circular padding, r = 25 %, g = 1.3, β1 = 0.5; TTUR as SPADE.
     # Its Fig. 12 ablation (narrower SPADE, Cityscapes FID): at r = 25 % g = 1.3 is best (67.8); the best of all is
     # r = 100 %, g = 1.1 (65.8), which costs four times the σ work (--norm-ratio 1 --norm-gain 1.1).
@@ -100,9 +114,10 @@ PRESETS = {
                    "norm_ratio": 0.25, "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9],
                    "lr_g": 1e-4, "lr_d": 4e-4},
     # SPADE's data/ade20k_dataset.py: crop 256, 150 labels + dontcare (our 151 ids), no instance map
-    "ade20k": {"image_size": [256, 256], "instance_edges": False},
+    # and resize_and_crop: load 286, random crop 256, flip
+    "ade20k": {"image_size": [256, 256], "instance_edges": False, "load_size": 286},
     # SPADE's data/coco_dataset.py: crop 256, 182 labels + dontcare (183 ids), instance edges
-    "coco": {"image_size": [256, 256], "instance_edges": True},
+    "coco": {"image_size": [256, 256], "instance_edges": True, "load_size": 286},
     # SPADE as published (FID 63.65 in the SAN paper): spectral + instance norm critic, TTUR with β = (0, 0.9)
     "original": {"image_size": [256, 512], "instance_edges": True, "num_upsampling_layers": "more", "norm": "sn",
                  "norm_ratio": 1.0, "norm_gain": 0.0, "betas_g": [0.0, 0.9], "betas_d": [0.0, 0.9], "lr_g": 1e-4,
@@ -111,10 +126,11 @@ PRESETS = {
 
 
 class LabelToImage(Dataset):
-    """(photo, label, instance) items as {"image" in [-1, 1], "label" ids[, "edges"]}, flipped from each key's seed."""
+    """(photo, label, instance) items as {"image" in [-1, 1], "label" ids[, "edges"]}, flipped (and cropped to `crop`
+    (H, W) at a random place) from each key's seed."""
 
-    def __init__(self, pairs: Dataset, flip: bool, edges: bool):
-        self.pairs, self.flip, self.edges = pairs, flip, edges
+    def __init__(self, pairs: Dataset, flip: bool, edges: bool, crop: tuple[int, int] | None = None):
+        self.pairs, self.flip, self.edges, self.crop = pairs, flip, edges, crop
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -122,18 +138,25 @@ class LabelToImage(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor]:
         index, seed = key
         image, label, instance = self.pairs[index]
+        generator = torch.Generator().manual_seed(seed)
+        flip = self.flip and torch.rand(1, generator=generator).item() < 0.5
+        if self.crop is not None:  # SPADE crops the photo, label and instance maps, then draws the edges
+            (h, w), (H, W) = self.crop, image.shape[-2:]
+            top = int(torch.randint(H - h + 1, (1,), generator=generator))
+            left = int(torch.randint(W - w + 1, (1,), generator=generator))
+            image, label = image[..., top:top + h, left:left + w], label[..., top:top + h, left:left + w]
+            instance = instance[..., top:top + h, left:left + w] if instance is not None else None
         item = {"image": image.float() / 127.5 - 1, "label": label}
         if self.edges:
             item["edges"] = instance_edges(instance)[None]
-        if self.flip and torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < 0.5:
-            item = {k: v.flip(-1) for k, v in item.items()}
-        return item
+        return {k: v.flip(-1) for k, v in item.items()} if flip else item
 
 
 class Spade(Recipe):
     name = "spade"
     summary = "Label-to-image SPADE G + multi-scale PatchGAN critic (SAN §4.2), hinge + FM + VGG19; synthesize"
     Config = SpadeConfig
+    offline_critic_why = "the SAN paper's SPADE critic (§4.2: r 25 %, g 1.3); not measured against SN at this size"
     presets = PRESETS
     best_metric = ("fid", "min")
     network_fields = ("image_size", "label_nc", "instance_edges", "ngf", "spade_hidden", "g_spectral_norm",
@@ -158,8 +181,13 @@ class Spade(Recipe):
         if len(cfg.image_size) != 2 or any(s < multiple or s % multiple for s in cfg.image_size):
             raise ConfigError(f"'image_size' must be [height, width], both multiples of {multiple} "
                               f"(num_upsampling_layers {cfg.num_upsampling_layers}), got {cfg.image_size}.")
+        if cfg.load_size and cfg.load_size < max(cfg.image_size):
+            raise ConfigError(f"'load_size' must be 0 or at least the crop {max(cfg.image_size)} (image_size), "
+                              f"got {cfg.load_size}.")
         if cfg.perceptual not in ("vgg19", "none"):
             raise ConfigError(f"'perceptual' must be vgg19 or none, got '{cfg.perceptual}'.")
+        if cfg.miou_ids not in ("train", "label"):
+            raise ConfigError(f"'miou_ids' must be train or label, got '{cfg.miou_ids}'.")
         if cfg.eval_features not in ("", "builtin", "inception"):
             raise ConfigError(f"'eval_features' must be builtin or inception, got '{cfg.eval_features}'.")
         for key in ("ngf", "spade_hidden", "z_dim", "ndf", "num_d", "eval_n"):
@@ -186,12 +214,13 @@ class Spade(Recipe):
         if torch.distributed.is_available() and torch.distributed.is_initialized() and self.device.type == "cuda":
             G = nn.SyncBatchNorm.convert_sync_batchnorm(G)  # SPADE's batch statistics over all processes
         D = MultiScaleCritic(self.label_channels + 3, cfg.ndf, cfg.n_layers_d, cfg.num_d, cfg.d_instance_norm)
-        return {"G": G, "D": D}
+        return {"G": spade_init(G), "D": spade_init(D)}
 
-    def open_pairs(self, split: str) -> Dataset:
-        """The (photo, label, instance) pairs of a split, checked against the run's label count."""
+    def open_pairs(self, split: str, size: tuple[int, int] | None = None) -> Dataset:
+        """The (photo, label, instance) pairs of a split (at `size`, else image_size), checked against the run's label
+        count."""
         cfg = self.cfg
-        pairs = open_segmentation(cfg.data, split, tuple(cfg.image_size), cfg.instance_edges)
+        pairs = open_segmentation(cfg.data, split, size or tuple(cfg.image_size), cfg.instance_edges)
         if pairs.num_labels != cfg.label_nc:
             raise ConfigError(f"label_nc is {cfg.label_nc} but {pairs.name} has {pairs.num_labels} label ids; "
                               f"leave label_nc at 0 to use the data's.")
@@ -199,14 +228,15 @@ class Spade(Recipe):
 
     def build_dataset(self):
         cfg = self.cfg
-        pairs = self.open_pairs("train")  # the data first: a missing folder fails before any weights are looked for
+        loaded = (cfg.load_size, cfg.load_size) if cfg.load_size else None
+        pairs = self.open_pairs("train", loaded)  # the data first: a missing folder fails before any weights are read
         pairs[0]  # a broken first pair fails here, before the run folder is made
         if cfg.perceptual == "vgg19" and cfg.lambda_vgg > 0:
             self.vgg = VGG19Loss(cfg.vgg_weights or None).to(self.device)
         else:
             log.warning("spade: VGG19 perceptual loss off (perceptual = %s): hinge + feature matching only.",
                         cfg.perceptual)
-        return LabelToImage(pairs, cfg.flip, cfg.instance_edges)
+        return LabelToImage(pairs, cfg.flip, cfg.instance_edges, tuple(cfg.image_size) if loaded else None)
 
     def validation(self) -> Dataset:
         if self._val is None:
@@ -406,7 +436,9 @@ class Spade(Recipe):
             except GancliError as exc:
                 self._judges["skipped"].append(str(exc))
             try:
-                seg = load_segmenter(cfg.label_nc, cfg.seg_weights or None, cfg.seg_arch, builtin=builtin)
+                scored = self.scored_labels()
+                seg = load_segmenter(cfg.label_nc, cfg.seg_weights or None, cfg.seg_arch, builtin=builtin,
+                                     also=(len(scored),) if scored else ())
                 self._judges["segmenter"] = seg.to(self.device).eval()
             except GancliError as exc:
                 self._judges["skipped"].append(str(exc))
@@ -414,23 +446,37 @@ class Spade(Recipe):
                 raise GancliError(" ".join(self._judges["skipped"]))
         return self._judges
 
+    def scored_labels(self) -> tuple[int, ...] | None:
+        """The label ids mIoU averages over, in train-id order (Cityscapes' 19 under miou_ids train), or None: all."""
+        return getattr(self.validation(), "scored_labels", None) if self.cfg.miou_ids == "train" else None
+
+    def miou_classes(self) -> str:
+        """What mIoU averages over, for the scores' protocol."""
+        scored, name = self.scored_labels(), self.validation().name
+        return f"{len(scored)} train ids of {name}" if scored else f"{self.cfg.label_nc} label ids of {name}"
+
     @torch.no_grad()
     def _pass(self, images_of, n: int, features, segmenter) -> tuple:
         """(feature statistics or None, segmentation scores or None) of images_of(labels, edges, real) over n maps."""
         from gancli.data.images import to_uint8
         from gancli.metrics.generative.features import extract
         from gancli.metrics.generative.stats import ReferenceStats
+        from gancli.metrics.judges.miou import IGNORE, on_scored_classes
         from gancli.metrics.judges.segmentation import SegmentationScore
 
-        val = self.validation()
-        score = SegmentationScore(self.cfg.label_nc, getattr(val, "ignore_label", None)) if segmenter else None
+        val, scored = self.validation(), self.scored_labels()
+        score = None
+        if segmenter is not None:
+            score = (SegmentationScore(len(scored), IGNORE) if scored else
+                     SegmentationScore(self.cfg.label_nc, getattr(val, "ignore_label", None)))
 
         def batches():
             for start in range(0, n, 50):
                 labels, edges, real = self.validation_batch(list(range(start, min(n, start + 50))))
                 images = to_uint8(images_of(labels, edges, real)).to(self.device)
                 if score is not None:
-                    score.add(segmenter(images).argmax(1), labels)
+                    logits = segmenter(images)
+                    score.add(*(on_scored_classes(logits, labels, scored) if scored else (logits.argmax(1), labels)))
                 yield images
 
         if features is None:
@@ -461,7 +507,7 @@ class Spade(Recipe):
         if fake_seg is not None:
             scores["miou"], scores["pixel_accuracy"] = fake_seg["miou"], fake_seg["pixel_accuracy"]
             scores["miou_real"], scores["pixel_accuracy_real"] = real_seg["miou"], real_seg["pixel_accuracy"]
-            scores["segmenter"] = segmenter.label
+            scores["segmenter"], scores["miou_classes"] = segmenter.label, self.miou_classes()
         scores["protocol"] = (f"{n} validation maps of {self.validation().name}: synthesized vs real photos"
                               + (f"; skipped: {' '.join(judges['skipped'])}" if judges["skipped"] else ""))
         return scores

@@ -149,7 +149,19 @@ class RRDBNet(nn.Module):
         return from_unit(out[..., : h * self.scale, : w * self.scale], self.unit)
 
 
-class SRCritic(nn.Module):
+class DenseHeadCritic(nn.Module):
+    """A conv feature stack, then dense 100, leaky ReLU, dense 1 on the flattened features (one logit per image)."""
+
+    def __init__(self, layers: list[nn.Module], channels: int, side: int, slope: float):
+        super().__init__()
+        self.features = nn.Sequential(*layers)
+        self.dense = nn.Sequential(nn.Linear(channels * side ** 2, 100), nn.LeakyReLU(slope), nn.Linear(100, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.features(x).flatten(1)).squeeze(1)
+
+
+class SRCritic(DenseHeadCritic):
     """SAN Table 8 critic on hr_size² HR crops: 8 convs 3×3 (64 s1, 64 s2, 128 s1, 128 s2, 256 s1,
     256 s2, 512 s1, 512 s2), lReLU 0.1, dense 100, lReLU 0.1, dense 1.
 
@@ -161,7 +173,6 @@ class SRCritic(nn.Module):
     PLAN = ((64, 1), (64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 2))
 
     def __init__(self, hr_size: int = 128, width: float = 1.0):
-        super().__init__()
         if hr_size % 16:
             raise ValueError(f"hr_size must be a multiple of 16, got {hr_size}")
         layers, c_in = [], 3
@@ -169,15 +180,10 @@ class SRCritic(nn.Module):
             c_out = max(8, round(base * width))
             layers += [conv3(c_in, c_out, stride), nn.LeakyReLU(0.1)]
             c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.dense = nn.Sequential(nn.Linear(c_in * (hr_size // 16) ** 2, 100), nn.LeakyReLU(0.1),
-                                   nn.Linear(100, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.features(x).flatten(1)).squeeze(1)
+        super().__init__(layers, c_in, hr_size // 16, 0.1)
 
 
-class VGGStyleCritic(nn.Module):
+class VGGStyleCritic(DenseHeadCritic):
     """ESRGAN's critic (BasicSR's VGGStyleDiscriminator, 128 px): conv3 64 s1, conv4 64 s2, then four stages of
     (conv3 s1, conv4 s2) with 128, 256, 512, 512 channels, batch norm after every conv but the first, lReLU 0.2,
     dense 100, lReLU 0.2, dense 1. 10 convs; 14.5M parameters at 128 px.
@@ -196,7 +202,6 @@ class VGGStyleCritic(nn.Module):
         return 2 * math.prod(stride for _, _, stride in cls.PLAN)
 
     def __init__(self, hr_size: int = 128):
-        super().__init__()
         if hr_size % 32 or hr_size < self.smallest_side():
             raise ValueError(f"hr_size must be a multiple of 32 of at least {self.smallest_side()}, got {hr_size}")
         layers, c_in = [], 3
@@ -207,12 +212,7 @@ class VGGStyleCritic(nn.Module):
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2))
             c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.dense = nn.Sequential(nn.Linear(c_in * (hr_size // 32) ** 2, 100), nn.LeakyReLU(0.2),
-                                   nn.Linear(100, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.features(x).flatten(1)).squeeze(1)
+        super().__init__(layers, c_in, hr_size // 32, 0.2)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -122,6 +122,7 @@ class StarGAN(Recipe):
     Config = StarGANConfig
     presets = PRESETS
     offline_preset = "quick"
+    offline_critic_why = "the SAN paper's StarGAN critic (App. G); not measured against SN at this size"
     best_metric = ("fd_mean", "min")
     no_augment_reason = "its critic's class head learns the attributes, some of which colour ops would change"
     network_fields = ("attrs", "g_width", "g_blocks", "d_width", "d_layers", "critic")

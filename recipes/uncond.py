@@ -79,10 +79,17 @@ def _paper(arch: str, data: str, resolution: int, steps: int, lr: float, betas: 
             "batch_size": 64, **extra}
 
 
-def _study(lr: float, beta1: float, beta2: float, n_dis: int) -> dict:
-    """One of the large-scale study's three optimizer settings (Table 1): 100k critic updates, batch 64, NS + SN."""
+def _study(lr: float, beta1: float, beta2: float, n_dis: int, critic_steps: int = 200_000, **data) -> dict:
+    """One of the large-scale study's optimizer settings (Table 1), batch 64, NS + SN, for `critic_steps` critic
+    updates (§2: "200K for CIFAR10", "100K for LSUN-BEDROOM and CELEBA-HQ-128"); steps count G updates."""
     return {"lr_g": lr, "lr_d": lr, "betas_g": [beta1, beta2], "betas_d": [beta1, beta2], "n_dis": n_dis,
-            "steps": 100_000 // n_dis, "batch_size": 64, "loss": "ns", "norm": "sn"}
+            "steps": critic_steps // n_dis, "batch_size": 64, "loss": "ns", "norm": "sn", **data}
+
+
+STUDY_SETTINGS = {"a": (2e-4, 0.5, 0.999, 1), "b": (1e-4, 0.5, 0.9, 5), "c": (2e-4, 0.5, 0.999, 5)}
+# the large-scale study's FID (§4 "Metrics"): against held-out test images, 10k test vs 10k generated on CIFAR-10 and
+# LSUN-BEDROOM, 3k vs 3k on CELEBA-HQ-128; a preset named here needs eval_reference set to those test images
+HELD_OUT = {"resnet19-celeba128": "the 3,000 CelebA-HQ-128 test images (the study's FID: 3k test vs 3k generated)"}
 
 
 PRESETS = {
@@ -106,11 +113,12 @@ PRESETS = {
     "adagan-cifar": _paper("adagan", "cifar10:train", 32, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns",
                            adagan_channels=128, adaconv_blocks=4, k_adaptive=3, d_kernel=4),
     # large-scale study, ResNet19 at 128 px (Tables 5-6), NS + SN, setting (2e-4, 0.5, 0.999, 1); --data FOLDER
-    "resnet19-celeba128": _paper("resnet19", "", 128, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns"),
-    # the study's three optimizer settings (lr, β1, β2, n_dis); combine with --arch and --data
-    "study-a": _study(2e-4, 0.5, 0.999, 1),
-    "study-b": _study(1e-4, 0.5, 0.9, 5),
-    "study-c": _study(2e-4, 0.5, 0.999, 5),
+    # (100k critic updates at n_dis 1; FID on 3k test vs 3k generated: set eval_reference to the test images)
+    "resnet19-celeba128": _paper("resnet19", "", 128, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns", eval_n=3000),
+    # the study's optimizer settings (lr, β1, β2, n_dis) on CIFAR-10 (200k critic updates, 10k vs 10k test FID);
+    # study-X-128: at 128 px for CelebA-HQ / LSUN folders given with --data (100k critic updates)
+    **{f"study-{k}": _study(*v, data="cifar10:train", resolution=32) for k, v in STUDY_SETTINGS.items()},
+    **{f"study-{k}-128": _study(*v, critic_steps=100_000, resolution=128) for k, v in STUDY_SETTINGS.items()},
 }
 
 
@@ -132,6 +140,9 @@ class Uncond(Recipe):
         if cfg.arch not in ARCHS:
             raise ConfigError(f"Recipe 'uncond' has architectures {', '.join(ARCHS)}, not '{cfg.arch}'.")
         self._check_resolution()
+        if cfg.preset in HELD_OUT and cfg.data and cfg.eval_every and not cfg.eval_reference:
+            raise ConfigError(f"Preset '{cfg.preset}' evaluates as the large-scale study does: set eval_reference to "
+                              f"{HELD_OUT[cfg.preset]}, or eval_every to 0.")
         if cfg.gen_norm not in nets.GEN_NORMS:
             raise ConfigError(f"'gen_norm' must be one of {', '.join(nets.GEN_NORMS)}, got '{cfg.gen_norm}'.")
         for key in ("g_kernel", "d_kernel"):

@@ -12,6 +12,7 @@ from gancli.nn.norms import (
     leave_plain,
     mark_critic_updated,
     san_compensation,
+    sigma_grid,
     sparsity_aware_sigma,
     sparsity_aware_sigma_dense,
 )

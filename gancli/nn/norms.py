@@ -16,7 +16,7 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from gancli.errors import ConfigError
 from gancli.nn.critic_layers import ACTIVATION_NORMS, insert_activation_norms
-from gancli.nn.padding import make_circular
+from gancli.nn.padding import CRITIC_PADDINGS, make_circular, make_zero_padded
 
 CRITIC_NORMS = ("none", "sn", "san", "sn-exact", "wn", "bn", "ln")
 SAN_MODES = ("project", "reparam")
@@ -201,6 +201,7 @@ class _CachedConvNorm(nn.Module):
     (The weights' `_version` is no signal of an update: fused Adam leaves it alone.)
     A strided conv is a subsampled stride-1 one, and a conv whose padding is smaller than circular "same"
     padding crops it; both only shrink the norm, so σ of the stride-1 circular conv is an upper bound for them.
+    A zero-padded conv is a cropped circular one on a larger grid: the hooks pass that grid (sigma_grid).
     """
 
     def __init__(self, conv: nn.Conv2d, gain: float, every: int, mode: str):
@@ -321,7 +322,8 @@ def apply_critic_norm(
     every: int = 1,
     n_power_iterations: int = 1,
     mode: str = "project",
-    circular: bool = False,
+    padding: str = "auto",
+    sn_eps: float = 1e-12,
 ) -> nn.Module:
     """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme (but layers
     marked by leave_plain).
@@ -329,19 +331,18 @@ def apply_critic_norm(
     `ratio`, `gain` apply to san; `every` (in critic updates, or forwards of each layer when none are reported)
     and `mode` (project: Alg. 1's in-place rescaling, the conv's stored weight is the normalized one and its
     norm module sits at `conv.weight_projection`; reparam: a parametrization of a raw weight) to san and
-    sn-exact; `n_power_iterations` to sn and to the fully-connected layers under san and sn-exact, which use
-    the spectral norm (SAN §3.1) in both modes. san and sn-exact switch padded convs to circular padding,
-    which Lemma 1 assumes; `circular` switches them under any norm. In project mode, call mark_critic_updated
-    after each optimizer step.
+    sn-exact; `n_power_iterations` and `sn_eps` (the power iteration's ε) to sn and to the fully-connected layers
+    under san and sn-exact, which use the spectral norm (SAN §3.1) in both modes. `padding` (CRITIC_PADDINGS) of
+    the padded convs (plain-left layers included): auto switches them to circular under san and sn-exact (Lemma 1
+    assumes it) and keeps the networks' own otherwise; circular and zeros set it under any norm. A zero-padded conv
+    on H×W is a cropped circular conv on the (H+kh-1)×(W+kw-1) grid, so san and sn-exact take σ on that grid
+    (sigma_grid). In project mode, call mark_critic_updated after each optimizer step.
     """
     if name not in CRITIC_NORMS:
         raise ConfigError(f"Unknown critic normalization {name!r}; choose one of: {', '.join(CRITIC_NORMS)}.")
     if mode not in SAN_MODES:
         raise ConfigError(f"Unknown SAN mode {mode!r}; choose one of: {', '.join(SAN_MODES)}.")
-    if circular:
-        for layer in module.modules():
-            if isinstance(layer, nn.Conv2d) and layer.padding not in ((0, 0), "valid"):
-                make_circular(layer)
+    _set_padding(module, "circular" if padding == "auto" and name in ("san", "sn-exact") else padding)
     if name in ACTIVATION_NORMS:  # bn / ln add layers inside the critic (gancli.nn.critic_layers)
         return insert_activation_norms(module, name)
     if not 0 < ratio <= 1:
@@ -355,14 +356,12 @@ def apply_critic_norm(
     for layer in list(module.modules()):
         if not isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)):
             continue
-        if getattr(layer, PLAIN, False):  # the reference leaves it plain; SAN's circular padding still applies
-            if name in ("san", "sn-exact") and isinstance(layer, nn.Conv2d) and layer.padding not in ((0, 0), "valid"):
-                make_circular(layer)
+        if getattr(layer, PLAIN, False):  # the reference leaves it plain (its padding was set above, as every conv's)
             continue
         if name == "wn":
             weight_norm(layer)
         elif name == "sn" or not isinstance(layer, nn.Conv2d):
-            spectral_norm(layer, n_power_iterations=n_power_iterations)
+            spectral_norm(layer, n_power_iterations=n_power_iterations, eps=sn_eps)
         else:
             norm = (SparsityAwareNorm(layer, ratio, gain, every, mode) if name == "san"
                     else ExactSpectralNorm(layer, every, mode))
@@ -371,16 +370,23 @@ def apply_critic_norm(
 
 
 def _attach_cached_norm(conv: nn.Conv2d, norm: _CachedConvNorm, mode: str) -> None:
-    """A SAN / sn-exact norm on a conv (circular padding, which Lemma 1 assumes): in place (project) or as W's
-    parametrization (reparam), with the forward pre-hook that shows it the input size."""
-    if conv.padding not in ((0, 0), "valid"):
-        make_circular(conv)
+    """A SAN / sn-exact norm on a conv: in place (project) or as W's parametrization (reparam), with the forward
+    pre-hook that shows it the input size."""
     if mode == "project":
         conv.weight_projection = norm
         conv.register_forward_pre_hook(_project_at_first_forward)
     else:
         parametrize.register_parametrization(conv, "weight", norm)
         conv.register_forward_pre_hook(_refresh_sigma)
+
+
+def _set_padding(module: nn.Module, padding: str) -> None:
+    """Make every padded conv of `module` pad cyclically (circular) or with zeros; auto leaves them as they are."""
+    if padding not in CRITIC_PADDINGS:
+        raise ConfigError(f"Unknown critic padding {padding!r}; choose one of: {', '.join(CRITIC_PADDINGS)}.")
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d) and layer.padding not in ((0, 0), "valid") and padding != "auto":
+            (make_circular if padding == "circular" else make_zero_padded)(layer)
 
 
 def count_critic_updates(module: nn.Module) -> None:
@@ -408,19 +414,33 @@ def _cached_norms(module: nn.Module):
             yield layer, layer.parametrizations.weight[0], layer.parametrizations.weight.original
 
 
+def sigma_grid(conv: nn.Conv2d, input_size: tuple[int, int]) -> tuple[int, int]:
+    """The grid on which `conv` applied to an H×W input is a cropped circular conv: σ there bounds it (Lemma 1).
+
+    Circular or no padding: H×W itself. Zero padding p with a kernel of (dilated) size k: the input zero-embedded
+    in an (H+max(k-1, p))-long circle, where no tap wraps around onto the data, so the outputs are a crop of that
+    circular conv's (strides subsample them), and cropping never raises a norm.
+    """
+    if conv.padding_mode != "zeros" or conv.padding in ((0, 0), "valid"):
+        return input_size
+    pads = conv.padding if isinstance(conv.padding, tuple) else (0, 0)  # 'same' pads at most k-1 a side
+    return tuple(n + max(d * (k - 1), p) for n, k, d, p in
+                 zip(input_size, conv.kernel_size, conv.dilation, pads))
+
+
 def _refresh_sigma(conv: nn.Conv2d, args: tuple[Tensor, ...]) -> None:
-    """Forward pre-hook (reparam): let the conv's cached-σ parametrization see the input's spatial size."""
+    """Forward pre-hook (reparam): let the conv's cached-σ parametrization see the grid of this input size."""
     weights = conv.parametrizations.weight
     if torch.compiler.is_compiling() and weights[0].settled():
         return
-    weights[0].refresh(weights.original, tuple(args[0].shape[-2:]))
+    weights[0].refresh(weights.original, sigma_grid(conv, tuple(args[0].shape[-2:])))
 
 
 def _project_at_first_forward(conv: nn.Conv2d, args: tuple[Tensor, ...]) -> None:
-    """Forward pre-hook (project): record the input's spatial size; project the weight if it never was."""
+    """Forward pre-hook (project): record the grid of the input's size; project the weight if it never was."""
     if torch.compiler.is_compiling() and conv.weight_projection.settled():
         return
-    conv.weight_projection.seen(conv.weight, tuple(args[0].shape[-2:]))
+    conv.weight_projection.seen(conv.weight, sigma_grid(conv, tuple(args[0].shape[-2:])))
 
 
 def _dilated(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
@@ -456,9 +476,10 @@ def _harmonic(k: int) -> float:
 
 def apply_config_norm(critic: nn.Module, cfg) -> nn.Module:
     """The critic normalization a training config names (norm, norm_ratio, norm_gain, norm_every, san_mode,
-    critic_padding), applied to a plain critic as training does."""
+    critic_padding, and a recipe's sn_eps where it has one), applied to a plain critic as training does."""
     return apply_critic_norm(critic, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
-                             mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
+                             mode=cfg.san_mode, padding=cfg.critic_padding, sn_eps=getattr(cfg, "sn_eps", 1e-12))
+
 
 
 def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:

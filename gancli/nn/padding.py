@@ -14,6 +14,9 @@ import types
 import torch
 from torch import Tensor, nn
 
+# How the critic's padded convs pad (config critic_padding): auto is circular under san and sn-exact, else their own.
+CRITIC_PADDINGS = ("auto", "circular", "zeros")
+
 
 def _wrap(x: Tensor, pad: int, dim: int) -> Tensor:
     if pad == 0:
@@ -79,3 +82,9 @@ def make_circular(conv: nn.Conv2d) -> None:
     conv.padding_mode = "circular"
     if not isinstance(conv.padding, str):
         conv._conv_forward = types.MethodType(_conv_forward, conv)
+
+
+def make_zero_padded(conv: nn.Conv2d) -> None:
+    """Make a padded Conv2d pad with zeros (padding_mode 'zeros'), undoing make_circular if it was applied."""
+    conv.padding_mode = "zeros"
+    vars(conv).pop("_conv_forward", None)

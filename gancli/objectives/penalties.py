@@ -65,11 +65,19 @@ def clip_weights(module: nn.Module, c: float = CLIP_C) -> None:
 def orthogonal_regularization(module: nn.Module, skip: tuple[str, ...] = ()) -> Tensor:
     """BigGAN eq. 3 without β: Σ ||W Wᵀ ⊙ (1 - I)||²_F over weights reshaped to out × rest.
 
-    Parameters whose name contains any string in `skip` (e.g. the shared embedding) are left out.
+    Each term is ||G||²_F - Σᵢ ||wᵢ||⁴ with G the smaller of W Wᵀ and Wᵀ W (the two have equal Frobenius norms and
+    the diagonal of W Wᵀ holds the squared row norms), so a 24576 × 20 dense layer costs a 20 × 20 Gram, not
+    24576². Parameters whose name contains any string in `skip` (e.g. the shared embedding) are left out.
     BigGAN-PyTorch adds the gradient 2β(W Wᵀ ⊙ (1 - I))W, which is that of (β/2)·this sum.
     """
     kept = (p.flatten(1) for name, p in module.named_parameters() if p.dim() > 1 and not any(s in name for s in skip))
-    return sum((_off_diagonal(w @ w.T).pow(2).sum() for w in kept), torch.zeros(()))
+    return sum((_off_diagonal_energy(w) for w in kept), torch.zeros(()))
+
+
+def _off_diagonal_energy(w: Tensor) -> Tensor:
+    """||W Wᵀ ⊙ (1 - I)||²_F of a matrix W from its smaller Gram matrix."""
+    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    return gram.pow(2).sum() - w.pow(2).sum(dim=1).pow(2).sum()
 
 
 def critic_penalty(name: str, critic_fn: Critic, critic_module: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
@@ -96,10 +104,6 @@ def _raw_weight(layer: nn.Module) -> Tensor:
     if parametrizations is not None and "weight" in parametrizations and hasattr(parametrizations.weight, "original"):
         return parametrizations.weight.original
     return layer.weight
-
-
-def _off_diagonal(gram: Tensor) -> Tensor:
-    return gram - torch.diag(torch.diagonal(gram))
 
 
 def _input_grad(critic: Critic, x: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ class Recipe:
       `len(dataset)` is the number of distinct indices. Items are dicts of tensors.
     - `d_step` / `g_step` take the models and a collated batch (already on the device) and
       return `(loss, logs)`; the trainer does backward, accumulation, optimizer steps and EMA.
+      `step_regularizer` adds a weights-only term once per optimizer step, not once per micro-batch.
     - `sample(G, n, generator)` returns n images in [-1, 1] (N, 3, H, W) for grids and
       `gancli sample`; `evaluate(G)` returns named scores for metrics.jsonl.
     - `validate()` checks the recipe's own config fields; the base calls it (and checks the loss and penalty
@@ -48,6 +49,8 @@ class Recipe:
     Config: ClassVar[type[TrainConfig]] = TrainConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     offline_preset: ClassVar[str] = "quick"  # used when no --data and no --preset is given
+    # why the offline preset's critic has the normalization it has: the measurement (or the paper) it follows
+    offline_critic_why: ClassVar[str] = ""
     best_metric: ClassVar[tuple[str, str] | None] = None  # e.g. ("fid", "min") keeps checkpoints/best
     # --augment augments the critic's first argument (an image batch) on every call; a recipe whose critic must see
     # its inputs as they are gives the reason here, and the flag is refused with it
@@ -92,6 +95,11 @@ class Recipe:
 
     def g_step(self, models: Models, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Logs]:
         raise NotImplementedError
+
+    def step_regularizer(self, name: str, models: Models) -> tuple[torch.Tensor, Logs] | None:
+        """A term added once per optimizer step of network `name`, after its micro-batches' gradients (e.g.
+        BigGAN's orthogonal regularization, which depends on the weights only); None when there is none."""
+        return None
 
     @torch.no_grad()
     def sample(self, G: nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:

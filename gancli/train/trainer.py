@@ -229,6 +229,11 @@ class Trainer:
                     v = (v.detach().to(torch.float32, copy=self.cfg.compile == "reduce-overhead")
                          if torch.is_tensor(v) else float(v))
                     logs[k] = logs.get(k, 0.0) + v / len(batches)
+        regularizer = self.recipe.step_regularizer(name, self.models)
+        if regularizer is not None:  # once per step: its gradient does not depend on the batch
+            term, parts = regularizer
+            term.backward()
+            logs.update({k: v.detach().float() if torch.is_tensor(v) else float(v) for k, v in parts.items()})
         if self.world.size > 1:
             distributed.average_gradients(self.models[name].parameters(), self.world)
         optimizer.step()

@@ -112,7 +112,7 @@ def test_a_network_that_fails_to_compile_trains_on_eagerly(tmp_path, monkeypatch
 @pytest.mark.parametrize("args,fragment", [
     (["--compile", "fast"], "'compile' must be one of none, default, reduce-overhead, max-autotune, got 'fast'."),
     (["--set", "compile_backend=tvm"], "'compile_backend' must be one of inductor, aot_eager, eager, got 'tvm'."),
-    (["--set", "critic_padding=zeros"], "'critic_padding' must be one of auto, circular, got 'zeros'."),
+    (["--set", "critic_padding=reflect"], "'critic_padding' must be one of auto, circular, zeros, got 'reflect'."),
 ])
 def test_bad_compile_and_padding_values_are_one_sentence(cli, tiny_uncond, tmp_path, args, fragment):
     result = cli("train", "uncond", *args, "--steps", "1", "--out", tmp_path / "run", *tiny_uncond)

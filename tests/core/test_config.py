@@ -44,3 +44,17 @@ def test_parse_set():
     assert parse_set(["a=1", "b = x=y"]) == {"a": "1", "b": "x=y"}
     with pytest.raises(ConfigError, match="key=value"):
         parse_set(["novalue"])
+
+
+def test_a_norm_the_user_names_comes_without_the_presets_tuning_of_its_norm():
+    """`--norm san` is SAN as the paper defines it whatever the preset tuned (issue 28 §4)."""
+    from gancli import api
+
+    preset = api.make_config("spade", preset="original", out="-")
+    assert (preset.norm, preset.norm_ratio, preset.norm_gain) == ("sn", 1.0, 0.0)
+    for given in ({"sets": {"norm": "san"}}, {"norm": "san"}):
+        cfg = api.make_config("spade", preset="original", out="-", **given)
+        assert (cfg.norm, cfg.norm_ratio, cfg.norm_gain) == ("san", 0.25, 1.3)  # the SAN paper's SPADE (§4.2)
+        assert cfg.image_size == preset.image_size  # the rest of the preset stays
+    kept = api.make_config("spade", preset="original", out="-", sets={"norm": "san", "norm_gain": 2.0})
+    assert (kept.norm_ratio, kept.norm_gain) == (0.25, 2.0)  # what the user sets is kept

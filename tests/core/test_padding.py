@@ -80,7 +80,7 @@ def test_critic_padding_circular_under_any_norm(norm):
     like; auto keeps the network's zero padding."""
     critic = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(8, 8, 1))
     zero_padded = copy.deepcopy(critic)
-    apply_critic_norm(critic, norm, circular=True)
+    apply_critic_norm(critic, norm, padding="circular")
     apply_critic_norm(zero_padded, norm)
     padded, unpadded = [m for m in critic.modules() if isinstance(m, nn.Conv2d)]
     assert padded.padding_mode == "circular" and unpadded.padding_mode == "zeros"  # a 1x1 conv has nothing to wrap

@@ -26,7 +26,7 @@ from pytorch_pretrained_biggan.model import BigGANBatchNorm  # noqa: E402
 TOLERANCE = 1e-4  # issue 31: G outputs within 1e-4 of the reference's
 CLASSES, Z = 7, 16
 TINY = ["--arch", "deep", "--resolution", "32", "--ch", "8", "--z-dim", "8", "--set", "shared_dim=8", "--set",
-        "attention=16", "--batch-size", "4", "--steps", "2", "--log-every", "1", "--sample-every", "0",
+        "g_attention=16", "--set", "d_attention=16", "--batch-size", "4", "--steps", "2", "--log-every", "1", "--sample-every", "0",
         "--eval-every", "0", "--ckpt-every", "1", "--n-samples", "4", "--standing-passes", "2", "--device", "cpu",
         "--telemetry-every", "0"]
 
@@ -95,7 +95,7 @@ def tfhub_run(tmp_path_factory):
 def test_tfhub_128_import_reproduces_the_package_forward(tfhub_run):
     model, run = tfhub_run
     cfg = open_run(run).cfg
-    assert (cfg.arch, cfg.resolution, cfg.ch, cfg.z_dim, cfg.shared_dim, cfg.num_classes, cfg.attention) == (
+    assert (cfg.arch, cfg.resolution, cfg.ch, cfg.z_dim, cfg.shared_dim, cfg.num_classes, cfg.g_attention) == (
         "deep", 128, 4, Z, Z, CLASSES, 64)
     assert (cfg.truncation_stats, cfg.rgb_channels, cfg.bn_eps, cfg.sn_eps, cfg.standing_passes) == (51, 4, 1e-4, 1e-4,
                                                                                                       0)
@@ -188,7 +188,8 @@ def test_biggan_deep_preset_is_the_papers():
     # BigGAN App. C (hinge, lr G 5e-5 / D 2e-4, β (0, 0.999), two D steps, EMA 0.9999, orthogonal init, BN/SN ε raised
     # to 1e-4); BigGAN-PyTorch scripts/launch_BigGAN_deep.sh for the deep network's sizes (the shared/papers copy of
     # the paper lacks the BigGAN-deep appendix): ch 128, z 128 unsplit, shared 128, attention 64
-    paper = {"arch": "deep", "resolution": 128, "ch": 128, "z_dim": 128, "shared_dim": 128, "attention": 64,
+    paper = {"arch": "deep", "resolution": 128, "ch": 128, "z_dim": 128, "shared_dim": 128, "g_attention": 64,
+             "d_attention": 64,
              "bn_eps": 1e-4, "sn_eps": 1e-4, "loss": "hinge", "lr_g": 5e-5, "lr_d": 2e-4, "betas_g": [0.0, 0.999],
              "betas_d": [0.0, 0.999], "n_dis": 2, "ema_decay": 0.9999, "init": "ortho"}
     recipe = get_recipe("biggan")
@@ -218,7 +219,8 @@ def test_biggan_pytorch_deep_checkpoints_reproduce_biggandeep_py(tmp_path, cli):
                  "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     cfg = open_run(tmp_path / "run").cfg
-    assert (cfg.arch, cfg.resolution, cfg.ch, cfg.z_dim, cfg.shared_dim, cfg.attention) == ("deep", 128, 8, 16, 12, 64)
+    assert (cfg.arch, cfg.resolution, cfg.ch, cfg.z_dim, cfg.shared_dim, cfg.g_attention, cfg.d_attention) == (
+        "deep", 128, 8, 16, 12, 64, 64)
     golden = load_file(FIXTURES / "biggan-deep" / "golden.safetensors")
     z, y = golden["deep128/z"], golden["deep128/y"]
     with torch.no_grad():

@@ -68,18 +68,31 @@ def test_imagenet_layout_reproduces_the_reference_forward(tmp_path, cli):
     result = cli("import", "biggan-pytorch", G, "--critic", D, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     cfg = open_run(tmp_path / "run").cfg
-    assert (cfg.resolution, cfg.ch, cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.z_dim, cfg.attention) == (
-        128, 8, 5, 16, True, 120, 64)
+    assert (cfg.resolution, cfg.ch, cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.z_dim, cfg.g_attention,
+            cfg.d_attention) == (128, 8, 5, 16, True, 120, 64, 64)
     assert (cfg.standing_passes, cfg.norm, cfg.g_spectral_norm) == (0, "sn", True)  # its own BN statistics and SN
+    # it trained with launch_BigGAN_bs256x8.sh (--BN_eps 1e-5 --SN_eps 1e-6), not the paper's 1e-4: its preset
+    assert (cfg.preset, cfg.bn_eps, cfg.sn_eps) == ("biggan-pytorch-imagenet", 1e-5, 1e-6)
     g_diff, d_diff = compare_to_golden(tmp_path / "run", "imagenet")
     assert g_diff <= TOLERANCE and d_diff <= TOLERANCE, (g_diff, d_diff)
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert record["imported"]["format"] == "biggan-pytorch" and len(record["imported"]["critic"]["sha256"]) == 64
 
 
+def test_the_critic_attention_is_read_from_the_critic():
+    # BigGAN-PyTorch D: attention after block i sits at that block's output resolution (arch['resolution'][i])
+    from recipes.biggan_import import read_critic_attention
+
+    cfg = get_recipe("biggan").Config(resolution=128)
+    read_critic_attention({"blocks.1.1.gamma": torch.zeros(1)}, cfg)
+    assert cfg.d_attention == 32  # 128 → 64 → 32
+    read_critic_attention({}, cfg)
+    assert cfg.d_attention == 0
+
+
 def test_cifar_layout_reproduces_the_reference_forward(cifar_run):
     cfg = open_run(cifar_run).cfg
-    assert (cfg.resolution, cfg.ch, cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.attention) == (32, 4, 10, 0,
+    assert (cfg.resolution, cfg.ch, cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.g_attention) == (32, 4, 10, 0,
                                                                                                      False, 0)
     g_diff, d_diff = compare_to_golden(cifar_run, "cifar")
     assert g_diff <= TOLERANCE and d_diff <= TOLERANCE, (g_diff, d_diff)

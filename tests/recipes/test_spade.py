@@ -20,7 +20,7 @@ from gancli.data.segmentation import (
     instance_edges,
     open_segmentation,
 )
-from gancli.errors import DataError
+from gancli.errors import ConfigError, DataError
 from gancli.metrics.judges.segmentation import SegmentationScore
 from gancli.nn import apply_critic_norm
 from recipes.spade_nets import (
@@ -424,3 +424,94 @@ def test_vgg19_loss_weighs_five_relu_layers(tmp_path):
     torch.testing.assert_close(value.detach(), expected)
     value.backward()
     assert fake.grad.abs().sum() > 0 and loss(real, real).item() == 0
+    # SPADE models/networks/loss.py VGGLoss and architecture.py VGG19: [-1, 1] images straight in, no ImageNet
+    # mean/std (relu1_1 is VGG19's first conv + ReLU of the image as given)
+    torch.testing.assert_close(taps[1][0], torch.relu(features[0](real)))
+
+
+def test_spade_initialization_is_xavier_normal_gain_002():
+    # SPADE options/base_options.py --init_type xavier --init_variance 0.02; models/networks/base_network.py
+    # init_weights: xavier_normal_(gain=0.02) on every Conv/Linear weight, biases 0 (under SN: the raw weight)
+    from gancli import api
+    from recipes.spade import Spade
+
+    cfg = api.make_config("spade", out="unused", label_nc=8, ngf=8, spade_hidden=16, ndf=16)
+    models = Spade(cfg).build_models()
+    G, D = models["G"], models["D"]
+    for net in (G, D):
+        for name, layer in net.named_modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                assert layer.bias is None or not layer.bias.any(), name
+    raw = G.head_0.conv_0.parametrizations.weight.original  # a 128 → 128 3×3 conv under SN
+    fan_in, fan_out = raw.shape[1] * raw[0, 0].numel(), raw.shape[0] * raw[0, 0].numel()
+    assert raw.std().item() == pytest.approx(0.02 * (2 / (fan_in + fan_out)) ** 0.5, rel=0.1)
+    widest = max((m for m in D.modules() if isinstance(m, torch.nn.Conv2d)), key=lambda m: m.weight.numel())
+    fan_in, fan_out = widest.weight.shape[1] * 16, widest.weight.shape[0] * 16
+    assert widest.weight.std().item() == pytest.approx(0.02 * (2 / (fan_in + fan_out)) ** 0.5, rel=0.1)
+
+
+def test_ade20k_training_crops_as_spade(tmp_path):
+    # SPADE data/ade20k_dataset.py: resize_and_crop, load_size 286 when training (256 when testing), crop 256, flip
+    from gancli import api
+    from recipes.spade import Spade
+
+    cfg = api.make_config("spade", preset="ade20k", data="ade20k:/nowhere")
+    assert (cfg.load_size, cfg.image_size, cfg.flip) == (286, [256, 256], True)
+    root = make_ade20k(tmp_path / "ade")
+    cfg = api.make_config("spade", data=f"ade20k:{root}", out="unused", image_size=[32, 32], load_size=40,
+                          perceptual="none")
+    dataset = Spade(cfg).build_dataset()
+    crops = [dataset[(0, seed)] for seed in range(12)]
+    assert all(c["image"].shape == (3, 32, 32) and c["label"].shape == (32, 32) for c in crops)
+    assert torch.equal(dataset[(0, 3)]["image"], crops[3]["image"])  # the key's seed decides
+    assert len({c["label"].sum().item() for c in crops}) > 1  # the label boundary moves with the crop
+    whole = Spade(cfg).validation()[0][0]
+    assert whole.shape == (3, 32, 32)  # validation maps: resized to image_size, no crop
+    with pytest.raises(ConfigError, match="'load_size' must be 0 or at least the crop 32"):
+        Spade(api.make_config("spade", data=f"ade20k:{root}", out="unused", image_size=[32, 32], load_size=8))
+
+
+CITYSCAPES_TRAIN_IDS = {  # cityscapesScripts helpers/labels.py: label id -> trainId of the 19 evaluated classes
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13, 27: 14,
+    28: 15, 31: 16, 32: 17, 33: 18,
+}
+
+
+def test_cityscapes_miou_is_on_the_19_train_ids():
+    from gancli.metrics.judges.miou import IGNORE, on_scored_classes
+
+    scored = Cityscapes.scored_labels
+    assert {label: train for train, label in enumerate(scored)} == CITYSCAPES_TRAIN_IDS
+    labels = torch.tensor([[[0, 7, 26, 34], [3, 33, 9, 24]]])  # void ids 0, 34, 3, 9 are ignored
+    perfect = F.one_hot(labels, 35).permute(0, 3, 1, 2).float()
+    predicted, truth = on_scored_classes(perfect, labels, scored)
+    assert truth.tolist() == [[[IGNORE, 0, 13, IGNORE], [IGNORE, 18, IGNORE, 11]]]
+    score = SegmentationScore(19, IGNORE)
+    score.add(predicted, truth)
+    assert score.result() == {"miou": 1.0, "pixel_accuracy": 1.0}
+    nineteen = F.one_hot(truth.clamp(max=18), 19).permute(0, 3, 1, 2).float()  # a 19-class segmenter's logits
+    assert torch.equal(on_scored_classes(nineteen, labels, scored)[0][truth != IGNORE], truth[truth != IGNORE])
+
+
+def test_spade_evaluates_cityscapes_with_a_19_class_segmenter(tmp_path):
+    import torchvision
+
+    from gancli import api
+    from gancli.metrics.judges.segmentation import load_torchvision_segmenter
+    from recipes.spade import Spade
+
+    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                                        num_classes=19)
+    torch.save(model.state_dict(), tmp_path / "seg19.pth")
+    with pytest.raises(ConfigError, match="predict 19 classes, but the data has 35 label ids; give weights of a 35-"):
+        load_torchvision_segmenter(tmp_path / "seg19.pth", "lraspp_mobilenet_v3_large", 35)
+    root = make_cityscapes(tmp_path / "cs")
+    options = dict(out="unused", image_size=[32, 64], ngf=4, spade_hidden=4, ndf=4, perceptual="none",
+                   seg_weights=str(tmp_path / "seg19.pth"), seg_arch="lraspp_mobilenet_v3_large", eval_n=2,
+                   eval_features="inception", num_upsampling_layers="normal")
+    recipe = Spade(api.make_config("spade", data=f"cityscapes:{root}", **options))
+    scores = recipe.evaluate(recipe.build_models()["G"].eval())
+    assert scores["miou_classes"] == "19 train ids of cityscapes:val" and 0 <= scores["miou_real"] <= 1
+    labelled = Spade(api.make_config("spade", data=f"cityscapes:{root}", miou_ids="label", **options))
+    with pytest.raises(Exception, match="give weights of a 35-class"):
+        labelled.judges()

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gancli import api
+from gancli.errors import ConfigError
 from gancli.nn import CRITIC_NORMS, apply_critic_norm, count_critic_updates, mark_critic_updated
 from gancli.objectives import PENALTIES
 from gancli.train import checkpoint as ckpt
@@ -26,7 +27,8 @@ PAPERS = {
     "adagan-cifar": ("adagan", 32, "ns", 2e-4, (0.5, 0.999), 1, 64, 100_000,
                      {"norm": "sn", "adaconv_blocks": 4, "k_adaptive": 3, "adagan_channels": 128}),
     # large-scale study: ResNet19 at 128 px, NS loss, SN, setting (2e-4, 0.5, 0.999, 1), 100k critic updates
-    "resnet19-celeba128": ("resnet19", 128, "ns", 2e-4, (0.5, 0.999), 1, 64, 100_000, {"norm": "sn"}),
+    # §4 "Metrics": FID of 3K test vs 3K generated images on CELEBA-HQ-128
+    "resnet19-celeba128": ("resnet19", 128, "ns", 2e-4, (0.5, 0.999), 1, 64, 100_000, {"norm": "sn", "eval_n": 3000}),
 }
 STUDY = {"study-a": (2e-4, (0.5, 0.999), 1), "study-b": (1e-4, (0.5, 0.9), 5), "study-c": (2e-4, (0.5, 0.999), 5)}
 
@@ -44,11 +46,22 @@ def test_preset_equals_its_paper(preset, tmp_path):
 
 @pytest.mark.parametrize("preset", list(STUDY))
 def test_study_presets_compose_with_an_architecture(preset, tmp_path):
+    # large-scale study §2: "100K [critic updates] for LSUN-BEDROOM and CELEBA-HQ-128, and 200K for CIFAR10"
     lr, betas, n_dis = STUDY[preset]
-    cfg = api.make_config("uncond", preset=preset, out=str(tmp_path), arch="resnet19", resolution=128)
-    assert (cfg.arch, cfg.resolution, cfg.lr_g, cfg.lr_d, tuple(cfg.betas_g), cfg.n_dis, cfg.batch_size) == (
-        "resnet19", 128, lr, lr, betas, n_dis, 64)
-    assert cfg.steps * cfg.n_dis == 100_000 and (cfg.loss, cfg.norm) == ("ns", "sn")
+    cfg = api.make_config("uncond", preset=preset, out=str(tmp_path), arch="resnet19")
+    assert (cfg.arch, cfg.resolution, cfg.lr_g, cfg.lr_d, tuple(cfg.betas_g), cfg.n_dis, cfg.batch_size, cfg.data) == (
+        "resnet19", 32, lr, lr, betas, n_dis, 64, "cifar10:train")
+    assert cfg.steps * cfg.n_dis == 200_000 and (cfg.loss, cfg.norm) == ("ns", "sn")
+    big = api.make_config("uncond", preset=f"{preset}-128", out=str(tmp_path), arch="resnet19", data="/celeba")
+    assert (big.resolution, big.steps * big.n_dis, big.lr_d, big.n_dis) == (128, 100_000, lr, n_dis)
+
+
+def test_resnet19_celeba128_asks_for_the_held_out_test_images(tmp_path):
+    cfg = api.make_config("uncond", preset="resnet19-celeba128", out=str(tmp_path), data="/celeba", eval_every=10)
+    with pytest.raises(ConfigError, match="set eval_reference to the 3,000 CelebA-HQ-128 test images"):
+        Uncond(cfg)
+    cfg.eval_reference = "/celeba-test"
+    Uncond(cfg)
 
 
 def test_quick_stays_the_offline_default(tmp_path):
