@@ -231,8 +231,8 @@ class BigGAN(Recipe):
             raise ConfigError(f"'truncation_stats' must be 0 or at least 2 and 'rgb_channels' at least 3, got "
                               f"{cfg.truncation_stats} and {cfg.rgb_channels}.")
         if cfg.truncation_stats and cfg.standing_passes:
-            raise ConfigError("A generator with tabled BN statistics ('truncation_stats') samples with them, not with "
-                              "standing statistics: set standing_passes 0.")
+            raise ConfigError("A generator with tabled BN statistics ('truncation_stats', TF-Hub's) samples with them, "
+                              "not with standing statistics: add --set standing_passes=0.")
         self._validate_attention(deep_g_sizes(cfg.resolution), deep_d_sizes(cfg.resolution))
         self._validate_attention_width(deep_attention_channels(cfg.resolution, cfg.g_attention, cfg.d_attention))
 
@@ -343,10 +343,18 @@ class BigGAN(Recipe):
         out = []
         for start in range(0, n, 256):
             size = min(256, n - start)
-            z = truncated_normal((size, G.z_dim), truncation, generator=generator, device=device)
+            z = self.draw_latents((size, G.z_dim), truncation, generator, device)
             y = labels[start:start + size]
             out.append(G(z, y, truncation) if isinstance(G, DeepGenerator) else G(z, y))
         return torch.cat(out)
+
+    def draw_latents(self, shape: tuple[int, int], truncation: float | None, generator, device) -> torch.Tensor:
+        """z at a truncation: entries beyond it resampled (§3.1); for TF-Hub's tabled generators, truncation · z with
+        z resampled beyond 2, the modules' own sampling (pytorch-pretrained-biggan's truncated_noise_sample), at which
+        their BN statistics were tabled."""
+        if self.cfg.truncation_stats and truncation is not None:
+            return truncation * truncated_normal(shape, 2.0, generator=generator, device=device)
+        return truncated_normal(shape, truncation, generator=generator, device=device)
 
     @torch.no_grad()
     def interpolate(self, G, rows: int, steps: int, generator, mode: str = "z", truncation: float | None = None,
@@ -359,7 +367,7 @@ class BigGAN(Recipe):
         weights = torch.linspace(0, 1, steps, device=device).view(1, steps, 1)
 
         def draw() -> torch.Tensor:
-            return truncated_normal((rows, G.z_dim), truncation, generator=generator, device=device)
+            return self.draw_latents((rows, G.z_dim), truncation, generator, device)
 
         def classes() -> torch.Tensor:
             return torch.randint(C, (rows,), generator=generator, device=device)

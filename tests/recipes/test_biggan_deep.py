@@ -138,6 +138,9 @@ def test_sample_and_eval_truncation_on_the_import(tfhub_run, cli, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert [row["truncation"] for row in report["thresholds"]] == [0.4, 1.0]
+    recipe = get_recipe("biggan")(open_run(run).cfg)  # TF-Hub's sampling: truncation · z, z within ±2
+    z = recipe.draw_latents((500, Z), 0.4, torch.Generator().manual_seed(0), "cpu")
+    assert 0.7 < z.abs().max() <= 0.8
     result = cli("sample", run, "--truncation", "1.5", "--n", "2", "--out", tmp_path / "x.png")
     assert result.exit_code == 1 and "tabled for truncations in (0, 1]" in result.output, result.output
 
