@@ -499,6 +499,16 @@ def parse_thresholds(text: str) -> list[float]:
     return sorted(set(values))
 
 
+def _standing_protocol(cfg: TrainConfig) -> str:
+    """How a truncation sweep's generator got its BN statistics (BigGAN-PyTorch sample.py --accumulate_stats)."""
+    passes = getattr(cfg, "standing_passes", 0)
+    if not passes:
+        return "the generator's own"
+    again = ", re-estimated on the truncated z at each threshold" if getattr(cfg, "truncated_standing_stats", False) \
+        else ", on untruncated z"
+    return f"standing statistics over {passes} passes{again}"
+
+
 def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int = 10_000, real: str | None = None,
                         features: str | None = None, seed: int = 0, checkpoint: str | None = None,
                         device: str = "auto", ema: bool = True, out: str | Path | None = None,
@@ -543,6 +553,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
     out.mkdir(parents=True, exist_ok=True)
     result = {"run": str(run.path), "checkpoint": run.checkpoint(checkpoint).name, "ema": run.loaded_ema,
               "features": rows[0]["features"], "protocol": rows[0]["protocol"], "seed": seed,
+              "standing_statistics": _standing_protocol(run.cfg),
               "thresholds": [{k: v for k, v in row.items() if k not in ("features", "protocol")} for row in rows]}
     (out / "truncation.json").write_text(json.dumps(result, indent=2))
     weights = f"{result['checkpoint']}{' (EMA)' if run.loaded_ema else ''}"
