@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gancli.data.sr import bicubic_upsample
+from gancli.data.sr import bicubic_phase_filters, bicubic_upsample, bicubic_upsample_conv
 
 
 def conv3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -60,10 +60,14 @@ class SRResNetGenerator(nn.Module):
         self.upsample = nn.Sequential(*[PixelShuffleUp(features) for _ in range(up_stages(scale))])
         self.tail = conv3(features, features)
         self.to_rgb = conv3(features, 3)
+        self.register_buffer("bicubic_taps", bicubic_phase_filters(scale), persistent=False)  # for export
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(F.leaky_relu(self.head(x), 0.1))
         h = F.leaky_relu(self.tail(self.upsample(h)), 0.1)
+        # the same numbers (float rounding apart) from convolutions, which torch.export traces for any input size
+        if torch.compiler.is_exporting():
+            return self.to_rgb(h) + bicubic_upsample_conv(x, self.bicubic_taps)
         return self.to_rgb(h) + bicubic_upsample(x, self.scale)
 
 

@@ -252,12 +252,13 @@ def bench_train(
 
 def _register_commands() -> None:
     """Commands contributed by the metrics and SR modules."""
-    from gancli.cli import (bench, eval_gen, eval_iqa, eval_prd, eval_truncation, runs, study, synthesize,
-                            translate, upscale)
+    from gancli.cli import (bench, eval_gen, eval_iqa, eval_prd, eval_pyiqa, eval_truncation, export, runs, study,
+                            synthesize, translate, upscale)
 
     eval_gen.register(eval_app)
     eval_truncation.register(eval_app)
     eval_iqa.register(eval_app)
+    eval_pyiqa.register(eval_app)
     bench.register(bench_app)
     upscale.register(app)
     runs.register(app)
@@ -265,6 +266,7 @@ def _register_commands() -> None:
     translate.register(app)
     eval_prd.register(eval_app)
     study.register(app)
+    export.register(app)
 
 
 _register_commands()

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
 from gancli.errors import ConfigError
+from gancli.nn.export import ExportInputs
 from gancli.train.imports import ImportFormat
 
 Logs = dict[str, float]
@@ -93,6 +94,7 @@ class Recipe:
         "translate_batch": ("`gancli translate`", "a stargan run"),
         "synthesize": ("`gancli synthesize`", "a spade run"),
         "interpolate": ("`gancli sample --interpolate`", "a class-conditional run (biggan)"),
+        "export_inputs": ("`gancli export`", "a recipe that declares its generator's inputs"),
     }
 
     def supports(self, verb: str) -> bool:
@@ -123,3 +125,8 @@ class Recipe:
     def translate_batch(self, G: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, 3, H, W) translated to target attribute vectors (N, A) → uint8 images."""
         self.check_supports("translate_batch")
+
+    def export_inputs(self, G: nn.Module, size: tuple[int, int] | None = None) -> ExportInputs:
+        """G's inputs for `gancli export`: example tensors (image inputs of `size` when it applies), their names,
+        meanings and dims that may vary, and the recipe's facts (z size, classes, scale, ...) for the metadata."""
+        self.check_supports("export_inputs")
