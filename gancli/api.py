@@ -29,7 +29,8 @@ from gancli.train.lock import RunLock
 from gancli.train.trainer import Trainer, check_run_dir, exit_recorded, start_run_dir
 
 __all__ = ["make_config", "train", "sample", "load", "open_run", "evaluator", "evaluate", "record_in_run",
-           "recipes", "bench_training", "iqa_metrics", "score_iqa", "export"]
+           "recipes", "bench_training", "bench_eval", "translate", "synthesize", "upscale", "score_images",
+           "save_samples", "last_evaluation", "iqa_metrics", "score_iqa", "export"]
 
 
 def recipes() -> list[dict[str, Any]]:
@@ -104,6 +105,21 @@ def train(cfg: TrainConfig, resume: bool = False,
     finally:
         distributed.stop()
     return open_run(run_dir)
+
+
+def main_process() -> bool:
+    """Whether this is process 0 (always, outside torchrun), which speaks for all and writes the run folder."""
+    return distributed.world_from_env().main
+
+
+def last_evaluation(run_dir: str | Path) -> tuple[str | None, dict[str, Any] | None]:
+    """(why evaluation was skipped, or None; the last evaluation record of metrics.jsonl, or None) of a run."""
+    from gancli.train.plots import read_metrics
+
+    records = read_metrics(Path(run_dir) / "metrics.jsonl")
+    skipped = next((r["eval_skipped"] for r in records if "eval_skipped" in r), None)
+    evals = [r for r in records if any(k.startswith("eval/") for k in r)]
+    return skipped, evals[-1] if evals else None
 
 
 def load(run_dir: str | Path, checkpoint: str | None = None, device: str = "cpu", ema: bool = True,
@@ -244,6 +260,14 @@ def bench_training(recipe: str, base: dict[str, Any], variants: list[str], iters
     return rows
 
 
+def bench_eval(**options: Any) -> dict[str, Any]:
+    """`gancli bench eval`: gancli's Inception feature engine against torch-fidelity's (options as
+    gancli.metrics.generative.bench.bench_feature_engines)."""
+    from gancli.metrics.generative.bench import bench_feature_engines
+
+    return bench_feature_engines(**options)
+
+
 # ---------------------------------------------------------------------------------------------
 # The runs overview (`gancli runs`): status, progress and best score of each run in a folder
 # ---------------------------------------------------------------------------------------------
@@ -254,87 +278,27 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     return [summarize_run(path) for path in find_runs(root)]
 
 
-# ---- translate (stargan) ------------------------------------------------------------------------
-@dataclass
-class Translation:
-    """What `translate` wrote: one row per input, with the attributes the critic saw in it."""
+# ---- the recipes' file verbs: translate (stargan), synthesize (spade), upscale (sr) --------------------------------
+def _loader(run: Run, checkpoint: str | None, device: str, ema: bool) -> Callable[..., dict[str, torch.nn.Module]]:
+    """A recipe verb's Loader: the run's networks by name ("G", "D"), loaded on the device when the verb asks."""
+    from gancli.device import resolve_device
 
-    inputs: list[Path]
-    sources: list[dict[str, int]]  # attribute -> 1 / 0 as read by the run's critic
-    outputs: list[Path]  # one translated PNG per input (when attributes were assigned)
-    grid: Path | None  # inputs × single-attribute changes (and the assignments), when asked for
-    columns: list[str]  # the grid's column titles
-
-
-def load_critic(run: Run, checkpoint: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """A run's critic with its training normalization, in eval mode (e.g. to read attributes with its class head)."""
-    from gancli.errors import CheckpointError, state_dict_mismatch
-    from gancli.nn import apply_critic_norm
-    from gancli.train import checkpoint as ckpt
-
-    path = run.checkpoint(checkpoint)
-    weights, _ = ckpt.load_weights(path)
-    cfg = run.cfg
-    D = run.recipe.build_models()["D"]
-    apply_critic_norm(D, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
-                      mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
-    try:
-        D.load_state_dict(weights["D"])
-    except (KeyError, RuntimeError) as exc:
-        reason = state_dict_mismatch(exc) if isinstance(exc, RuntimeError) else "it holds no critic"
-        raise CheckpointError(f"Checkpoint '{path}' does not fit the run's critic ({reason}).") from None
-    return D.to(device).eval()
+    dev = resolve_device(device)
+    loaders = {"G": lambda: run.load_generator(checkpoint, dev, ema=ema), "D": lambda: run.load_critic(checkpoint, dev)}
+    return lambda *names: {name: loaders[name]() for name in names}
 
 
 def translate(run_dir: str | Path, images: list[str | Path], attrs: list[str] | dict[str, int] = (), *,
               out: str | Path, grid: bool = False, checkpoint: str | None = None, device: str = "cpu",
-              ema: bool = True) -> Translation:
+              ema: bool = True):
     """Translate image files with a stargan run: attrs 'Name=1'/'Name=0' (or {name: ±1}) applied to the
     attributes each image has; grid=True also writes inputs × each single-attribute change as one PNG."""
-    from gancli.data.attributes import parse_assignments
-    from gancli.data.images import load_image, save_image
-    from gancli.device import resolve_device
-    from gancli.errors import DataError
-    from gancli.train.plots import save_grid
-
     run = open_run(run_dir)
-    recipe = run.recipe
-    recipe.check_supports("translate_batch")
-    assignments = dict(attrs) if isinstance(attrs, dict) else parse_assignments(list(attrs))
-    recipe.check_assignments(assignments)
-    if not assignments and not grid:
-        raise ConfigError("Nothing to do: give --attr NAME=VALUE (repeatable), --grid, or both.")
-    paths = [Path(p) for p in images]
-    out = Path(out)
-    destinations = [out / f"{p.stem}.png" for p in paths]
-    for i, dst in enumerate(destinations):
-        if dst in destinations[:i]:
-            raise DataError(f"'{paths[destinations.index(dst)]}' and '{paths[i]}' would both be written to '{dst}'; "
-                            f"translate them separately.")
-    dev = resolve_device(device)
-    pictures = torch.stack([recipe.prepare(load_image(p)) for p in paths])
-    G = run.load_generator(checkpoint, dev, ema=ema)
-    sources = recipe.source_attributes(load_critic(run, checkpoint, dev), pictures)
-    out.mkdir(parents=True, exist_ok=True)
-    outputs: list[Path] = []
-    if assignments:
-        for image, dst in zip(recipe.translate_batch(G, pictures, recipe.targets(sources, assignments)), destinations):
-            save_image(image, dst)
-            outputs.append(dst)
-    grid_path, titles = None, []
-    if grid:
-        columns = recipe.grid_targets(sources, assignments)
-        titles = ["input"] + [title for title, _ in columns]
-        cells = [pictures] + [recipe.translate_batch(G, pictures, targets) for _, targets in columns]
-        rows = torch.stack(cells, dim=1).flatten(0, 1)  # row-major: input i, then its translations
-        grid_path = save_grid(rows.float() / 127.5 - 1, out / "grid.png", nrow=len(cells))
-    names = recipe.names
-    readings = [{n: int(v) for n, v in zip(names, row.tolist())} for row in sources]
-    return Translation(paths, readings, outputs, grid_path, titles)
-__all__ += ["Translation", "load_critic", "translate"]
+    run.recipe.check_supports("translate_files")
+    return run.recipe.translate_files(_loader(run, checkpoint, device, ema), [Path(p) for p in images], attrs,
+                                      out=Path(out), grid=grid)
 
 
-# ---- label-to-image synthesis (spade) ----------------------------------------------------
 def synthesize(run_dir: str | Path, labels: list[str | Path], out: str | Path, *, palette: bool = False,
                style: str | Path | None = None, n_styles: int = 1, seed: int = 0, checkpoint: str | None = None,
                device: str = "cpu", ema: bool = True) -> list[Path]:
@@ -343,44 +307,48 @@ def synthesize(run_dir: str | Path, labels: list[str | Path], out: str | Path, *
     Label maps are PNGs of label ids, or colour-coded with the run's palette when `palette` is set.
     `style` (an image) and `n_styles` > 1 need a run trained with the VAE (use_vae).
     """
-    from gancli.data.images import load_image, save_image, to_uint8
-    from gancli.data.segmentation import check_ids, ids_from_colours, instance_edges, instance_partner, load_id_map
-    from gancli.device import resolve_device
-
     run = open_run(run_dir)
-    recipe = run.recipe
-    recipe.check_supports("synthesize")
-    if n_styles < 1:
-        raise ConfigError(f"--n-styles must be a positive number, got {n_styles}.")
-    if not recipe.cfg.use_vae and (style is not None or n_styles > 1):
-        raise ConfigError(f"Run '{run_dir}' was trained without the VAE style encoder, so it has one output per map; "
-                          f"--style and --n-styles need a run trained with --use-vae.")
-    dev = resolve_device(device)
-    G = run.load_generator(checkpoint, dev, ema=ema)
-    style_image = load_image(style)[None].float() / 127.5 - 1 if style is not None else None
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator(dev).manual_seed(seed)
-    written = []
-    for path in map(Path, labels):
-        if palette:
-            label = ids_from_colours(load_image(path), recipe.palette(), path)
-        else:
-            label = load_id_map(path)
-        check_ids(label, recipe.cfg.label_nc, path, f"run '{run.path}'")
-        recipe.check_map_size(G, *label.shape, f"Label map '{path}'")
-        edges = None
-        if recipe.cfg.instance_edges:
-            edges = instance_edges(load_id_map(instance_partner(path)))[None, None]
-        batch = label[None].expand(n_styles, -1, -1)
-        images = recipe.synthesize(G, batch, None if edges is None else edges.expand(n_styles, -1, -1, -1),
-                                   None if style_image is None else style_image.expand(n_styles, -1, -1, -1),
-                                   generator)
-        for k, image in enumerate(to_uint8(images.cpu())):
-            target = out / (f"{path.stem}.png" if n_styles == 1 else f"{path.stem}_style{k}.png")
-            save_image(image, target)
-            written.append(target)
-    return written
+    run.recipe.check_supports("synthesize_files")
+    return run.recipe.synthesize_files(_loader(run, checkpoint, device, ema), [Path(p) for p in labels], Path(out),
+                                       palette=palette, style=style, n_styles=n_styles, seed=seed,
+                                       source=f"run '{run_dir}'")
+
+
+def upscale(run_dir: str | Path, inputs: list[str | Path], out: str | Path, *, tile: int = 256, overlap: int = 40,
+            checkpoint: str | None = None, device: str = "auto", ema: bool = True,
+            on_start: Callable[[int, int], None] | None = None,
+            on_tile: Callable[[str, int, int], None] | None = None,
+            on_image: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Upscale image files and folders with an sr run into out (names and folder layout kept, lossy formats
+    written as .png): {"files": [written], "converted": lossy inputs, "scale": s}. on_start(total, scale),
+    on_tile(name, done, total) and on_image(name) report progress."""
+    from gancli.data.images import load_image, plan_outputs, save_image
+
+    if tile < 0 or overlap < 0:
+        raise ConfigError(f"--tile and --overlap must not be negative, got {tile} and {overlap}.")
+    model = load(run_dir, checkpoint, device, ema, verb="upscale")
+    pairs = plan_outputs([Path(p) for p in inputs], Path(out))
+    if on_start:
+        on_start(len(pairs), model.cfg.scale)
+    for src, dst in pairs:
+        tiles = (lambda done, total, name=src.name: on_tile(name, done, total)) if on_tile else None
+        result = model.upscale(load_image(src), tile=tile, overlap=overlap, on_tile=tiles)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        save_image(result, dst)
+        if on_image:
+            on_image(src.name)
+    return {"files": [dst for _, dst in pairs], "scale": model.cfg.scale,
+            "converted": sum(src.suffix.lower() != dst.suffix.lower() for src, dst in pairs)}
+
+
+def score_images(metric: str, pred: str | Path, gt: str | Path | None = None, *, device: str = "auto",
+                 **options: Any) -> dict[str, Any]:
+    """`gancli eval psnr|ssim|lpips|niqe`: the metric of every image in a folder (paired with gt by file name) and
+    their mean, with its convention (options as gancli.metrics.quality.folders.score_images)."""
+    from gancli.device import resolve_device
+    from gancli.metrics.quality.folders import score_images as score
+
+    return score(metric, Path(pred), None if gt is None else Path(gt), device=resolve_device(device), **options)
 
 
 # ---- class-conditional sampling and the truncation trade-off (BigGAN, issue 13) -----------------------------------
@@ -432,6 +400,36 @@ def sample_sheet(run_dir: str | Path, n: int = 64, *, class_id: int | str | None
     dev = resolve_device(device)
     G = run.load_generator(checkpoint, dev, ema=ema)
     return run.recipe.sample(G, n, torch.Generator(dev).manual_seed(seed), **options), per_row
+
+
+def save_samples(run_dir: str | Path, n: int = 64, out: str | Path | None = None, *,
+                 interpolation: str | None = None, steps: int = 8, **options: Any) -> tuple[int, Path]:
+    """`gancli sample`: a grid (out FILE.png, default RUN/samples/sample.png or interpolation.png) or one PNG per image
+    (out a folder) of sample_sheet(n), or of n `interpolation` strips (mode z or class) of `steps` images; returns
+    (images written, where). Options as sample_sheet."""
+    from gancli.data.images import save_image, to_uint8
+    from gancli.train.plots import save_grid
+
+    if n <= 0:
+        raise ConfigError(f"--n must be a positive number, got {n}.")
+    out = None if out is None else Path(out)
+    grid = out is not None and out.suffix.lower() in (".png", ".jpg", ".jpeg")
+    if out is not None and not grid and out.suffix and not out.is_dir():
+        raise ConfigError(f"--out '{out}' is neither a .png or .jpg file (for a grid) nor a folder (for one PNG per "
+                          f"image); give a name ending in .png, or a folder name without a suffix.")
+    if interpolation is not None:
+        images, per_row = interpolate(run_dir, interpolation, rows=n, steps=steps, **options), steps
+    else:
+        images, per_row = sample_sheet(run_dir, n, **options)
+    if out is None:
+        out, grid = Path(run_dir) / "samples" / ("interpolation.png" if interpolation else "sample.png"), True
+    if grid:
+        save_grid(images, out, nrow=per_row)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(to_uint8(images)):
+            save_image(image, out / f"{i:05d}.png")
+    return len(images), out
 
 
 def interpolate(run_dir: str | Path, mode: str = "z", rows: int = 4, steps: int = 8, *,
@@ -486,7 +484,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
     import json
 
     from gancli.device import resolve_device
-    from gancli.metrics import GeneratorEvaluator
+    from gancli.metrics.generative.evaluator import config_evaluator
     from gancli.metrics.generative.truncation import plot_truncation, truncation_sweep
     from gancli.runs import sampling_options
 
@@ -496,15 +494,10 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
     for threshold in thresholds:
         sampling_options(run.recipe, threshold)
     classes = num_classes(run.recipe)
-    cfg = run.cfg
-    builtin = not cfg.data
-    reference = real or getattr(cfg, "eval_reference", "") or (f"builtin:test:{cfg.resolution}" if builtin
-                                                                else cfg.data)
-    features = features or getattr(cfg, "eval_features", "") or ("builtin" if builtin else "inception")
     dev = resolve_device(device)
     G = run.load_generator(checkpoint, dev, ema=ema)
-    evaluator = GeneratorEvaluator(reference, n=n, metrics=("fid", "is", "pr"), features=features, device=dev,
-                                   seed=seed, data_root=getattr(cfg, "data_root", "") or None)
+    evaluator = config_evaluator(run.cfg, dev, real=real, features=features, n=n, metrics=("fid", "is", "pr"),
+                                 seed=seed)
 
     def sampler_at(threshold: float):
         drawn = 0
@@ -562,6 +555,19 @@ def evaluate_prd(real: str, fake: str, *, n: int | None = None, n_real: int | No
     protocol = {**ev.protocol(fake_source, fake_stats, real_source, real_stats), "prd_clusters": num_clusters,
                 "prd_angles": num_angles, "prd_runs": num_runs}
     return prd, protocol
+
+
+def plot_prd(prd, evaluator, plot: str | Path | None = None) -> Path | None:
+    """Draw a PRD curve of evaluate_prd's last sources: to `plot`, or by default to prd.png in the run folder when
+    the evaluated side was a run (else nowhere); returns the file."""
+    from gancli.metrics.generative.prd import plot_prd as draw
+
+    fake_source = evaluator.last_sources[0]
+    if plot is None and fake_source.kind == "run":
+        plot = Path(fake_source.run.path) / "prd.png"
+    if plot is not None:
+        draw({fake_source.label: prd}, Path(plot))
+    return None if plot is None else Path(plot)
 
 
 def jacobian_conditioning(run_dir: str | Path, n: int = 64, seed: int = 0, checkpoint: str | None = None,

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from gancli.config import TrainConfig, apply_overrides, load_toml
-from gancli.errors import CheckpointError, ConfigError, state_dict_mismatch
+from gancli.errors import CheckpointError, ConfigError
 from gancli.metrics.generative.sources import Source, sampler_source
+from gancli.nn import apply_config_norm
 from gancli.train import checkpoint as ckpt
 from gancli.train.recipe import Recipe
 
@@ -45,22 +46,24 @@ class Run:
                        ema: bool = True) -> nn.Module:
         """The run's generator (EMA weights when present and asked for), ready for inference."""
         path = self.checkpoint(checkpoint)
-        weights, meta = ckpt.load_weights(path)
-        if meta.get("recipe") != self.recipe.name:
-            raise CheckpointError(f"Checkpoint '{path}' is from recipe '{meta.get('recipe')}', "
-                                  f"not '{self.recipe.name}'.")
+        weights, _ = ckpt.load_recipe_weights(path, self.recipe.name)
         self.recipe.device = torch.device(device)
         G = self.recipe.build_models()["G"]
         key = "G_ema" if ema and "G_ema" in weights else "G"
         self.loaded_ema = key == "G_ema"  # what was loaded, whatever the config says
-        try:
-            G.load_state_dict(weights[key])
-        except RuntimeError as exc:
-            raise CheckpointError(f"Checkpoint '{path}' does not fit the run's generator "
-                                  f"({state_dict_mismatch(exc)}).") from None
+        ckpt.load_module(G, weights, key, path, "the run's generator")
         G.to(device)
         self.recipe.finalize_generator(G)
         return G
+
+    def load_critic(self, checkpoint: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
+        """The run's critic with its training normalization, in eval mode (e.g. to read attributes with its class
+        head)."""
+        path = self.checkpoint(checkpoint)
+        weights, _ = ckpt.load_recipe_weights(path, self.recipe.name)
+        D = apply_config_norm(self.recipe.build_models()["D"], self.cfg)
+        ckpt.load_module(D, weights, "D", path, "the run's critic", missing="it holds no critic")
+        return D.to(device).eval()
 
     def load(self, checkpoint: str | None = None, device: str | torch.device = "cpu", ema: bool = True,
              verb: str | None = None) -> LoadedRun:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from gancli.errors import ConfigError
+from gancli.figures import pyplot, save_figure
 from gancli.study import CELL_FILE, CELLS, STUDY_FILE, Study, load_toml_document, parse_study, value_label
 
 TOP_FRACTION, DRAWS = 0.05, 1000
@@ -284,21 +285,8 @@ def _write_paired_rows(paired: list[Paired], path: Path) -> Path:
     return _csv(path, ["a", "b", *keys, "median_a", "median_b", "better"], rows)
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
-
-
 def _plot_settings(results: Results, ranked: list[Setting], name: str, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     seeds = results.study.seeds
     header = ["#", *results.keys, f"median {name}", *[f"seed {x}" for x in seeds]]
     cells = [[str(i + 1), *[s.labels[k] for k in results.keys], _fmt(results.shown(s.median)),
@@ -320,7 +308,7 @@ def _plot_settings(results: Results, ranked: list[Setting], name: str, path: Pat
             cell.set_text_props(weight="bold")
     ax.set_title(f"{results.study.name}: median {name} ({results.which}) over {len(seeds)} seeds, best first "
                  f"({_pending_note(results)})", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, tight="bbox")
 
 
 def _pending_note(results: Results) -> str:
@@ -330,7 +318,7 @@ def _pending_note(results: Results) -> str:
 
 
 def _plot_top(results: Results, top, name: str, fraction: float, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(top), figsize=(3.2 * len(top) + 0.6, 3.6), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, (key, by_value) in zip(axes[0], top.items()):
@@ -347,7 +335,7 @@ def _plot_top(results: Results, top, name: str, fraction: float, path: Path) -> 
     fig.suptitle(f"{results.study.name}: {name} of the top {fraction:.0%} of models per option "
                  f"({'lower' if results.better == 'min' else 'higher'} is better)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, tight="bbox")
 
 
 def _short(label: str, width: int = 22) -> str:
@@ -355,7 +343,7 @@ def _short(label: str, width: int = 22) -> str:
 
 
 def _plot_budget(results: Results, curves, name: str, draws: int, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(curves), figsize=(3.9 * len(curves) + 0.6, 3.5), squeeze=False)
@@ -374,11 +362,11 @@ def _plot_budget(results: Results, curves, name: str, draws: int, path: Path) ->
     fig.suptitle(f"{results.study.name}: best {name} for a budget of k random settings (mean of {draws} draws; "
                  f"a failed setting is +∞, points left out where a draw can hold only failed ones)", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, tight="bbox")
 
 
 def _plot_paired(results: Results, paired: list[Paired], name: str, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(len(paired), 2, figsize=(8.4, 3.6 * len(paired)), squeeze=False)
@@ -407,4 +395,4 @@ def _plot_paired(results: Results, paired: list[Paired], name: str, path: Path) 
     fig.suptitle(f"{results.study.name}: paired comparison of {paired[0].field} (median {name} over seeds)",
                  fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, tight="bbox")

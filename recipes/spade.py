@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -24,8 +25,8 @@ from gancli.config import TrainConfig
 from gancli.data.segmentation import instance_edges, num_labels_of, open_segmentation
 from gancli.errors import ConfigError, DataError, GancliError
 from gancli.nn.export import ExportInputs, batch_dim, latent, spatial_dims
-from gancli.objectives import PENALTIES, critic_penalty, get_loss
-from gancli.train.recipe import Recipe
+from gancli.objectives import critic_penalty, get_loss
+from gancli.train.recipe import Loader, Recipe
 from recipes.spade_nets import UPSAMPLINGS, MultiScaleCritic, SPADEGenerator, VGG19Loss, feature_matching_loss
 
 log = logging.getLogger("gancli.spade")
@@ -129,7 +130,6 @@ class Spade(Recipe):
 
     def __init__(self, cfg: SpadeConfig):
         super().__init__(cfg)
-        self.validate()
         if cfg.label_nc == 0:  # fixed in the saved config, so the run opens without its data
             cfg.label_nc = num_labels_of(cfg.data)
         self.vgg: nn.Module | None = None
@@ -158,12 +158,9 @@ class Spade(Recipe):
         for key in ("lambda_feat", "lambda_vgg", "lambda_kld", "label_nc"):
             if getattr(cfg, key) < 0:
                 raise ConfigError(f"'{key}' must not be negative, got {getattr(cfg, key)}.")
-        if cfg.penalty not in PENALTIES:
-            raise ConfigError(f"Unknown critic penalty '{cfg.penalty}'; choose one of: {', '.join(PENALTIES)}.")
         from gancli.metrics.judges.segmentation import TORCHVISION_SEGMENTERS
         if cfg.seg_arch not in TORCHVISION_SEGMENTERS:
             raise ConfigError(f"'seg_arch' must be one of {', '.join(TORCHVISION_SEGMENTERS)}, got '{cfg.seg_arch}'.")
-        get_loss(cfg.loss)
 
     @property
     def label_channels(self) -> int:
@@ -339,6 +336,49 @@ class Spade(Recipe):
         else:
             z = torch.randn(label.shape[0], G.z_dim, generator=generator, device=device).to(self.device)
         return G(segmap, z)
+
+    def synthesize_files(self, load: Loader, labels: list[Path], out: Path, *, palette: bool = False,
+                         style: Path | None = None, n_styles: int = 1, seed: int = 0,
+                         source: str = "this run") -> list[Path]:
+        """One PNG per label map (× n_styles) in out; returns the files written. Maps hold label ids, or colours of
+        the run's palette with `palette`; `style` (an image) and n_styles > 1 need a VAE run (use_vae). `source`
+        names the run in errors."""
+        from gancli.data.images import load_image, save_image, to_uint8
+
+        if n_styles < 1:
+            raise ConfigError(f"--n-styles must be a positive number, got {n_styles}.")
+        if not self.cfg.use_vae and (style is not None or n_styles > 1):
+            raise ConfigError(f"{source[:1].upper()}{source[1:]} was trained without the VAE style encoder, so it has "
+                              f"one output per map; --style and --n-styles need a run trained with --use-vae.")
+        G = load("G")["G"]
+        style_image = load_image(style)[None].float() / 127.5 - 1 if style is not None else None
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        generator = torch.Generator(self.device).manual_seed(seed)
+        written = []
+        for path in map(Path, labels):
+            label, edges = self._read_map(G, path, palette, source)
+            expand = lambda x: None if x is None else x.expand(n_styles, *[-1] * (x.dim() - 1))
+            images = self.synthesize(G, expand(label[None]), expand(edges), expand(style_image), generator)
+            for k, image in enumerate(to_uint8(images.cpu())):
+                target = out / (f"{path.stem}.png" if n_styles == 1 else f"{path.stem}_style{k}.png")
+                save_image(image, target)
+                written.append(target)
+        return written
+
+    def _read_map(self, G: nn.Module, path: Path, palette: bool, source: str) -> tuple[Tensor, Tensor | None]:
+        """A label-map file as ids (H, W), checked against the run, and its instance edges (1, 1, H, W) when the
+        run uses them."""
+        from gancli.data.images import load_image
+        from gancli.data.segmentation import check_ids, ids_from_colours, instance_partner, load_id_map
+
+        label = ids_from_colours(load_image(path), self.palette(), path) if palette else load_id_map(path)
+        check_ids(label, self.cfg.label_nc, path, source)
+        self.check_map_size(G, *label.shape, f"Label map '{path}'")
+        edges = None
+        if self.cfg.instance_edges:
+            edges = instance_edges(load_id_map(instance_partner(path)))[None, None]
+        return label, edges
 
     def validation_batch(self, indices: list[int]) -> tuple[Tensor, Tensor | None, Tensor]:
         """(labels, edges or None, real photos in [-1, 1]) of validation items."""

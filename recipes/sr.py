@@ -30,9 +30,9 @@ from torch import Tensor, nn
 from gancli.config import TrainConfig
 from gancli.data.sr import SRCrops, SRImages, bicubic_upsample, heldout_for, image_size, open_sr_images
 from gancli.errors import CheckpointError, ConfigError
-from gancli.objectives import PENALTIES, critic_penalty, get_loss
 from gancli.nn.export import ExportInputs, batch_dim, spatial_dims
 from gancli.nn.tiling import upscale_image
+from gancli.objectives import critic_penalty, get_loss
 from gancli.train.recipe import Recipe
 from recipes.sr_eval import PI_PROTOCOL, SR_PROTOCOL, mean_scores, score_sr_images
 from recipes.sr_nets import RRDBNet, SRCritic, SRResNetGenerator, VGGStyleCritic
@@ -151,10 +151,9 @@ class SuperResolution(Recipe):
     no_augment_reason = "its critic judges fine texture, which augmented inputs would teach it to overlook"
 
     def __init__(self, cfg: SRConfig):
-        super().__init__(cfg)
         if cfg.augment in LEGACY_AUGMENT:  # an old run's crop flag, not the critic augmentation that took its name
             cfg.crop_augment, cfg.augment = LEGACY_AUGMENT[cfg.augment], "none"
-        self.validate()  # before the trainer creates the run folder
+        super().__init__(cfg)
         if not cfg.adversarial:
             self.best_metric = ("psnr_y", "max")
         self.vgg: nn.Module | None = None
@@ -188,9 +187,6 @@ class SuperResolution(Recipe):
                     "eval_images", "eval_tile"):
             if getattr(cfg, key) < 0:
                 raise ConfigError(f"'{key}' must not be negative, got {getattr(cfg, key)}.")
-        if cfg.penalty not in PENALTIES:
-            raise ConfigError(f"Unknown critic penalty '{cfg.penalty}'; choose one of: {', '.join(PENALTIES)}.")
-        get_loss(cfg.loss)
 
     def critic_active(self, step: int) -> bool:
         return self.cfg.adversarial and step >= self.cfg.pretrain_steps

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -23,17 +24,28 @@ from torch import nn
 from gancli.config import TrainConfig
 from gancli.data.attributes import (apply_assignments, attribute_source, domain_name, group_indices, onehot_groups,
                                     open_attribute_images, prepare_image, single_changes)
-from gancli.data.images import to_uint8
-from gancli.errors import ConfigError
+from gancli.data.images import load_image, save_image, to_uint8
+from gancli.errors import ConfigError, DataError
 from gancli.nn.export import ExportInputs, batch_dim, spatial_dims
-from gancli.objectives import PENALTIES, critic_penalty, get_loss
+from gancli.objectives import critic_penalty, get_loss
 from gancli.objectives.attributes import attribute_classification_loss, decide_attributes
-from gancli.train.recipe import Recipe
+from gancli.train.recipe import Loader, Recipe
 from recipes.stargan_nets import StarGANCritic, StarGANGenerator
 
 log = logging.getLogger("gancli.stargan")
 
 CELEBA_TRAIN_IMAGES = 202_599 - 2_000
+
+
+@dataclass
+class Translation:
+    """What `translate` wrote: one row per input, with the attributes the critic saw in it."""
+
+    inputs: list[Path]
+    sources: list[dict[str, int]]  # attribute -> 1 / 0 as read by the run's critic
+    outputs: list[Path]  # one translated PNG per input (when attributes were assigned)
+    grid: Path | None  # inputs × single-attribute changes (and the assignments), when asked for
+    columns: list[str]  # the grid's column titles
 
 
 @dataclass
@@ -104,12 +116,11 @@ class StarGAN(Recipe):
     no_augment_reason = "its critic's class head learns the attributes, some of which colour ops would change"
 
     def __init__(self, cfg: StarGANConfig):
-        super().__init__(cfg)
         if not cfg.attrs or cfg.crop < 0:  # resolved here, so that the run's config holds them for translate
             source = attribute_source(cfg.data, cfg.attr_file)
             cfg.attrs = cfg.attrs or source.default_attrs()
             cfg.crop = source.default_crop() if cfg.crop < 0 else cfg.crop
-        self.validate()
+        super().__init__(cfg)
         self.names = list(cfg.attrs)
         self.group_names = onehot_groups(self.names, cfg.attr_groups)
         self.groups = group_indices(self.names, self.group_names)
@@ -130,9 +141,6 @@ class StarGAN(Recipe):
             raise ConfigError("'lambda_cls', 'lambda_rec' and 'test_size' must not be negative.")
         if cfg.eval_features not in ("", "judge", "inception"):
             raise ConfigError(f"'eval_features' must be judge or inception, got '{cfg.eval_features}'.")
-        if cfg.penalty not in PENALTIES:
-            raise ConfigError(f"Unknown critic penalty '{cfg.penalty}'; choose one of: {', '.join(PENALTIES)}.")
-        get_loss(cfg.loss)
 
     # ---- models and data ---------------------------------------------------------------
     def build_models(self):
@@ -231,6 +239,45 @@ class StarGAN(Recipe):
         attributes an image has, to change only those asked for)."""
         device = next(D.parameters()).device
         return decide_attributes(D(images.to(device).float() / 127.5 - 1)[1].cpu(), self.groups)
+
+    def translate_files(self, load: Loader, images: list[Path], attrs: list[str] | dict[str, int], *, out: Path,
+                        grid: bool = False) -> Translation:
+        """Translate image files: attrs 'Name=1'/'Name=0' (or {name: ±1}) applied to the attributes the critic reads
+        in each image, one PNG per input in out; grid=True also writes inputs × each single-attribute change."""
+        from gancli.data.attributes import parse_assignments
+
+        assignments = dict(attrs) if isinstance(attrs, dict) else parse_assignments(list(attrs))
+        self.check_assignments(assignments)
+        if not assignments and not grid:
+            raise ConfigError("Nothing to do: give --attr NAME=VALUE (repeatable), --grid, or both.")
+        paths, out = [Path(p) for p in images], Path(out)
+        destinations = [out / f"{p.stem}.png" for p in paths]
+        for i, dst in enumerate(destinations):
+            if dst in destinations[:i]:
+                raise DataError(f"'{paths[destinations.index(dst)]}' and '{paths[i]}' would both be written to "
+                                f"'{dst}'; translate them separately.")
+        pictures = torch.stack([self.prepare(load_image(p)) for p in paths])
+        nets = load("G", "D")
+        sources = self.source_attributes(nets["D"], pictures)
+        out.mkdir(parents=True, exist_ok=True)
+        if assignments:
+            for image, dst in zip(self.translate_batch(nets["G"], pictures, self.targets(sources, assignments)),
+                                  destinations):
+                save_image(image, dst)
+        grid_path, titles = self._translation_grid(nets["G"], pictures, sources, assignments, out) if grid else (None, [])
+        readings = [{n: int(v) for n, v in zip(self.names, row.tolist())} for row in sources]
+        return Translation(paths, readings, destinations if assignments else [], grid_path, titles)
+
+    def _translation_grid(self, G: nn.Module, pictures: torch.Tensor, sources: torch.Tensor,
+                          assignments: dict[str, int], out: Path) -> tuple[Path, list[str]]:
+        """out/grid.png: a row per input, then its translations to each grid column's targets; and the titles."""
+        from gancli.train.plots import save_grid
+
+        columns = self.grid_targets(sources, assignments)
+        cells = [pictures] + [self.translate_batch(G, pictures, targets) for _, targets in columns]
+        rows = torch.stack(cells, dim=1).flatten(0, 1)  # row-major: input i, then its translations
+        path = save_grid(rows.float() / 127.5 - 1, out / "grid.png", nrow=len(cells))
+        return path, ["input"] + [title for title, _ in columns]
 
     def check_assignments(self, assignments: dict[str, int]) -> None:
         for name in assignments:

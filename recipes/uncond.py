@@ -76,43 +76,45 @@ def _study(lr: float, beta1: float, beta2: float, n_dis: int) -> dict:
             "steps": 100_000 // n_dis, "batch_size": 64, "loss": "ns", "norm": "sn"}
 
 
+PRESETS = {
+    # CPU-sized (~3.5 min on 2 cores): fewer steps than ~1000 leave the small G mode-collapsed
+    "quick": {"steps": 1200, "batch_size": 32, "width": 0.25, "sample_every": 400, "ckpt_every": 400,
+              "log_every": 10, "n_samples": 64, "eval_every": 400, "eval_n": 1000},
+    "cifar10": {"data": "cifar10:train", "resolution": 32},
+    "stl10": {"data": "stl10:unlabeled", "resolution": 48},
+    # Miyato et al. 2018, ResNet on CIFAR-10: hinge, SN, Adam 2e-4 (0, 0.9), n_dis 5, 50k G updates, sum pool
+    "sngan-cifar": _paper("resnet", "cifar10:train", 32, 50_000, 2e-4, (0.0, 0.9), 5, d_pool="sum"),
+    # SAN paper §4.1 and Tables 4-6: hinge, SAN, Adam 2e-4 (0.5, 0.9), n_dis 1, batch 64, 200 epochs
+    "san-cifar": _paper("sndcgan", "cifar10:train", 32, 156_250, 2e-4, (0.5, 0.9), 1, norm="san"),
+    "san-cifar-resnet": _paper("resnet", "cifar10:train", 32, 156_250, 2e-4, (0.5, 0.9), 1, norm="san"),
+    "san-stl": _paper("sndcgan", "stl10:unlabeled", 48, 312_500, 2e-4, (0.5, 0.9), 1, norm="san"),
+    "san-stl-resnet": _paper("resnet", "stl10:unlabeled", 48, 312_500, 2e-4, (0.5, 0.9), 1, norm="san"),
+    # self-modulation §3.1 / App. B: Miyato's ResNet with sBN, hinge + SN, lr 2e-4, 100k G steps, batch 64
+    "selfmod-resnet-cifar": _paper("resnet", "cifar10:train", 32, 100_000, 2e-4, (0.5, 0.999), 1,
+                                   gen_norm="sbn", sbn_hidden=32, d_pool="sum"),
+    # AdaGAN (Nguyen & Ray 2018): all convs adaptive, k_adaptive 3, base 128; Miyato's standard CNN critic
+    # with SN; Adam as Miyato et al. with n_dis 1
+    "adagan-cifar": _paper("adagan", "cifar10:train", 32, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns",
+                           adagan_channels=128, adaconv_blocks=4, k_adaptive=3, d_kernel=4),
+    # large-scale study, ResNet19 at 128 px (Tables 5-6), NS + SN, setting (2e-4, 0.5, 0.999, 1); --data FOLDER
+    "resnet19-celeba128": _paper("resnet19", "", 128, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns"),
+    # the study's three optimizer settings (lr, β1, β2, n_dis); combine with --arch and --data
+    "study-a": _study(2e-4, 0.5, 0.999, 1),
+    "study-b": _study(1e-4, 0.5, 0.9, 5),
+    "study-c": _study(2e-4, 0.5, 0.999, 5),
+}
+
+
 class Uncond(Recipe):
     name = "uncond"
     summary = ("Unconditional generation: SNDCGAN, ResNet (SAN Tables 4-6), ResNet19 (large-scale study), AdaGAN; "
                "bn / self-modulated / no BN in G")
     Config = UncondConfig
     best_metric = ("fid", "min")
-    presets = {
-        # CPU-sized (~3.5 min on 2 cores): fewer steps than ~1000 leave the small G mode-collapsed
-        "quick": {"steps": 1200, "batch_size": 32, "width": 0.25, "sample_every": 400, "ckpt_every": 400,
-                  "log_every": 10, "n_samples": 64, "eval_every": 400, "eval_n": 1000},
-        "cifar10": {"data": "cifar10:train", "resolution": 32},
-        "stl10": {"data": "stl10:unlabeled", "resolution": 48},
-        # Miyato et al. 2018, ResNet on CIFAR-10: hinge, SN, Adam 2e-4 (0, 0.9), n_dis 5, 50k G updates, sum pool
-        "sngan-cifar": _paper("resnet", "cifar10:train", 32, 50_000, 2e-4, (0.0, 0.9), 5, d_pool="sum"),
-        # SAN paper §4.1 and Tables 4-6: hinge, SAN, Adam 2e-4 (0.5, 0.9), n_dis 1, batch 64, 200 epochs
-        "san-cifar": _paper("sndcgan", "cifar10:train", 32, 156_250, 2e-4, (0.5, 0.9), 1, norm="san"),
-        "san-cifar-resnet": _paper("resnet", "cifar10:train", 32, 156_250, 2e-4, (0.5, 0.9), 1, norm="san"),
-        "san-stl": _paper("sndcgan", "stl10:unlabeled", 48, 312_500, 2e-4, (0.5, 0.9), 1, norm="san"),
-        "san-stl-resnet": _paper("resnet", "stl10:unlabeled", 48, 312_500, 2e-4, (0.5, 0.9), 1, norm="san"),
-        # self-modulation §3.1 / App. B: Miyato's ResNet with sBN, hinge + SN, lr 2e-4, 100k G steps, batch 64
-        "selfmod-resnet-cifar": _paper("resnet", "cifar10:train", 32, 100_000, 2e-4, (0.5, 0.999), 1,
-                                       gen_norm="sbn", sbn_hidden=32, d_pool="sum"),
-        # AdaGAN (Nguyen & Ray 2018): all convs adaptive, k_adaptive 3, base 128; Miyato's standard CNN critic
-        # with SN; Adam as Miyato et al. with n_dis 1
-        "adagan-cifar": _paper("adagan", "cifar10:train", 32, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns",
-                               adagan_channels=128, adaconv_blocks=4, k_adaptive=3, d_kernel=4),
-        # large-scale study, ResNet19 at 128 px (Tables 5-6), NS + SN, setting (2e-4, 0.5, 0.999, 1); --data FOLDER
-        "resnet19-celeba128": _paper("resnet19", "", 128, 100_000, 2e-4, (0.5, 0.999), 1, loss="ns"),
-        # the study's three optimizer settings (lr, β1, β2, n_dis); combine with --arch and --data
-        "study-a": _study(2e-4, 0.5, 0.999, 1),
-        "study-b": _study(1e-4, 0.5, 0.9, 5),
-        "study-c": _study(2e-4, 0.5, 0.999, 5),
-    }
+    presets = PRESETS
 
     def __init__(self, cfg: UncondConfig):
         super().__init__(cfg)
-        self.validate()  # before the trainer creates the run folder
 
     def validate(self) -> None:
         cfg = self.cfg
@@ -145,7 +147,6 @@ class Uncond(Recipe):
             raise ConfigError(f"'eval_metrics' must name one or more of fid, is, kid, got {cfg.eval_metrics}.")
         if cfg.eval_features not in ("", "inception", "builtin"):
             raise ConfigError(f"'eval_features' must be inception or builtin, got '{cfg.eval_features}'.")
-        get_loss(cfg.loss)  # fail early on an unknown loss name
 
     def _check_resolution(self) -> None:
         arch, res = self.cfg.arch, self.cfg.resolution
@@ -229,16 +230,10 @@ class Uncond(Recipe):
 
     def evaluate(self, G):
         """FID/IS of the generator against the reference, with the feature network named in the result."""
-        from gancli.metrics import GeneratorEvaluator
+        from gancli.metrics.generative.evaluator import config_evaluator
 
-        cfg = self.cfg
         if not hasattr(self, "_evaluator"):
-            builtin = not cfg.data
-            reference = cfg.eval_reference or (f"builtin:test:{cfg.resolution}" if builtin else _test_split(cfg.data))
-            features = cfg.eval_features or ("builtin" if builtin else "inception")
-            self._evaluator = GeneratorEvaluator(reference, n=cfg.eval_n, metrics=tuple(cfg.eval_metrics),
-                                                 features=features, device=self.device,
-                                                 data_root=cfg.data_root or None)
+            self._evaluator = config_evaluator(self.cfg, self.device, _test_split(self.cfg.data))
         return self._evaluator(lambda n, generator: self.sample(G, n, generator))
 
 

@@ -8,7 +8,8 @@ import os
 import typer
 from rich.markup import escape
 
-from gancli.cli.ui import err_console
+from gancli import __version__
+from gancli.cli.ui import console, err_console
 from gancli.errors import GancliError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
@@ -62,3 +63,22 @@ class App(typer.Typer):
         register = super().command(*args, **kwargs)
         return lambda fn: register(report_errors(fn))
 
+
+
+app = App(help="gancli: task-specific GAN pipelines (uncond, sr, ...) on one critic-normalization core.")
+eval_app = App(help="Evaluate generators and image restorations (FID/IS/KID/PR, PSNR/SSIM/NIQE/LPIPS).")
+bench_app = App(help="Benchmarks that print speed ratios against a baseline run in the same command.")
+app.add_typer(eval_app, name="eval")
+app.add_typer(bench_app, name="bench")
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"gancli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")):
+    """gancli: train, sample and evaluate GAN pipelines."""

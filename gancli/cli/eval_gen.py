@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from gancli.cli.app import eval_app
 from gancli.cli.ui import console, err_console, progress
 from gancli.errors import ConfigError, DataError
 
@@ -106,92 +107,89 @@ def _run(metric: str, options: dict, **metric_options) -> None:
     _report(scores, ev, o["as_json"], o["record"])
 
 
-def register(eval_app: typer.Typer) -> None:
-    """Add fid, is, kid, pr and stats to `gancli eval`."""
+@eval_app.command("fid")
+def fid(real: str = typer.Option(..., "--real", help=f"Reference images: {SPEC_HELP}."),
+        fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
+        n: Optional[int] = N_FAKE, n_real: Optional[int] = N_REAL, features: str = FEATURES,
+        weights: Optional[Path] = WEIGHTS, device: str = DEVICE, precision: str = PRECISION,
+        batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS, checkpoint: Optional[str] = CHECKPOINT,
+        ema: bool = EMA, truncation: Optional[float] = TRUNCATION, seed: int = SEED, as_json: bool = JSON,
+        use_cache: bool = CACHE, record: bool = RECORD, engine: str = ENGINE,
+        data_root: Optional[Path] = DATA_ROOT,
+        method: str = typer.Option("eigh", "--method", help="Tr sqrt: eigh (default), sqrtm (pytorch-fid), "
+                                                            "eigvals (torch-fidelity); within ~1e-7 relative of each "
+                                                            "other (~1e-14 with more images than features).")):
+    """Fréchet Inception Distance of --fake against --real (float64, streaming statistics)."""
+    _run("fid", locals(), fid_method=method)
 
-    @eval_app.command("fid")
-    def fid(real: str = typer.Option(..., "--real", help=f"Reference images: {SPEC_HELP}."),
-            fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
-            n: Optional[int] = N_FAKE, n_real: Optional[int] = N_REAL, features: str = FEATURES,
-            weights: Optional[Path] = WEIGHTS, device: str = DEVICE, precision: str = PRECISION,
-            batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS, checkpoint: Optional[str] = CHECKPOINT,
-            ema: bool = EMA, truncation: Optional[float] = TRUNCATION, seed: int = SEED, as_json: bool = JSON,
-            use_cache: bool = CACHE, record: bool = RECORD, engine: str = ENGINE,
-            data_root: Optional[Path] = DATA_ROOT,
-            method: str = typer.Option("eigh", "--method", help="Tr sqrt: eigh (default), sqrtm (pytorch-fid), "
-                                                                "eigvals (torch-fidelity); within ~1e-7 relative of each "
-                                                                "other (~1e-14 with more images than features).")):
-        """Fréchet Inception Distance of --fake against --real (float64, streaming statistics)."""
-        _run("fid", locals(), fid_method=method)
+@eval_app.command("is")
+def inception_score(
+        fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
+        n: Optional[int] = N_FAKE, splits: int = typer.Option(10, "--splits", help="Number of splits."),
+        features: str = FEATURES, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
+        precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
+        checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
+        seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
+        engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
+    """Inception Score of --fake (1008 logits without bias, 10 splits)."""
+    if splits < 1:
+        raise ConfigError(f"--splits must be a positive number, got {splits}.")
+    _run("is", locals(), is_splits=splits)
 
-    @eval_app.command("is")
-    def inception_score(
-            fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
-            n: Optional[int] = N_FAKE, splits: int = typer.Option(10, "--splits", help="Number of splits."),
-            features: str = FEATURES, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
-            precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
-            checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
-            seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
-            engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
-        """Inception Score of --fake (1008 logits without bias, 10 splits)."""
-        if splits < 1:
-            raise ConfigError(f"--splits must be a positive number, got {splits}.")
-        _run("is", locals(), is_splits=splits)
+@eval_app.command("kid")
+def kid(real: str = typer.Option(..., "--real", help=f"Reference images: {SPEC_HELP}."),
+        fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
+        n: Optional[int] = N_FAKE, n_real: Optional[int] = N_REAL,
+        subsets: int = typer.Option(100, "--subsets", help="Number of random subsets."),
+        subset_size: Optional[int] = typer.Option(None, "--subset-size",
+                                                  help="Images per subset (default 1000, or fewer images)."),
+        features: str = FEATURES, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
+        precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
+        checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
+        seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
+        engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
+    """Kernel Inception Distance: unbiased MMD², kernel (x·y/d + 1)³, mean ± std over subsets."""
+    if subsets < 1:
+        raise ConfigError(f"--subsets must be a positive number, got {subsets}.")
+    _run("kid", locals(), kid_subsets=subsets, kid_subset_size=subset_size)
 
-    @eval_app.command("kid")
-    def kid(real: str = typer.Option(..., "--real", help=f"Reference images: {SPEC_HELP}."),
-            fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
-            n: Optional[int] = N_FAKE, n_real: Optional[int] = N_REAL,
-            subsets: int = typer.Option(100, "--subsets", help="Number of random subsets."),
-            subset_size: Optional[int] = typer.Option(None, "--subset-size",
-                                                      help="Images per subset (default 1000, or fewer images)."),
-            features: str = FEATURES, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
-            precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
-            checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
-            seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
-            engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
-        """Kernel Inception Distance: unbiased MMD², kernel (x·y/d + 1)³, mean ± std over subsets."""
-        if subsets < 1:
-            raise ConfigError(f"--subsets must be a positive number, got {subsets}.")
-        _run("kid", locals(), kid_subsets=subsets, kid_subset_size=subset_size)
+@eval_app.command("pr")
+def pr(real: str = typer.Option(..., "--real", help=f"Reference images: {SPEC_HELP}."),
+       fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
+       n: Optional[int] = N_FAKE, n_real: Optional[int] = N_REAL,
+       k: int = typer.Option(3, "--k", help="Neighbourhood size of the k-NN radii."),
+       features: str = FEATURES_PR, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
+       precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
+       checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
+       seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
+       engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
+    """Improved precision and recall (Kynkäänniemi et al. 2019), k-NN balls in VGG16 fc2 space by default."""
+    if k < 1:
+        raise ConfigError(f"--k must be a positive number, got {k}.")
+    _run("pr", locals(), pr_k=k)
 
-    @eval_app.command("pr")
-    def pr(real: str = typer.Option(..., "--real", help=f"Reference images: {SPEC_HELP}."),
-           fake: str = typer.Option(..., "--fake", help=f"Evaluated images: {SPEC_HELP}."),
-           n: Optional[int] = N_FAKE, n_real: Optional[int] = N_REAL,
-           k: int = typer.Option(3, "--k", help="Neighbourhood size of the k-NN radii."),
-           features: str = FEATURES_PR, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
-           precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
-           checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
-           seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, record: bool = RECORD,
-           engine: str = ENGINE, data_root: Optional[Path] = DATA_ROOT):
-        """Improved precision and recall (Kynkäänniemi et al. 2019), k-NN balls in VGG16 fc2 space by default."""
-        if k < 1:
-            raise ConfigError(f"--k must be a positive number, got {k}.")
-        _run("pr", locals(), pr_k=k)
-
-    @eval_app.command("stats")
-    def stats(spec: str = typer.Argument(..., help=f"Images to summarise: {IMAGES_HELP}."),
-              out: Path = typer.Option(..., "--out", help="Output FILE.npz."),
-              n: Optional[int] = typer.Option(None, "--n", help="Number of images (default all; 10,000 for a run)."),
-              keep_features: bool = typer.Option(False, "--with-features/--no-features",
-                                                 help="Also save per-image features and logits (for KID, PR, IS)."),
-              features: str = FEATURES, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
-              precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
-              checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
-              seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, engine: str = ENGINE,
-              data_root: Optional[Path] = DATA_ROOT):
-        """Precompute reference statistics (mean, covariance, features) of SPEC into FILE.npz."""
-        with _evaluator(locals(), as_json) as ev:
-            path, result = ev.save_stats(spec, out, n=n, keep_features=keep_features, checkpoint=checkpoint, ema=ema,
-                                         truncation=truncation, seed=seed)
-        source = ev.last_sources[0]
-        info = {"out": str(path), "n": result.n, "source": source.label, **ev.net.describe(),
-                "statistics": ev.last_cache.get("images", "computed"), "features_saved": result.pool is not None}
-        if as_json:
-            print(json.dumps(info))
-            return
-        what = (f"{result.n:,} images of {source.label} · {ev.net.label} {ev.net.pool_layer} · "
-                f"resize {ev.net.resize} · weights sha256 {ev.net.weights_hash[:8]} · {ev.net.precision} · "
-                f"{'with features' if info['features_saved'] else 'mean/covariance only'}")
-        console.print(f"[bold]wrote {escape(str(path))}[/]: {escape(what)}", soft_wrap=True, emoji=False)
+@eval_app.command("stats")
+def stats(spec: str = typer.Argument(..., help=f"Images to summarise: {IMAGES_HELP}."),
+          out: Path = typer.Option(..., "--out", help="Output FILE.npz."),
+          n: Optional[int] = typer.Option(None, "--n", help="Number of images (default all; 10,000 for a run)."),
+          keep_features: bool = typer.Option(False, "--with-features/--no-features",
+                                             help="Also save per-image features and logits (for KID, PR, IS)."),
+          features: str = FEATURES, weights: Optional[Path] = WEIGHTS, device: str = DEVICE,
+          precision: str = PRECISION, batch_size: Optional[int] = BATCH, workers: Optional[int] = WORKERS,
+          checkpoint: Optional[str] = CHECKPOINT, ema: bool = EMA, truncation: Optional[float] = TRUNCATION,
+          seed: int = SEED, as_json: bool = JSON, use_cache: bool = CACHE, engine: str = ENGINE,
+          data_root: Optional[Path] = DATA_ROOT):
+    """Precompute reference statistics (mean, covariance, features) of SPEC into FILE.npz."""
+    with _evaluator(locals(), as_json) as ev:
+        path, result = ev.save_stats(spec, out, n=n, keep_features=keep_features, checkpoint=checkpoint, ema=ema,
+                                     truncation=truncation, seed=seed)
+    source = ev.last_sources[0]
+    info = {"out": str(path), "n": result.n, "source": source.label, **ev.net.describe(),
+            "statistics": ev.last_cache.get("images", "computed"), "features_saved": result.pool is not None}
+    if as_json:
+        print(json.dumps(info))
+        return
+    what = (f"{result.n:,} images of {source.label} · {ev.net.label} {ev.net.pool_layer} · "
+            f"resize {ev.net.resize} · weights sha256 {ev.net.weights_hash[:8]} · {ev.net.precision} · "
+            f"{'with features' if info['features_saved'] else 'mean/covariance only'}")
+    console.print(f"[bold]wrote {escape(str(path))}[/]: {escape(what)}", soft_wrap=True, emoji=False)

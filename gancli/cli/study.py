@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gancli import study as studies
+from gancli.cli.app import app
 from gancli.cli.ui import console, progress
 from gancli.config import parse_set
 from gancli.errors import ConfigError
@@ -54,71 +55,73 @@ def _print_report(report) -> None:
     console.print(f"Report: [cyan]{escape(str(folder))}[/] ({', '.join(f.name for f in report.files)})")
 
 
-def register(app: typer.Typer) -> None:
-    """Add `gancli study` to the app."""
+def _run_with_progress(plan, out: Path, jobs: int, retry_failed: bool):
+    """studies.run_study with a progress bar: of the current cell's steps (one job), or of the cells."""
+    bar = progress("it/s" if jobs == 1 else "cells/s")
+    task = bar.add_task(f"study {escape(plan.name)}", total=None, info="")
+    current = {"cell": None}
 
-    @app.command("study")
-    def study(
-        args: Optional[list[str]] = typer.Argument(None, help="STUDY.toml or a built-in study name; or `report DIR`."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Study folder: one run folder per cell, and report/."),
-        jobs: int = typer.Option(1, "--jobs", help="Cells trained at once, each in its own process (one GPU each "
-                                                   "when there are several)."),
-        retry_failed: bool = typer.Option(False, "--retry-failed", help="Train failed cells again (kept otherwise)."),
-        set_: list[str] = typer.Option([], "--set", help="key=value added to the study's fixed (base) settings."),
-        score: str = typer.Option("final", "--score", help="Report the final score of each run, or its best."),
-        top: float = typer.Option(0.05, "--top", help="Fraction of best models in the box plots (the papers: 5%)."),
-        draws: int = typer.Option(1000, "--draws", help="Random orders averaged in the budget curve."),
-    ):
-        """Run a controlled study (settings × seeds, resumable, failures recorded) or write its report.
+    def on_plan(total, pending):
+        console.print(f"Study [bold]{escape(plan.name)}[/]: {total} cells ({total - pending} already done), "
+                      f"{jobs} at a time, in [cyan]{escape(str(out))}[/]")
+        bar.start()
 
-        The study file has recipe, preset, seeds, optional pairs, a base table of fixed settings and a grid
-        table of field = list of values. Without arguments, lists the built-in studies.
-        """
-        args = args or []
-        if not args:
-            _list_builtin()
-            return
-        if args[0] == "report":
-            if len(args) != 2:
-                raise ConfigError("Use `gancli study report DIR` with one study folder.")
-            if out is not None or set_ or jobs != 1 or retry_failed:
-                raise ConfigError("`gancli study report DIR` takes --score, --top and --draws only.")
-            _print_report(write_report(args[1], which=score, fraction=top, draws=draws))
-            return
-        if len(args) != 1:
-            raise ConfigError(f"Give one study file or built-in name, got {len(args)} arguments ({USAGE}).")
-        if out is None:
-            raise ConfigError("Give the study folder with --out DIR (an existing one is resumed).")
-        plan = studies.load_study(args[0], sets=parse_set(set_))
-        bar = progress("it/s" if jobs == 1 else "cells/s")
-        task = bar.add_task(f"study {escape(plan.name)}", total=None, info="")
-        current = {"cell": None}
+    def on_cell(record, done, total):
+        value = record.get("final")
+        what = (f"{record['score']} {value:.2f}" if record.get("status") == "ok" else
+                f"[yellow]{record.get('reason', 'failed')}[/]: {escape(str(record.get('error', '')))}")
+        bar.console.print(f"[{done}/{total}] {escape(record['cell'])}: {what} "
+                          f"({record.get('seconds', 0):.0f} s)", soft_wrap=True)
+        if jobs > 1:
+            bar.update(task, completed=done, total=total)
 
-        def on_plan(total, pending):
-            console.print(f"Study [bold]{escape(plan.name)}[/]: {total} cells ({total - pending} already done), "
-                          f"{jobs} at a time, in [cyan]{escape(str(out))}[/]")
-            bar.start()
+    def on_step(cell, step, total):
+        if cell.name != current["cell"]:  # a new cell: its own count and rate
+            current["cell"] = cell.name
+            bar.reset(task, total=total, description=escape(cell.label))
+        bar.update(task, completed=step)
 
-        def on_cell(record, done, total):
-            value = record.get("final")
-            what = (f"{record['score']} {value:.2f}" if record.get("status") == "ok" else
-                    f"[yellow]{record.get('reason', 'failed')}[/]: {escape(str(record.get('error', '')))}")
-            bar.console.print(f"[{done}/{total}] {escape(record['cell'])}: {what} "
-                              f"({record.get('seconds', 0):.0f} s)", soft_wrap=True)
-            if jobs > 1:
-                bar.update(task, completed=done, total=total)
+    try:
+        return studies.run_study(plan, out, jobs=jobs, retry_failed=retry_failed, on_cell=on_cell,
+                                 on_step=on_step if jobs == 1 else None, on_plan=on_plan)
+    finally:
+        bar.stop()
 
-        def on_step(cell, step, total):
-            if cell.name != current["cell"]:  # a new cell: its own count and rate
-                current["cell"] = cell.name
-                bar.reset(task, total=total, description=escape(cell.label))
-            bar.update(task, completed=step)
 
-        try:
-            run = studies.run_study(plan, out, jobs=jobs, retry_failed=retry_failed, on_cell=on_cell,
-                                on_step=on_step if jobs == 1 else None, on_plan=on_plan)
-        finally:
-            bar.stop()
-        console.print(f"{len(run.records)} cells: {run.ran} trained now, {run.reused} found done in "
-                      f"[cyan]{escape(str(out))}[/]")
-        _print_report(write_report(out, which=score, fraction=top, draws=draws))
+@app.command("study")
+def study(
+    args: Optional[list[str]] = typer.Argument(None, help="STUDY.toml or a built-in study name; or `report DIR`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Study folder: one run folder per cell, and report/."),
+    jobs: int = typer.Option(1, "--jobs", help="Cells trained at once, each in its own process (one GPU each "
+                                               "when there are several)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Train failed cells again (kept otherwise)."),
+    set_: list[str] = typer.Option([], "--set", help="key=value added to the study's fixed (base) settings."),
+    score: str = typer.Option("final", "--score", help="Report the final score of each run, or its best."),
+    top: float = typer.Option(0.05, "--top", help="Fraction of best models in the box plots (the papers: 5%)."),
+    draws: int = typer.Option(1000, "--draws", help="Random orders averaged in the budget curve."),
+):
+    """Run a controlled study (settings × seeds, resumable, failures recorded) or write its report.
+
+    The study file has recipe, preset, seeds, optional pairs, a base table of fixed settings and a grid
+    table of field = list of values. Without arguments, lists the built-in studies.
+    """
+    args = args or []
+    if not args:
+        _list_builtin()
+        return
+    if args[0] == "report":
+        if len(args) != 2:
+            raise ConfigError("Use `gancli study report DIR` with one study folder.")
+        if out is not None or set_ or jobs != 1 or retry_failed:
+            raise ConfigError("`gancli study report DIR` takes --score, --top and --draws only.")
+        _print_report(write_report(args[1], which=score, fraction=top, draws=draws))
+        return
+    if len(args) != 1:
+        raise ConfigError(f"Give one study file or built-in name, got {len(args)} arguments ({USAGE}).")
+    if out is None:
+        raise ConfigError("Give the study folder with --out DIR (an existing one is resumed).")
+    plan = studies.load_study(args[0], sets=parse_set(set_))
+    run = _run_with_progress(plan, out, jobs, retry_failed)
+    console.print(f"{len(run.records)} cells: {run.ran} trained now, {run.reused} found done in "
+                  f"[cyan]{escape(str(out))}[/]")
+    _print_report(write_report(out, which=score, fraction=top, draws=draws))

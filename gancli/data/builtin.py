@@ -68,6 +68,15 @@ def render(label: int, resolution: int, generator: torch.Generator) -> torch.Ten
     return (image.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+
+def ends_digest(dataset) -> str:
+    """A digest of a procedural dataset's first and last items (their first tensor): it changes when the rendering
+    (or torch's generator) does, so cached statistics of the data are never reused across such a change."""
+    digest = hashlib.sha256()
+    for index in sorted({0, len(dataset) - 1}):
+        digest.update(dataset[index][0].numpy().tobytes())
+    return digest.hexdigest()[:16]
+
 class BuiltinImages(Dataset):
     """Class-labelled procedural images at any resolution from 16 to 256 px; item i is always the same."""
 
@@ -87,11 +96,7 @@ class BuiltinImages(Dataset):
         return self.size
 
     def fingerprint(self) -> str:
-        """A digest of the first and last images: changes when the rendering (or torch's generator) does."""
-        digest = hashlib.sha256()
-        for index in sorted({0, self.size - 1}):
-            digest.update(self[index][0].numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return ends_digest(self)
 
     def label(self, index: int) -> int:
         return index % self.num_classes

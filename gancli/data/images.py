@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from gancli.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".ppm")
 
 
 def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
@@ -122,3 +123,26 @@ class TrainingImages(torch.utils.data.Dataset):
         if self.labels:
             item["label"] = torch.tensor(label, dtype=torch.long)
         return item
+
+
+def plan_outputs(inputs: list[Path], out: Path, verb: str = "upscale") -> list[tuple[Path, Path]]:
+    """(source, destination) pairs: files keep their name, folders their layout, lossy formats become .png."""
+    pairs: list[tuple[Path, Path]] = []
+    for item in inputs:
+        if item.is_dir():
+            pairs += [(f, out / f.relative_to(item)) for f in list_images(item)]
+        elif item.is_file():
+            if item.suffix.lower() not in IMAGE_SUFFIXES:
+                raise DataError(f"'{item}' is not an image file ({', '.join(IMAGE_SUFFIXES)}).")
+            pairs.append((item, out / item.name))
+        else:
+            raise DataError(f"Input '{item}' does not exist.")
+    pairs = [(src, dst if dst.suffix.lower() in LOSSLESS else dst.with_suffix(".png")) for src, dst in pairs]
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        if dst in seen:
+            raise DataError(f"'{seen[dst]}' and '{src}' would both be written to '{dst}'; {verb} them separately.")
+        if dst.resolve() == src.resolve():
+            raise DataError(f"Writing '{dst}' would overwrite its input; choose another --out.")
+        seen[dst] = src
+    return pairs

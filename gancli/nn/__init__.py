@@ -5,6 +5,7 @@ from gancli.nn.norms import (
     SAN_MODES,
     ExactSpectralNorm,
     SparsityAwareNorm,
+    apply_config_norm,
     apply_critic_norm,
     count_critic_updates,
     exact_conv_sigma,

@@ -431,3 +431,10 @@ def _n_sampled(n_pairs: int, ratio: float) -> int:
 
 def _harmonic(k: int) -> float:
     return math.fsum(1 / j for j in range(1, k + 1))
+
+
+def apply_config_norm(critic: nn.Module, cfg) -> nn.Module:
+    """The critic normalization a training config names (norm, norm_ratio, norm_gain, norm_every, san_mode,
+    critic_padding), applied to a plain critic as training does."""
+    return apply_critic_norm(critic, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
+                             mode=cfg.san_mode, circular=cfg.critic_padding == "circular")

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gancli.errors import CheckpointError
+from gancli.errors import CheckpointError, state_dict_mismatch
 
 WEIGHTS, STATE = "weights.safetensors", "state.pt"
 
@@ -122,6 +122,25 @@ def load_weights(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], 
         name, _, rest = key.partition(".")
         grouped.setdefault(name, {})[rest] = tensor
     return grouped, {k: json.loads(v) for k, v in raw_meta.items()}
+
+
+def load_recipe_weights(path: str | Path, recipe: str) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
+    """load_weights, refused in one sentence when the checkpoint was written by another recipe."""
+    weights, meta = load_weights(path)
+    if meta.get("recipe") != recipe:
+        raise CheckpointError(f"Checkpoint '{path}' is from recipe '{meta.get('recipe')}', not '{recipe}'.")
+    return weights, meta
+
+
+def load_module(module: torch.nn.Module, weights: dict[str, dict[str, torch.Tensor]], key: str, path: str | Path,
+                what: str, missing: str = "") -> None:
+    """Load weights[key] into module; a CheckpointError saying why it does not fit `what` (e.g. "the run's critic")."""
+    try:
+        module.load_state_dict(weights[key])
+    except KeyError:
+        raise CheckpointError(f"Checkpoint '{path}' does not fit {what} ({missing or f'no entry {key!r}'}).") from None
+    except RuntimeError as exc:
+        raise CheckpointError(f"Checkpoint '{path}' does not fit {what} ({state_dict_mismatch(exc)}).") from None
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 import torchvision
 
+from gancli.figures import pyplot, save_figure
+
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
     """Save images in [-1, 1] as one PNG grid."""
@@ -28,9 +30,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 def plot_metrics(metrics_file: Path, out: Path) -> Path | None:
     """One panel per quantity logged in metrics.jsonl (losses, learning rates, eval scores)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     series: dict[str, tuple[list[float], list[float]]] = {}
     for record in read_metrics(metrics_file):
@@ -55,8 +55,4 @@ def plot_metrics(metrics_file: Path, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)

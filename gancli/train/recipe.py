@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -11,10 +13,12 @@ from torch.utils.data import Dataset
 from gancli.config import TrainConfig
 from gancli.errors import ConfigError
 from gancli.nn.export import ExportInputs
+from gancli.objectives import PENALTIES, get_loss
 from gancli.train.imports import ImportFormat
 
 Logs = dict[str, float]
 Models = dict[str, nn.Module]
+Loader = Callable[..., Models]  # load("G", "D") -> the run's networks by name, loaded only when a verb calls it
 
 
 class Recipe:
@@ -32,8 +36,12 @@ class Recipe:
       return `(loss, logs)`; the trainer does backward, accumulation, optimizer steps and EMA.
     - `sample(G, n, generator)` returns n images in [-1, 1] (N, 3, H, W) for grids and
       `gancli sample`; `evaluate(G)` returns named scores for metrics.jsonl.
+    - `validate()` checks the recipe's own config fields; the base calls it (and checks the loss and penalty
+      names) when the recipe is made, before the trainer creates the run folder. A recipe that resolves config
+      values from its data (and saves them in config.toml) does so before `super().__init__`.
     - Inference verbs (`upscale`, ...) are methods named in VERBS; a recipe that lacks one refuses it in one
-      sentence (check_supports), so the API can offer every verb on every run.
+      sentence (check_supports), so the API can offer every verb on every run. File verbs take a Loader, so that
+      their cheap checks (names, paths) come before the networks are loaded.
     """
 
     name: ClassVar[str] = ""
@@ -51,6 +59,13 @@ class Recipe:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.step = 0  # the trainer sets this before each iteration
+        self.validate()
+        if cfg.penalty not in PENALTIES:
+            raise ConfigError(f"Unknown critic penalty '{cfg.penalty}'; choose one of: {', '.join(PENALTIES)}.")
+        get_loss(cfg.loss)  # one sentence on an unknown loss name
+
+    def validate(self) -> None:
+        """ConfigError on a config value this recipe cannot train with (the base checks loss and penalty)."""
 
     def critic_active(self, step: int) -> bool:
         """Whether this iteration trains the critic (False e.g. in an L1 pretraining phase)."""
@@ -91,8 +106,8 @@ class Recipe:
     VERBS: ClassVar[dict[str, tuple[str, str]]] = {  # method: (the command, what it needs)
         "upscale": ("`gancli upscale`", "an sr run"),
         "score_test_set": ("`gancli eval sr`", "an sr run"),
-        "translate_batch": ("`gancli translate`", "a stargan run"),
-        "synthesize": ("`gancli synthesize`", "a spade run"),
+        "translate_files": ("`gancli translate`", "a stargan run"),
+        "synthesize_files": ("`gancli synthesize`", "a spade run"),
         "interpolate": ("`gancli sample --interpolate`", "a class-conditional run (biggan)"),
         "export_inputs": ("`gancli export`", "a recipe that declares its generator's inputs"),
     }
@@ -114,17 +129,18 @@ class Recipe:
         """Per-image and mean restoration scores of G on a test set, next to a baseline."""
         self.check_supports("score_test_set")
 
-    def synthesize(self, G: nn.Module, labels: torch.Tensor, *inputs: Any) -> torch.Tensor:
-        """Label maps (N, H, W) of ids (and the recipe's other inputs) → images in [-1, 1]."""
-        self.check_supports("synthesize")
+    def synthesize_files(self, load: Loader, labels: list[Path], out: Path, **options: Any) -> list[Path]:
+        """One PNG per label-map file (× styles) in out; returns the files written."""
+        self.check_supports("synthesize_files")
 
     def interpolate(self, G: nn.Module, rows: int, steps: int, generator: torch.Generator, **options: Any) -> torch.Tensor:
         """rows strips of `steps` images between two latents or two classes, in [-1, 1]."""
         self.check_supports("interpolate")
 
-    def translate_batch(self, G: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """uint8 images (N, 3, H, W) translated to target attribute vectors (N, A) → uint8 images."""
-        self.check_supports("translate_batch")
+    def translate_files(self, load: Loader, images: list[Path], attrs: list[str] | dict[str, int], *, out: Path,
+                        grid: bool = False) -> Any:
+        """Image files translated to attribute assignments ('Name=1'), one PNG each in out (and a grid)."""
+        self.check_supports("translate_files")
 
     def export_inputs(self, G: nn.Module, size: tuple[int, int] | None = None) -> ExportInputs:
         """G's inputs for `gancli export`: example tensors (image inputs of `size` when it applies), their names,

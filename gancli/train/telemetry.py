@@ -25,6 +25,7 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 
 from gancli.config import TrainConfig
 from gancli.errors import GancliError
+from gancli.figures import pyplot, save_figure
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
 
@@ -176,9 +177,7 @@ class Telemetry:
 def plot_spectra(telemetry_file: Path, out: Path) -> Path | None:
     """σ₀ of every layer of G and of D against the step (colour from red to violet with depth, as BigGAN Fig. 3),
     and D's loss; collapses are marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     records = [json.loads(line) for line in telemetry_file.read_text().splitlines() if line.strip()]
     if not records:
@@ -204,8 +203,4 @@ def plot_spectra(telemetry_file: Path, out: Path) -> Path | None:
             ax.set_yscale("log")
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)

@@ -21,7 +21,7 @@ from gancli.config import TrainConfig, save_toml
 from gancli.data.stream import batch_stream
 from gancli.device import resolve_device
 from gancli.errors import CheckpointError, ConfigError, GancliError, state_dict_mismatch
-from gancli.nn import apply_critic_norm, count_critic_updates, mark_critic_updated
+from gancli.nn import apply_config_norm, count_critic_updates, mark_critic_updated
 from gancli.objectives import clip_weights
 from gancli.train import checkpoint as ckpt
 from gancli.train import distributed
@@ -106,9 +106,7 @@ class Trainer:
         seed_everything(cfg.seed, cfg.deterministic)  # the same initial weights in every process
         self.models: dict[str, nn.Module] = recipe.build_models()
         if "D" in self.models:
-            apply_critic_norm(self.models["D"], cfg.norm, ratio=cfg.norm_ratio,
-                              gain=cfg.norm_gain or None, every=cfg.norm_every, mode=cfg.san_mode,
-                              circular=cfg.critic_padding == "circular")
+            apply_config_norm(self.models["D"], cfg)
             count_critic_updates(self.models["D"])
         self.augment = critic_augmentation(cfg, recipe.name, recipe.no_augment_reason, "D" in self.models)
         if self.augment is not None:
@@ -170,16 +168,12 @@ class Trainer:
         return path
 
     def restore(self, path: Path) -> None:
-        weights, meta = ckpt.load_weights(path)
-        if meta.get("recipe") != self.recipe.name:
-            raise CheckpointError(f"Checkpoint '{path}' is from recipe '{meta.get('recipe')}', "
-                                  f"not '{self.recipe.name}'.")
+        weights, _ = ckpt.load_recipe_weights(path, self.recipe.name)
         state = ckpt.load_state(path)
+        networks = {**self.models, **({"G_ema": self.ema.module} if self.ema is not None else {})}
+        for name, model in networks.items():
+            ckpt.load_module(model, weights, name, path, "this run's networks")
         try:
-            for name, model in self.models.items():
-                model.load_state_dict(weights[name])
-            if self.ema is not None:
-                self.ema.module.load_state_dict(weights["G_ema"])
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
         except (KeyError, RuntimeError) as exc:

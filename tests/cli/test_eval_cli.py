@@ -209,7 +209,7 @@ def test_bench_eval_matches_torch_fidelity_on_cpu(cli):
 def test_bench_compares_speed_with_pytorchs_defaults_and_scores_with_ieee_fp32():
     """On a TF32 GPU torch-fidelity runs twice: as PyTorch's defaults run it (the speed baseline) and in IEEE fp32
     (the scores' reference)."""
-    from gancli.cli.bench import compare
+    from gancli.metrics.generative.bench import compare
 
     row = lambda engine, precision, img_s, fid, **extra: {"engine": engine, "precision": precision,
                                                          "img_per_s": img_s, "fid": fid, "is": 2.0, **extra}

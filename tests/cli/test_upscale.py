@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gancli.cli.upscale import plan_outputs
+from gancli.data.images import plan_outputs
 from gancli.errors import ConfigError, DataError
 from gancli.nn.tiling import tile_boxes, upscale_image, upscale_tensor
 from recipes.sr_nets import SRResNetGenerator

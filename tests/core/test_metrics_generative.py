@@ -171,7 +171,7 @@ def test_gancli_equals_torch_fidelity_with_random_weights(random_weights, tmp_pa
     """Same weights file and images: FID, KID and IS agree with torch-fidelity to 1e-4 (fp32, CPU)."""
     import torch_fidelity
 
-    from gancli.cli.bench import make_images
+    from gancli.metrics.generative.bench import make_images
     from gancli.data.images import save_image
     from gancli.metrics import Evaluator
 
@@ -322,7 +322,7 @@ def test_gpu_engines_agree_with_torch_fidelity(random_weights, monkeypatch, engi
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from gancli.cli.bench import make_images
+    from gancli.metrics.generative.bench import make_images
     from gancli.metrics.generative.features import extract, load_inception
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)

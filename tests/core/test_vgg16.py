@@ -24,7 +24,7 @@ def vgg_weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def images():
-    from gancli.cli.bench import make_images
+    from gancli.metrics.generative.bench import make_images
 
     return make_images(12, 32, seed=3)
 
@@ -63,7 +63,7 @@ def test_engines_other_than_eager_are_refused_for_vgg16():
 
 
 def test_eval_pr_with_vgg16_weights_through_the_cli(cli, vgg_weights, tmp_path, monkeypatch):
-    from gancli.cli.bench import make_images
+    from gancli.metrics.generative.bench import make_images
     from gancli.data.images import save_image
 
     monkeypatch.setenv("GANCLI_CACHE", str(tmp_path / "cache"))

@@ -136,7 +136,7 @@ def test_cifar10_fid_reference_is_the_10k_test_set(monkeypatch):
         def __call__(self, sample):
             return {}
 
-    monkeypatch.setattr("gancli.metrics.GeneratorEvaluator", Recorder)
+    monkeypatch.setattr("gancli.metrics.generative.evaluator.GeneratorEvaluator", Recorder)
     Uncond(UncondConfig(data="cifar10:train", device="cpu")).evaluate(torch.nn.Identity())
     assert seen["reference"] == "cifar10:test" and seen["n"] == 10_000
 

@@ -385,3 +385,18 @@ def evaluate(metric: str, fake: str, real: str | None = None, **options: Any) ->
 
 
 __all__ = ["METRICS", "Evaluator", "GeneratorEvaluator", "Score", "evaluate"]
+
+
+def config_evaluator(cfg, device: str | torch.device, data_reference: str = "", *, real: str | None = None,
+                     features: str | None = None, n: int | None = None, metrics: tuple[str, ...] | None = None,
+                     seed: int = 0) -> GeneratorEvaluator:
+    """The GeneratorEvaluator of a training config (cfg.eval_*): against `real`, else cfg.eval_reference, else
+    builtin:test at the run's resolution on builtin data and `data_reference` (default the training data) on real
+    data; with `features`, else cfg.eval_features, else the builtin classifier on builtin data and TF-Inception."""
+    builtin = not cfg.data
+    reference = (real or getattr(cfg, "eval_reference", "")
+                 or (f"builtin:test:{cfg.resolution}" if builtin else data_reference or cfg.data))
+    features = features or getattr(cfg, "eval_features", "") or ("builtin" if builtin else "inception")
+    return GeneratorEvaluator(reference, n=cfg.eval_n if n is None else n, metrics=tuple(metrics or cfg.eval_metrics),
+                              features=features, device=device, seed=seed,
+                              data_root=getattr(cfg, "data_root", "") or None)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gancli.errors import DataError
+from gancli.figures import pyplot, save_figure
 
 NUM_CLUSTERS, NUM_ANGLES, NUM_RUNS = 20, 1001, 10
 
@@ -131,9 +132,7 @@ def compute_prd(eval_features, ref_features, num_clusters: int = NUM_CLUSTERS, n
 
 def plot_prd(curves: dict[str, PRD], out: str | Path) -> Path:
     """The PRD curves (recall on x, precision on y) with F_8 / F_1/8 in the legend, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out)
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -148,8 +147,4 @@ def plot_prd(curves: dict[str, PRD], out: str | Path) -> Path:
                  f"mean of {next(iter(curves.values())).num_runs} runs", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from gancli.figures import pyplot, save_figure
+
 Sampler = Callable[[int, torch.Generator], torch.Tensor]
 
 
@@ -26,9 +28,7 @@ def truncation_sweep(evaluator: Callable[[Sampler], dict[str, Any]], sampler_at:
 
 def plot_truncation(rows: list[dict[str, Any]], out: Path, title: str = "") -> Path:
     """IS against FID with each point labelled by its threshold (BigGAN Fig. 16), and precision/recall against it."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     thresholds = [row["truncation"] for row in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -51,8 +51,4 @@ def plot_truncation(rows: list[dict[str, Any]], out: Path, title: str = "") -> P
         ax.tick_params(labelsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
