@@ -612,7 +612,8 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, size: tuple[int, i
     program = ex.export_program(inputs, dynamic)
     metadata = {"gancli": __version__, "recipe": run.recipe.name, "run": str(run.path),
                 "checkpoint": run.checkpoint(checkpoint).name, "ema": run.loaded_ema, "format": fmt,
-                "inputs": ex.describe_inputs(inputs, dynamic), "output": {"name": "generated", "description": inputs.output},
+                "inputs": ex.describe_inputs(inputs, dynamic),
+                "output": {"name": "generated", "description": inputs.output},
                 "dynamic": dynamic, **inputs.metadata}
     if fmt == "onnx":
         metadata["onnx_opset"] = ex.ONNX_OPSET

@@ -132,7 +132,8 @@ def bicubic_phase_filters(scale: int) -> Tensor:
 
 
 def _upsample_rows(x: Tensor, taps: Tensor) -> Tensor:
-    """(N, C, H, W) → (N, C, scale·H, W): symmetric 2-px padding (MATLAB's border rule), one grouped conv per phase."""
+    """(N, C, H, W) → (N, C, scale·H, W): symmetric 2-px padding (MATLAB's border rule), a conv of one filter per
+    output phase, phases interleaved."""
     n, c, h, w = x.shape
     padded = torch.cat([x[..., :2, :].flip(-2), x, x[..., -2:, :].flip(-2)], dim=-2)
     scale = taps.shape[0]

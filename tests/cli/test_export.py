@@ -68,9 +68,9 @@ def test_exported_generator_equals_the_run(runs, tmp_path, cli, name, fmt):
     with torch.no_grad():
         diff = (exported(*inputs) - _eager(runs[name], inputs)).abs().max().item()
     assert diff <= TOLERANCE, diff
-    assert [row["name"] for row in meta["inputs"]] == {"uncond": ["z"], "biggan": ["z", "label"], "spade": ["label"],
-                                                        "spade-vae": ["label", "edges", "z"], "stargan": ["image", "target"],
-                                                        "sr": ["lr"]}[name]
+    names = {"uncond": ["z"], "biggan": ["z", "label"], "spade": ["label"], "spade-vae": ["label", "edges", "z"],
+             "stargan": ["image", "target"], "sr": ["lr"]}
+    assert [row["name"] for row in meta["inputs"]] == names[name]
     assert meta["recipe"] == recipe.name and meta["format"] == fmt and meta["value_range"] == [-1, 1]
     assert (meta.get("onnx_opset") == ex.ONNX_OPSET) == (fmt == "onnx")
 

@@ -79,6 +79,7 @@ def test_pi_is_half_of_ten_minus_ma_plus_our_niqe(cli, folders, tmp_path, write_
         image = torch_image(pred / f"{row['name']}.png")
         assert row["pi"] == pytest.approx(0.5 * ((10 - MA) + iqa.niqe(image, 4, convert="y")))
     assert "NRQM" in report["convention"] and "NIQE" in report["convention"]
+    assert "NRQM_model.mat, sha256 " in report["convention"]  # the weights a score came from
 
 
 def torch_image(path):
@@ -118,3 +119,18 @@ def test_eval_sr_reports_pi_when_nrqms_weights_are_here(cli, sr_run, tmp_path, m
         scores = report["mean"][side]
         assert scores["ma"] == pytest.approx(MA) and scores["pi"] == pytest.approx(0.5 * (10 - MA + scores["niqe"]))
     assert "PI = ½((10 − Ma) + NIQE)" in report["protocol"]
+
+
+def test_training_time_evaluation_reports_pi(sr_run, tmp_path, monkeypatch, write_nrqm_model):
+    run = api.open_run(sr_run)
+    run.cfg.eval_images = 1
+    without = run.recipe.evaluate(run.load_generator())
+    assert "pi" not in without and "niqe" in without
+    write_nrqm_model(tmp_path / "w" / "NRQM_model.mat", MA)
+    monkeypatch.setenv(pyiqa_metrics.WEIGHTS_ENV, str(tmp_path / "w"))
+    run = api.open_run(sr_run)
+    run.cfg.eval_images = 1
+    scores = run.recipe.evaluate(run.load_generator())
+    assert scores["ma"] == pytest.approx(MA) and scores["pi"] == pytest.approx(0.5 * (10 - MA + scores["niqe"]))
+    assert scores["pi_bicubic"] == pytest.approx(0.5 * (10 - MA + scores["niqe_bicubic"]))
+    assert "PI = ½((10 − Ma) + NIQE)" in scores["protocol"]

@@ -133,12 +133,13 @@ def fetch_weights(url: str, folder: Path, download: bool | None = None, file_nam
     return path
 
 
-def _load_network(folder: Path, download: bool | None):
+def _load_network(folder: Path, download: bool | None, used: list[Path]):
     """pyiqa's load_pretrained_network, reading the file with weights_only=True from our folder."""
 
     def load_pretrained_network(net, model_path, strict=True, weight_keys=None):
         if str(model_path).startswith(("https://", "http://")):
             model_path = fetch_weights(str(model_path), folder, download)
+        used.append(Path(model_path))
         try:
             state = torch.load(model_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure to read means unusable weights
@@ -152,16 +153,21 @@ def _load_network(folder: Path, download: bool | None):
 
 
 @contextlib.contextmanager
-def routed_weights(folder: Path, download: bool | None = None) -> Iterator[None]:
-    """pyiqa's weight loaders replaced by ours in every pyiqa module that holds them, for the duration."""
+def routed_weights(folder: Path, download: bool | None = None, used: list[Path] | None = None) -> Iterator[None]:
+    """pyiqa's weight loaders replaced by ours in every pyiqa module that holds them, for the duration; the files
+    they hand out are appended to `used`."""
     import pyiqa.archs.arch_util as arch_util
     import pyiqa.utils.download_util as download_util
 
     originals = {"load_file_from_url": download_util.load_file_from_url,
                  "load_pretrained_network": arch_util.load_pretrained_network}
-    ours = {"load_file_from_url": lambda url, model_dir=None, progress=True, file_name=None:
-            str(fetch_weights(url, folder, download, file_name)),
-            "load_pretrained_network": _load_network(folder, download)}
+    used = [] if used is None else used
+
+    def load_file_from_url(url, model_dir=None, progress=True, file_name=None):
+        used.append(fetch_weights(url, folder, download, file_name))
+        return str(used[-1])
+
+    ours = {"load_file_from_url": load_file_from_url, "load_pretrained_network": _load_network(folder, download, used)}
     _swap(originals, ours)
     try:
         yield
@@ -187,7 +193,8 @@ def _arch_options(pyiqa_name: str, config: dict[str, Any], y_channel: bool | Non
     from pyiqa.utils.registry import ARCH_REGISTRY
 
     arch = config["metric_opts"]["type"]
-    if arch not in ARCH_REGISTRY and hasattr(pyiqa.archs, "_lazy_import_arch"):  # pyiqa ≥ 0.1.15 imports a network's module when it is first built
+    # pyiqa ≥ 0.1.15 imports a network's module when it first builds it; older versions import them all at once
+    if arch not in ARCH_REGISTRY and hasattr(pyiqa.archs, "_lazy_import_arch"):
         pyiqa.archs._lazy_import_arch(arch)
     params = inspect.signature(ARCH_REGISTRY.get(arch).__init__).parameters
     if "test_y_channel" not in params:
@@ -221,7 +228,9 @@ class PyiqaMetric:
         self.name, self.crop_border, self.device = pyiqa_name, crop_border, torch.device(device)
         self.lower_better = bool(config.get("lower_better", False))
         self.folder = weights_dir(weights)
-        self.net, self.luma = _build(pyiqa_name, config, y_channel, self.folder, download, self.device, options)
+        self.weights_files: list[Path] = []
+        self.net, self.luma = _build(pyiqa_name, config, y_channel, self.folder, download, self.device, options,
+                                     self.weights_files)
         # hand-made metrics (no parameters) in float64, so that PSNR/SSIM carry no float32 rounding
         self.dtype = torch.float32 if any(True for _ in self.net.parameters()) else torch.float64
 
@@ -249,18 +258,22 @@ class PyiqaMetric:
 
         channels = {None: "RGB", "ycbcr": "the Y channel (BT.601 rgb2ycbcr, as pyiqa computes it)",
                     "own": "the luma of pyiqa's own conversion for this metric"}[self.luma]
+        from gancli.metrics.generative.weights import sha256_file
+
         lower = "lower is better" if self.lower_better else "higher is better"
-        return (f"pyiqa {pyiqa.__version__} '{self.name}' ({self.mode}, {lower}) on {channels}, RGB in [0, 1], "
-                f"{self.crop_border} px border crop")
+        weights = "".join(f", weights {p.name} (sha256 {sha256_file(p)[:8]})"
+                          for p in dict.fromkeys(self.weights_files))
+        return (f"pyiqa {pyiqa.__version__} '{self.name}' ({self.mode}, {lower}) on {channels} (given as RGB in "
+                f"[0, 1]), {self.crop_border} px border crop{weights}")
 
 
 def _build(name: str, config: dict, y_channel: bool | None, folder: Path, download: bool | None,
-           device: torch.device, options: dict[str, Any]) -> tuple[torch.nn.Module, str | None]:
+           device: torch.device, options: dict[str, Any], used: list[Path]) -> tuple[torch.nn.Module, str | None]:
     """(pyiqa.create_metric with our weight loaders, its luma); a failure to get weights is one sentence."""
     import pyiqa
 
     try:
-        with routed_weights(folder, download), network_timeout(), contextlib.redirect_stdout(sys.stderr):
+        with routed_weights(folder, download, used), network_timeout(), contextlib.redirect_stdout(sys.stderr):
             arch_options, luma = _arch_options(name, config, y_channel)  # imports the network's module: routed
             metric = pyiqa.create_metric(name, device=device, **arch_options, **options)
     except GancliError:  # ours: missing weights, a refused option
@@ -293,8 +306,12 @@ class PerceptualIndex:
     def protocol(self) -> str:
         import pyiqa
 
-        return (f"PI = ½((10 − Ma) + NIQE): Ma's NRQM of pyiqa {pyiqa.__version__} and gancli's NIQE (MATLAB port), "
-                f"both on the Y channel (rgb2ycbcr), {self.crop_border} px border crop")
+        from gancli.metrics.generative.weights import sha256_file
+
+        weights = self.nrqm.weights_files[0] if self.nrqm.weights_files else None
+        sha = f" ({weights.name}, sha256 {sha256_file(weights)[:8]})" if weights else ""
+        return (f"PI = ½((10 − Ma) + NIQE): Ma's NRQM of pyiqa {pyiqa.__version__}{sha} and gancli's NIQE (MATLAB "
+                f"port), both on the Y channel (rgb2ycbcr), {self.crop_border} px border crop")
 
 
 def perceptual_index(crop_border: int = 0, weights: str | Path | None = None) -> tuple[PerceptualIndex | None, str]:
