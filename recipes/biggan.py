@@ -8,6 +8,7 @@ Inference: standing statistics (App. C.1) and truncated latents (§3.1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import nn
@@ -22,7 +23,9 @@ from gancli.nn.export import ExportInputs, batch_dim, latent, refuse_size
 from gancli.nn.latent import standing_statistics, truncated_normal
 from gancli.objectives import critic_penalty, get_loss, orthogonal_regularization
 from gancli.train import distributed
+from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Recipe
+from recipes import biggan_import
 from recipes.biggan_nets import (
     G_PLANS,
     GEN_NORMS,
@@ -44,16 +47,20 @@ class BigGANConfig(TrainConfig):
     resolution: int = 128  # 32, 64, 128 (Table 4) or 256 (Table 5)
     ch: int = 96  # channel multiplier ("Ch." of Table 1)
     z_dim: int = 120  # 128 px: 6 chunks of 20 (one for the dense layer, one per up-block)
-    shared_dim: int = 128  # shared class embedding; 0: a separate class embedding per BN layer
+    shared_dim: int = 128  # shared class embedding; 0: plain per-class gain/bias tables in each BN (no hier)
     hier: bool = True  # hierarchical latents: z split into chunks fed to every block
     attention: int = 64  # resolution of the non-local block in G and in D; 0: none
     gen_norm: str = "cbn"  # cbn (class-conditional BN) or self-mod (conditional self-modulation, eq. 3)
     init: str = "ortho"  # ortho (the paper), N02 or xavier
     g_spectral_norm: bool = True
+    # ε of G's class-conditional BNs and of its spectral norm's power iteration (BigGAN-PyTorch's BN_eps and SN_eps,
+    # as its ImageNet launch scripts set them; its TF-Hub ports use 1e-4 for both)
+    bn_eps: float = 1e-5
+    sn_eps: float = 1e-6
     ortho_reg: float = 1e-4  # β of eq. 3
     num_classes: int = 0  # 0: from the data (10 for builtin and CIFAR-10, the folder count for imagenet:PATH)
     flip: bool = False
-    standing_passes: int = 100  # forward passes of random z and y for standing statistics (App. C.1)
+    standing_passes: int = 100  # forward passes of random z and y for standing statistics (App. C.1); 0: keep G's own
     cross_replica_bn: bool = True  # under torchrun on GPUs, G's BN statistics over all processes (App. C)
     data_root: str = ""
     eval_n: int = 10_000
@@ -107,6 +114,8 @@ class BigGAN(Recipe):
     summary = "Class-conditional BigGAN: cBN on a shared embedding + hierarchical z, projection D, truncation"
     Config = BigGANConfig
     best_metric = ("fid", "min")
+    network_fields = ("resolution", "ch", "z_dim", "shared_dim", "hier", "attention", "gen_norm", "num_classes",
+                      "g_spectral_norm", "bn_eps", "sn_eps")
     presets = PRESETS
 
     def __init__(self, cfg: BigGANConfig):
@@ -126,6 +135,11 @@ class BigGAN(Recipe):
             raise ConfigError(f"'gen_norm' must be one of {', '.join(GEN_NORMS)}, got '{cfg.gen_norm}'.")
         if cfg.init not in INITS:
             raise ConfigError(f"'init' must be one of {', '.join(INITS)}, got '{cfg.init}'.")
+        if cfg.gen_norm == "cbn" and cfg.hier and not cfg.shared_dim:
+            raise ConfigError("'hier' needs a shared class embedding ('shared_dim' > 0): without one each BN reads the "
+                              "class from its own table, as BigGAN-PyTorch's, and takes no z.")
+        if not (0 < cfg.bn_eps < 1 and 0 < cfg.sn_eps < 1):
+            raise ConfigError(f"'bn_eps' and 'sn_eps' must be in (0, 1), got {cfg.bn_eps:g} and {cfg.sn_eps:g}.")
         if cfg.ch < 2:
             raise ConfigError(f"'ch' must be at least 2 (the attention layers need 8 channels), got {cfg.ch}.")
         slots = len(G_PLANS[cfg.resolution]) + 1 if cfg.hier else 1
@@ -154,10 +168,10 @@ class BigGAN(Recipe):
         """G with orthogonal (or the configured) init and SN, its BNs per process."""
         cfg = self.cfg
         G = Generator(cfg.resolution, cfg.ch, cfg.z_dim, cfg.num_classes, cfg.shared_dim, cfg.hier, cfg.attention,
-                      cfg.gen_norm)
+                      cfg.gen_norm, cfg.bn_eps)
         initialize(G, cfg.init)
         if cfg.g_spectral_norm:
-            spectral_norm_all(G)
+            spectral_norm_all(G, cfg.sn_eps)
         return G
 
     def build_models(self):
@@ -263,7 +277,11 @@ class BigGAN(Recipe):
 
     def finalize_generator(self, G) -> None:
         """Standing statistics (App. C.1): BN statistics averaged over passes of random z and y, so outputs never
-        depend on the batch they are drawn in."""
+        depend on the batch they are drawn in. With standing_passes 0 G keeps the statistics it has (an imported
+        G's)."""
+        if not self.cfg.standing_passes:
+            G.eval()
+            return
         device = next(G.parameters()).device
         generator = torch.Generator(device).manual_seed(self.cfg.seed + 7)
         batch = min(self.cfg.batch_size, 256)
@@ -313,3 +331,16 @@ class BigGAN(Recipe):
 
         return sampler
 
+
+
+BigGAN.import_formats = {
+    "biggan-pytorch": ImportFormat(
+        name="biggan-pytorch",
+        summary="ajbrock/BigGAN-PyTorch BigGAN",
+        files="G.pth or G_ema.pth; --critic D.pth",
+        published="ajbrock/BigGAN-PyTorch README: the ImageNet 128 model (138k and 100k iterations: G, G_ema, D); "
+                  "TFHub/converter.py writes the TF-Hub BigGAN 128/256 generators in the same format",
+        detect=biggan_import.is_biggan_pytorch,
+        convert=partial(biggan_import.convert, BigGAN),
+    ),
+}

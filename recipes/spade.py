@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +28,9 @@ from gancli.data.segmentation import instance_edges, num_labels_of, open_segment
 from gancli.errors import ConfigError, DataError, GancliError
 from gancli.nn.export import ExportInputs, batch_dim, latent, spatial_dims
 from gancli.objectives import critic_penalty, get_loss
+from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Loader, Recipe
+from recipes import spade_import
 from recipes.spade_nets import UPSAMPLINGS, MultiScaleCritic, SPADEGenerator, VGG19Loss, feature_matching_loss
 
 log = logging.getLogger("gancli.spade")
@@ -90,13 +94,20 @@ PRESETS = {
     "quick": {"image_size": [32, 32], "ngf": 16, "spade_hidden": 32, "ndf": 32, "z_dim": 64, "batch_size": 8,
               "steps": 800, "perceptual": "none", "log_every": 10, "sample_every": 200, "ckpt_every": 200,
               "eval_every": 200, "eval_n": 200, "n_samples": 16},
-    # SAN paper §4.2 (SAN-SPADE, Cityscapes 512×256, FID 58.56): SPADE's settings, SAN r = 25 %, g = 1.3, β1 = 0.5
-    "cityscapes": {"image_size": [256, 512], "instance_edges": True, "norm": "san", "norm_ratio": 0.25,
-                   "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9], "lr_g": 1e-4, "lr_d": 4e-4},
+    # SAN paper §4.2 (SAN-SPADE, Cityscapes 512×256, FID 58.56): SPADE's settings, SAN r = 25 %, g = 1.3, β1 = 0.5.
+    # SPADE's data/cityscapes_dataset.py: crop 512, aspect 2, 35 labels + instance edges, num_upsampling_layers more
+    # (G starts at 4×8)
+    "cityscapes": {"image_size": [256, 512], "instance_edges": True, "num_upsampling_layers": "more", "norm": "san",
+                   "norm_ratio": 0.25, "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9],
+                   "lr_g": 1e-4, "lr_d": 4e-4},
+    # SPADE's data/ade20k_dataset.py: crop 256, 150 labels + dontcare (our 151 ids), no instance map
     "ade20k": {"image_size": [256, 256], "instance_edges": False},
+    # SPADE's data/coco_dataset.py: crop 256, 182 labels + dontcare (183 ids), instance edges
+    "coco": {"image_size": [256, 256], "instance_edges": True},
     # SPADE as published (FID 63.65 in the SAN paper): spectral + instance norm critic, TTUR with β = (0, 0.9)
-    "original": {"image_size": [256, 512], "instance_edges": True, "norm": "sn", "norm_ratio": 1.0, "norm_gain": 0.0,
-                 "betas_g": [0.0, 0.9], "betas_d": [0.0, 0.9], "lr_g": 1e-4, "lr_d": 4e-4, "d_instance_norm": True},
+    "original": {"image_size": [256, 512], "instance_edges": True, "num_upsampling_layers": "more", "norm": "sn",
+                 "norm_ratio": 1.0, "norm_gain": 0.0, "betas_g": [0.0, 0.9], "betas_d": [0.0, 0.9], "lr_g": 1e-4,
+                 "lr_d": 4e-4, "d_instance_norm": True},
 }
 
 
@@ -126,6 +137,8 @@ class Spade(Recipe):
     Config = SpadeConfig
     presets = PRESETS
     best_metric = ("fid", "min")
+    network_fields = ("image_size", "label_nc", "instance_edges", "ngf", "spade_hidden", "g_spectral_norm",
+                      "num_upsampling_layers", "use_vae", "z_dim", "ndf", "n_layers_d", "num_d", "d_instance_norm")
     no_augment_reason = "its critic sees label map and image as one tensor, and colour or cutout ops corrupt the labels"
 
     def __init__(self, cfg: SpadeConfig):
@@ -187,13 +200,13 @@ class Spade(Recipe):
 
     def build_dataset(self):
         cfg = self.cfg
+        pairs = self.open_pairs("train")  # the data first: a missing folder fails before any weights are looked for
+        pairs[0]  # a broken first pair fails here, before the run folder is made
         if cfg.perceptual == "vgg19" and cfg.lambda_vgg > 0:
             self.vgg = VGG19Loss(cfg.vgg_weights or None).to(self.device)
         else:
             log.warning("spade: VGG19 perceptual loss off (perceptual = %s): hinge + feature matching only.",
                         cfg.perceptual)
-        pairs = self.open_pairs("train")
-        pairs[0]  # a broken first pair fails here, before the run folder is made
         return LabelToImage(pairs, cfg.flip, cfg.instance_edges)
 
     def validation(self) -> Dataset:
@@ -337,6 +350,11 @@ class Spade(Recipe):
             z = torch.randn(label.shape[0], G.z_dim, generator=generator, device=device).to(self.device)
         return G(segmap, z)
 
+    def verb_inputs(self) -> dict[str, Any]:
+        palette = self.palette()
+        return {"synthesize": {"label_nc": self.cfg.label_nc, "size": list(self.cfg.image_size),
+                               "styles": self.cfg.use_vae, "palette": None if palette is None else palette.tolist()}}
+
     def synthesize_files(self, load: Loader, labels: list[Path], out: Path, *, palette: bool = False,
                          style: Path | None = None, n_styles: int = 1, seed: int = 0,
                          source: str = "this run") -> list[Path]:
@@ -430,8 +448,8 @@ class Spade(Recipe):
         """(feature statistics or None, segmentation scores or None) of images_of(labels, edges, real) over n maps."""
         from gancli.data.images import to_uint8
         from gancli.metrics.generative.features import extract
-        from gancli.metrics.judges.segmentation import SegmentationScore
         from gancli.metrics.generative.stats import ReferenceStats
+        from gancli.metrics.judges.segmentation import SegmentationScore
 
         val = self.validation()
         score = SegmentationScore(self.cfg.label_nc, getattr(val, "ignore_label", None)) if segmenter else None
@@ -476,6 +494,20 @@ class Spade(Recipe):
         scores["protocol"] = (f"{n} validation maps of {self.validation().name}: synthesized vs real photos"
                               + (f"; skipped: {' '.join(judges['skipped'])}" if judges["skipped"] else ""))
         return scores
+
+
+Spade.import_formats = {
+    "spade": ImportFormat(
+        name="spade",
+        summary="NVlabs/SPADE label-to-image",
+        files="latest_net_G.pth; --critic latest_net_D.pth; --preset cityscapes|ade20k|coco (SPADE's dataset options)",
+        published="NVlabs/SPADE README: checkpoints.tar.gz (Google Drive) with coco_pretrained, ade20k_pretrained and "
+                  "cityscapes_pretrained folders",
+        detect=spade_import.is_spade,
+        convert=partial(spade_import.convert, Spade),
+        preset="original",
+    ),
+}
 
 
 class LabelMapGenerator(nn.Module):

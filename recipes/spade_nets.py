@@ -1,7 +1,8 @@
 """SPADE's networks (Park et al. 2019): SPADE ResBlocks generator, VAE style encoder, multi-scale PatchGAN critic.
 
 The critic is built plain (no normalization of its weights): the trainer applies `--norm` (SAN with
-circular padding, SN, ...) to every conv, as the SAN paper does to SPADE's critic (§4.2).
+circular padding, SN, ...) to its convs, as the SAN paper does to SPADE's critic (§4.2), but for the first
+and last conv of each scale, which SPADE's NLayerDiscriminator leaves plain (models/networks/discriminator.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
+
+from gancli.nn import leave_plain
 
 UPSAMPLINGS = {"normal": 5, "more": 6}  # SPADE's num_upsampling_layers: label map / 2^k is where G starts
 
@@ -156,7 +159,8 @@ class PatchCritic(nn.Module):
     def __init__(self, c_in: int, ndf: int = 64, n_layers: int = 4, instance_norm: bool = True):
         super().__init__()
         pad = 2  # ceil((4 - 1) / 2), as pix2pixHD: each conv grows the map by one pixel
-        blocks = [nn.Sequential(nn.Conv2d(c_in, ndf, 4, 2, pad), nn.LeakyReLU(0.2))]
+        # SPADE's NLayerDiscriminator normalizes only the middle convs: the first and the last stay plain
+        blocks = [nn.Sequential(leave_plain(nn.Conv2d(c_in, ndf, 4, 2, pad)), nn.LeakyReLU(0.2))]
         nf = ndf
         for n in range(1, n_layers):
             prev, nf = nf, min(nf * 2, 512)
@@ -164,7 +168,7 @@ class PatchCritic(nn.Module):
             norm = [nn.InstanceNorm2d(nf)] if instance_norm else []
             blocks.append(nn.Sequential(nn.Conv2d(prev, nf, 4, stride, pad, bias=not instance_norm), *norm,
                                         nn.LeakyReLU(0.2)))
-        blocks.append(nn.Sequential(nn.Conv2d(nf, 1, 4, 1, pad)))
+        blocks.append(nn.Sequential(leave_plain(nn.Conv2d(nf, 1, 4, 1, pad))))
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: Tensor) -> list[Tensor]:

@@ -7,6 +7,7 @@ critic takes every `--norm` and `--penalty` of the core. Networks live in recipe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -26,6 +27,9 @@ ARCHS = ("sndcgan", "resnet", "resnet19", "adagan")
 
 @dataclass
 class UncondConfig(TrainConfig):
+    # keys that runs saved by earlier versions hold and that no longer exist (dropped when such a run is opened):
+    # dragan_c, the variance of Kodali et al.'s N(0, cI), gave way to the large-scale study's perturbation
+    RETIRED: ClassVar[tuple[str, ...]] = ("dragan_c",)
     recipe: str = "uncond"
     arch: str = "sndcgan"  # sndcgan | resnet | resnet19 | adagan
     resolution: int = 32  # 32 for CIFAR-10 (Mg=4), 48 for STL-10 (Mg=6), 128 for resnet19
@@ -42,7 +46,6 @@ class UncondConfig(TrainConfig):
     adagan_channels: int = 128
     adaconv_blocks: int = 4  # AdaGAN-1/2/3 replace the first 1/2/3 convs; 4 (AdaGAN) all of them
     k_adaptive: int = 3  # neighbourhood the AdaConvBlocks regress their kernels from: 3 or 5
-    dragan_c: float = 10.0  # --penalty dragan: variance c of the perturbation N(0, cI) (Kodali et al.)
     flip: bool = True
     # evaluation every eval_every steps; the best checkpoint by FID is kept
     eval_n: int = 10_000  # generated images (the large-scale study's CIFAR-10 protocol: 10k vs 10k test)
@@ -111,6 +114,8 @@ class Uncond(Recipe):
                "bn / self-modulated / no BN in G")
     Config = UncondConfig
     best_metric = ("fid", "min")
+    network_fields = ("arch", "resolution", "z_dim", "width", "gen_norm", "sbn_hidden", "g_kernel", "d_kernel", "d_pool",
+                      "full_stl_critic", "adagan_channels", "adaconv_blocks", "k_adaptive")
     presets = PRESETS
 
     def __init__(self, cfg: UncondConfig):
@@ -138,8 +143,6 @@ class Uncond(Recipe):
                               f"got {cfg.adagan_channels}.")
         if not cfg.width > 0:
             raise ConfigError(f"'width' must be a positive channel multiplier, got {cfg.width}.")
-        if not cfg.dragan_c > 0:
-            raise ConfigError(f"'dragan_c' must be a positive noise variance, got {cfg.dragan_c}.")
         for key in ("z_dim", "eval_n", "sbn_hidden"):
             if getattr(cfg, key) < 1:
                 raise ConfigError(f"'{key}' must be a positive number, got {getattr(cfg, key)}.")
@@ -197,7 +200,7 @@ class Uncond(Recipe):
         d_loss, _ = get_loss(self.cfg.loss)
         real_logits, fake_logits = D(real), D(fake)
         adv = d_loss(real_logits, fake_logits)
-        penalty = critic_penalty(self.cfg.penalty, D, D, real, fake, dragan_c=self.cfg.dragan_c)
+        penalty = critic_penalty(self.cfg.penalty, D, D, real, fake)
         logs = {"D/loss": adv.detach(), "D/real": real_logits.mean().detach(), "D/fake": fake_logits.mean().detach()}
         if self.cfg.penalty not in ("none", "clip"):
             logs["D/penalty"] = penalty.detach()

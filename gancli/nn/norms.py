@@ -302,6 +302,16 @@ class ExactSpectralNorm(_CachedConvNorm):
         return torch.stack([exact_conv_sigma(w, input_size) for w in weight.chunk(self.groups)]).amax()
 
 
+PLAIN = "leave_weight_plain"  # attribute of a critic layer that no weight normalization may touch
+
+
+def leave_plain(layer: nn.Module) -> nn.Module:
+    """Mark a critic layer that its reference architecture never normalizes (e.g. the first and last conv of each
+    scale of SPADE's PatchGAN critic): apply_critic_norm leaves its weight as it is, under every weight norm."""
+    setattr(layer, PLAIN, True)
+    return layer
+
+
 def apply_critic_norm(
     module: nn.Module,
     name: str,
@@ -313,7 +323,8 @@ def apply_critic_norm(
     mode: str = "project",
     circular: bool = False,
 ) -> nn.Module:
-    """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme.
+    """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme (but layers
+    marked by leave_plain).
 
     `ratio`, `gain` apply to san; `every` (in critic updates, or forwards of each layer when none are reported)
     and `mode` (project: Alg. 1's in-place rescaling, the conv's stored weight is the normalized one and its
@@ -344,6 +355,10 @@ def apply_critic_norm(
     for layer in list(module.modules()):
         if not isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)):
             continue
+        if getattr(layer, PLAIN, False):  # the reference leaves it plain; SAN's circular padding still applies
+            if name in ("san", "sn-exact") and isinstance(layer, nn.Conv2d) and layer.padding not in ((0, 0), "valid"):
+                make_circular(layer)
+            continue
         if name == "wn":
             weight_norm(layer)
         elif name == "sn" or not isinstance(layer, nn.Conv2d):
@@ -351,15 +366,21 @@ def apply_critic_norm(
         else:
             norm = (SparsityAwareNorm(layer, ratio, gain, every, mode) if name == "san"
                     else ExactSpectralNorm(layer, every, mode))
-            if layer.padding not in ((0, 0), "valid"):
-                make_circular(layer)
-            if mode == "project":
-                layer.weight_projection = norm
-                layer.register_forward_pre_hook(_project_at_first_forward)
-            else:
-                parametrize.register_parametrization(layer, "weight", norm)
-                layer.register_forward_pre_hook(_refresh_sigma)
+            _attach_cached_norm(layer, norm, mode)
     return module
+
+
+def _attach_cached_norm(conv: nn.Conv2d, norm: _CachedConvNorm, mode: str) -> None:
+    """A SAN / sn-exact norm on a conv (circular padding, which Lemma 1 assumes): in place (project) or as W's
+    parametrization (reparam), with the forward pre-hook that shows it the input size."""
+    if conv.padding not in ((0, 0), "valid"):
+        make_circular(conv)
+    if mode == "project":
+        conv.weight_projection = norm
+        conv.register_forward_pre_hook(_project_at_first_forward)
+    else:
+        parametrize.register_parametrization(conv, "weight", norm)
+        conv.register_forward_pre_hook(_refresh_sigma)
 
 
 def count_critic_updates(module: nn.Module) -> None:
@@ -438,3 +459,21 @@ def apply_config_norm(critic: nn.Module, cfg) -> nn.Module:
     critic_padding), applied to a plain critic as training does."""
     return apply_critic_norm(critic, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
                              mode=cfg.san_mode, circular=cfg.critic_padding == "circular")
+
+
+def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:
+    """The state dict of the plain critic that a normalized one computes with (in eval mode): each normalized
+    layer's effective weight under its plain name, the normalizations' own state (σ, u, v) dropped."""
+    training = module.training
+    module.eval()  # SN's weight without a power step
+    try:
+        with torch.no_grad():
+            state = {k: v for k, v in module.state_dict().items()
+                     if ".parametrizations." not in f".{k}" and ".weight_projection." not in f".{k}"}
+            for prefix, layer in module.named_modules():
+                if parametrize.is_parametrized(layer):
+                    for name in layer.parametrizations:
+                        state[f"{prefix}.{name}" if prefix else name] = getattr(layer, name).detach().clone()
+    finally:
+        module.train(training)
+    return state

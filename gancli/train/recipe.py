@@ -55,6 +55,9 @@ class Recipe:
     no_augment_reason: ClassVar[str] = ""
     # published checkpoint formats this recipe reads (`gancli import`), by name
     import_formats: ClassVar[dict[str, "ImportFormat"]] = {}
+    # config keys that shape the networks: `--init-from RUN` takes them from RUN unless given (a preset does not
+    # override them), so that the run's weights fit
+    network_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -141,6 +144,11 @@ class Recipe:
                         grid: bool = False) -> Any:
         """Image files translated to attribute assignments ('Name=1'), one PNG each in out (and a grid)."""
         self.check_supports("translate_files")
+
+    def verb_inputs(self) -> dict[str, Any]:
+        """What a client (the web page) needs to offer this recipe's verbs, by verb: the palette a label map is
+        painted with, the attributes a face has, the scale; JSON-able."""
+        return {}
 
     def export_inputs(self, G: nn.Module, size: tuple[int, int] | None = None) -> ExportInputs:
         """G's inputs for `gancli export`: example tensors (image inputs of `size` when it applies), their names,

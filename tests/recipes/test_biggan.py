@@ -49,14 +49,14 @@ def test_table4_plan_and_hierarchical_z_at_128px():
 
 
 @pytest.mark.parametrize("shared_dim, hier, gen_norm, cond_dim", [
-    (8, True, "cbn", 8 + 4), (8, False, "cbn", 8), (0, True, "cbn", 10 + 4), (8, True, "self-mod", 4),
+    (8, True, "cbn", 8 + 4), (8, False, "cbn", 8), (0, False, "cbn", 10), (8, True, "self-mod", 4),
 ])
 def test_conditioning_shapes(shared_dim, hier, gen_norm, cond_dim):
     G = Generator(32, ch=2, z_dim=16, num_classes=10, shared_dim=shared_dim, hier=hier, attention=16,
                   gen_norm=gen_norm)
     bn = G.blocks[0].bn1
     first = bn.gain if gen_norm == "cbn" else bn.hidden
-    assert first.in_features == cond_dim
+    assert (first.num_embeddings if shared_dim == 0 else first.in_features) == cond_dim
     assert (G.shared is not None) == (shared_dim > 0) if gen_norm == "cbn" else hasattr(G, "compose")
     z, y = torch.randn(3, 16), torch.tensor([0, 5, 9])
     assert G(z, y).shape == (3, 3, 32, 32)
@@ -143,6 +143,7 @@ PAPER = {  # BigGAN App. B-C and Table 1 row 7 (128 px)
     "loss": "hinge", "lr_g": 5e-5, "lr_d": 2e-4, "betas_g": [0.0, 0.999], "betas_d": [0.0, 0.999], "n_dis": 2,
     "ortho_reg": 1e-4, "ema": True, "ema_decay": 0.9999, "init": "ortho", "norm": "sn", "g_spectral_norm": True,
     "shared_dim": 128, "hier": True, "ch": 96, "z_dim": 120, "resolution": 128, "attention": 64, "gen_norm": "cbn",
+    "bn_eps": 1e-5, "sn_eps": 1e-6,  # BigGAN-PyTorch scripts/launch_BigGAN_bs256x8.sh: --SN_eps 1e-6 --BN_eps 1e-5
 }
 BIGGAN_PYTORCH_CIFAR = {  # BigGAN-PyTorch launch_cifar_ema.sh and its defaults
     "data": "cifar10:train", "resolution": 32, "ch": 64, "batch_size": 50, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4,
@@ -151,6 +152,27 @@ BIGGAN_PYTORCH_CIFAR = {  # BigGAN-PyTorch launch_cifar_ema.sh and its defaults
     "loss": "hinge", "steps": 500 * 50_000 // (50 * 4),  # 500 epochs, each iteration takes 4 batches of 50
 }
 SAN_BIGGAN = {**BIGGAN_PYTORCH_CIFAR, "norm": "san", "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999]}  # SAN §4.1
+
+
+@pytest.mark.parametrize("preset", ["biggan-pytorch-cifar", "san-biggan"])
+def test_cifar_presets_use_plain_per_class_cbn_tables(preset):
+    # BigGAN-PyTorch BigGAN.py: without G_shared, ccbn's gain and bias are nn.Embedding, never SN'd ("for some reason
+    # applying SN to G's embedding seems to randomly cripple G"); the class is not concatenated with z (no hier)
+    from torch.nn.utils import parametrize
+
+    from gancli.nn.modulation import ClassTable
+
+    cfg = api.make_config("biggan", preset=preset, num_classes=10)
+    G = BigGAN(cfg).build_plain_generator()
+    tables = [m for m in G.modules() if isinstance(m, ClassTable)]
+    assert len(tables) == 2 * 2 * 3  # gain and bias of both BNs of the three blocks
+    assert not any(parametrize.is_parametrized(t) for t in tables) and G.shared is None
+    assert parametrize.is_parametrized(G.blocks[0].conv1, "weight")  # the convs keep G's SN
+    y = torch.tensor([2, 7])
+    bn = G.blocks[0].bn1
+    assert torch.equal(bn.gain(G.class_code(y)), bn.gain.weight[y])  # a one-hot code reads its class's row exactly
+    with pytest.raises(ConfigError, match="'hier' needs a shared class embedding"):
+        BigGAN(api.make_config("biggan", preset=preset, num_classes=10, sets={"hier": True}))
 
 
 @pytest.mark.parametrize("preset, table", [(None, PAPER), ("biggan-pytorch-cifar", BIGGAN_PYTORCH_CIFAR),

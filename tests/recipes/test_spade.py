@@ -10,13 +10,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch.nn.utils import parametrize
 
 from gancli.data.scenes import BuiltinScenes, colourize
-from gancli.data.segmentation import ADE20K, Cityscapes, ids_from_colours, instance_edges, open_segmentation
+from gancli.data.segmentation import (
+    ADE20K,
+    Cityscapes,
+    ids_from_colours,
+    instance_edges,
+    open_segmentation,
+)
 from gancli.errors import DataError
 from gancli.metrics.judges.segmentation import SegmentationScore
 from gancli.nn import apply_critic_norm
-from recipes.spade_nets import SPADE, MultiScaleCritic, SPADEGenerator, feature_matching_loss
+from recipes.spade_nets import (
+    SPADE,
+    MultiScaleCritic,
+    SPADEGenerator,
+    feature_matching_loss,
+)
 
 TINY = ["--image-size", "32,32", "--ngf", "4", "--spade-hidden", "4", "--ndf", "4", "--z-dim", "4",
         "--batch-size", "2", "--steps", "2", "--log-every", "1", "--sample-every", "0", "--eval-every", "0",
@@ -59,7 +71,12 @@ def test_generator_shapes_and_upsampling_modes():
         G = SPADEGenerator(3, size, ngf=1, hidden=2, upsampling=upsampling)
         out = G(onehot(torch.randint(0, 3, (2, *size)), 3))
         assert out.shape == (2, 3, *size) and out.abs().max() <= 1
-    assert SPADEGenerator(3, (256, 512), ngf=1, hidden=1).n_up == 5  # SPADE's: Cityscapes starts at 16×8
+    # NVlabs/SPADE generator.py compute_latent_vector_size: Cityscapes (crop 512, aspect 2, "more") starts at 4×8,
+    # ADE20K and COCO (crop 256, "normal") at 8×8
+    cityscapes = SPADEGenerator(3, (256, 512), ngf=1, hidden=1, upsampling="more")
+    assert (cityscapes.n_up, cityscapes.sh, cityscapes.sw) == (6, 4, 8)
+    ade20k = SPADEGenerator(3, (256, 256), ngf=1, hidden=1)
+    assert (ade20k.n_up, ade20k.sh, ade20k.sw) == (5, 8, 8)
     G = SPADEGenerator(3, (32, 64), ngf=1, hidden=2)
     assert G.n_up == 3  # small images start at 4×8, not 1×2, where eval-mode batch norm breaks down
     assert G(onehot(torch.zeros(1, 64, 96, dtype=torch.long), 3)).shape == (1, 3, 64, 96)  # any multiple of 32
@@ -82,6 +99,18 @@ def test_multiscale_critic_shapes_under_every_norm(norm):
             h, w = (h // 2 + 1, w // 2 + 1) if stride == 2 else (h + 1, w + 1)
             sizes.append((h, w))
         assert [tuple(f.shape[1:]) for f in scale] == [(c, *s) for c, s in zip((4, 8, 16, 32, 1), sizes)]
+
+
+@pytest.mark.parametrize("norm", ["sn", "san"])
+def test_critic_norm_leaves_the_first_and_last_conv_of_each_scale_plain(norm):
+    # NVlabs/SPADE models/networks/discriminator.py (NLayerDiscriminator): norm_layer wraps only the middle convs
+    D = apply_critic_norm(MultiScaleCritic(5, ndf=4, n_layers=4, num_d=2), norm, ratio=0.25, gain=1.3, mode="reparam")
+    for scale in D.scales:
+        convs = [block[0] for block in scale.blocks]
+        normalized = [parametrize.is_parametrized(conv, "weight") for conv in convs]
+        assert normalized == [False, True, True, True, False]
+        if norm == "san":  # SAN's circular padding (SAN §4.2) covers the plain convs too
+            assert all(conv.padding_mode == "circular" for conv in convs)
 
 
 def test_feature_matching_is_l1_of_intermediate_features_over_scales():
@@ -359,11 +388,16 @@ def test_presets_equal_the_papers():
     paper = {"norm": "san", "norm_ratio": 0.25, "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9],
              "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "lambda_feat": 10.0, "lambda_vgg": 10.0,
              "lambda_kld": 0.05, "ndf": 64, "n_layers_d": 4, "num_d": 2, "ngf": 64, "image_size": [256, 512],
-             "instance_edges": True, "perceptual": "vgg19", "d_instance_norm": True}
+             "instance_edges": True, "perceptual": "vgg19", "d_instance_norm": True,
+             "num_upsampling_layers": "more"}  # NVlabs/SPADE data/cityscapes_dataset.py forces "more" (G from 4×8)
     assert {k: getattr(san, k) for k in paper} == paper
     original = api.make_config("spade", preset="original", data="cityscapes:/nowhere")
-    assert (original.norm, original.betas_g, original.betas_d, original.d_instance_norm) == (
-        "sn", [0.0, 0.9], [0.0, 0.9], True)
+    assert (original.norm, original.betas_g, original.betas_d, original.d_instance_norm,
+            original.num_upsampling_layers) == ("sn", [0.0, 0.9], [0.0, 0.9], True, "more")
+    # NVlabs/SPADE data/ade20k_dataset.py and coco_dataset.py: crop 256 (aspect 1), instance maps for COCO only
+    for name, edges in (("ade20k", False), ("coco", True)):
+        cfg = api.make_config("spade", preset=name, data="ade20k:/nowhere")
+        assert (cfg.image_size, cfg.instance_edges, cfg.num_upsampling_layers) == ([256, 256], edges, "normal")
 
 
 def test_colour_maps_with_shared_colours_take_the_lowest_id():
