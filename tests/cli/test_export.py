@@ -159,3 +159,18 @@ def test_the_traceable_bicubic_equals_matlabs():
         for shape in ((1, 3, 3, 3), (2, 3, 13, 21), (1, 1, 40, 8)):
             x = torch.rand(shape, generator=torch.Generator().manual_seed(scale)) * 2 - 1
             assert (bicubic_upsample_conv(x, taps) - bicubic_upsample(x, scale)).abs().max().item() < 1e-6
+
+
+@pytest.mark.parametrize("arch", ["rrdb", "sangan"])
+def test_every_sr_generator_exports_with_dynamic_sides(arch):
+    """ESRGAN's RRDBNet and SANGAN's generator (bilinear skip, [0, 1] inside), fresh from their config: no run needed."""
+    from recipes.sr import SRConfig, SuperResolution, build_generator
+
+    cfg = SRConfig(arch=arch, n_blocks=1, features=8, growth=4, io_range="unit" if arch == "sangan" else "signed")
+    recipe = SuperResolution(cfg)
+    G = ex.fold_normalizations(build_generator(cfg))
+    program = ex.export_program(recipe.export_inputs(G), dynamic=True)
+    for shape in ((1, 3, 5, 9), (2, 3, 12, 7)):
+        lr = torch.rand(shape, generator=torch.Generator().manual_seed(3)) * 2 - 1
+        with torch.no_grad():
+            assert (program.module()(lr) - G(lr)).abs().max().item() <= TOLERANCE
