@@ -31,7 +31,8 @@ from gancli.train.trainer import Trainer, check_run_dir, exit_recorded, start_ru
 
 __all__ = ["make_config", "train", "sample", "load", "open_run", "evaluator", "evaluate", "record_in_run",
            "recipes", "bench_training", "bench_eval", "translate", "synthesize", "upscale", "score_images",
-           "save_samples", "last_evaluation", "summarize_run", "run_records", "sample_grids", "verb_inputs"]
+           "save_samples", "last_evaluation", "summarize_run", "run_records", "sample_grids", "verb_inputs",
+           "iqa_metrics", "score_iqa", "export"]
 
 
 def recipes() -> list[dict[str, Any]]:
@@ -203,6 +204,23 @@ def evaluate(metric: str, fake: str | Path, real: str | Path | None = None, **op
     ev = evaluator(**{k: v for k, v in options.items() if k in fields})
     return ev.evaluate(metric, str(fake), None if real is None else str(real),
                        **{k: v for k, v in options.items() if k not in fields})
+
+
+def iqa_metrics() -> list[dict[str, Any]]:
+    """The metrics `gancli eval iqa` takes (gancli's niqe and PI, and every pyiqa metric): name, mode, by whom."""
+    from gancli.metrics.quality.pyiqa_metrics import list_metrics
+
+    return list_metrics()
+
+
+def score_iqa(metric: str, pred: str | Path, gt: str | Path | None = None, *, device: str = "auto",
+              **options: Any) -> dict[str, Any]:
+    """`gancli eval iqa`: any pyiqa metric (or gancli's niqe, PI) of every image in a folder, paired with gt by file
+    name for full-reference metrics, and their mean, with its protocol (options as folders.score_iqa)."""
+    from gancli.device import resolve_device
+    from gancli.metrics.quality.folders import score_iqa as score
+
+    return score(metric, Path(pred), None if gt is None else Path(gt), device=resolve_device(device), **options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,6 +517,16 @@ def parse_thresholds(text: str) -> list[float]:
     return sorted(set(values))
 
 
+def _standing_protocol(cfg: TrainConfig) -> str:
+    """How a truncation sweep's generator got its BN statistics (BigGAN-PyTorch sample.py --accumulate_stats)."""
+    passes = getattr(cfg, "standing_passes", 0)
+    if not passes:
+        return "the generator's own"
+    again = ", re-estimated on the truncated z at each threshold" if getattr(cfg, "truncated_standing_stats", False) \
+        else ", on untruncated z"
+    return f"standing statistics over {passes} passes{again}"
+
+
 def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int = 10_000, real: str | None = None,
                         features: str | None = None, seed: int = 0, checkpoint: str | None = None,
                         device: str = "auto", ema: bool = True, out: str | Path | None = None,
@@ -543,6 +571,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
     out.mkdir(parents=True, exist_ok=True)
     result = {"run": str(run.path), "checkpoint": run.checkpoint(checkpoint).name, "ema": run.loaded_ema,
               "features": rows[0]["features"], "protocol": rows[0]["protocol"], "seed": seed,
+              "standing_statistics": _standing_protocol(run.cfg),
               "thresholds": [{k: v for k, v in row.items() if k not in ("features", "protocol")} for row in rows]}
     (out / "truncation.json").write_text(json.dumps(result, indent=2))
     weights = f"{result['checkpoint']}{' (EMA)' if run.loaded_ema else ''}"
@@ -741,3 +770,43 @@ def _write_imported_run(cfg: TrainConfig, models: dict[str, torch.nn.Module], ou
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 __all__ += ["import_formats", "import_checkpoint"]
+
+
+# ---- generators for deployment (`gancli export`) ------------------------------------------------------------------
+def export(run_dir: str | Path, fmt: str, out: str | Path, *, size: tuple[int, int] | None = None,
+           dynamic: bool = False, checkpoint: str | None = None, ema: bool = True) -> dict[str, Any]:
+    """Write a run's generator (EMA weights, eval mode, normalizations folded) as .pt2 (torch.export) or ONNX, its
+    inputs documented in the file's metadata; returns {path, metadata, max_abs_diff} where max_abs_diff is
+    |exported − eager| on the example inputs (None for ONNX without onnxruntime)."""
+    from gancli import __version__
+    from gancli.nn import export as ex
+
+    ex.check_format(fmt)
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise ConfigError(f"--size takes a positive height and width, got {' '.join(map(str, size))}.")
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out '{out}' is a folder; give a file name, e.g. {out / ('generator.' + fmt)}.")
+    run = open_run(run_dir)
+    run.recipe.check_supports("export_inputs")
+    G = ex.fold_normalizations(run.load_generator(checkpoint, "cpu", ema=ema))
+    inputs = run.recipe.export_inputs(G, size)
+    program = ex.export_program(inputs, dynamic)
+    metadata = {"gancli": __version__, "recipe": run.recipe.name, "run": str(run.path),
+                "checkpoint": run.checkpoint(checkpoint).name, "ema": run.loaded_ema, "format": fmt,
+                "inputs": ex.describe_inputs(inputs, dynamic),
+                "output": {"name": "generated", "description": inputs.output},
+                "dynamic": dynamic, **inputs.metadata}
+    if fmt == "onnx":
+        metadata["onnx_opset"] = ex.ONNX_OPSET
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "pt2":
+        ex.save_pt2(program, out, metadata)
+    else:
+        ex.save_onnx(program, out, inputs, metadata)
+    diff = None
+    if fmt == "pt2" or ex.onnxruntime_available():
+        exported, _ = ex.load_exported(out, fmt)
+        with torch.no_grad():
+            diff = (exported(*inputs.example) - inputs.module(*inputs.example)).abs().max().item()
+    return {"path": out, "metadata": metadata, "max_abs_diff": diff}

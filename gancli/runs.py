@@ -273,7 +273,8 @@ def verb_inputs(path: str | Path) -> dict[str, Any]:
     import dataclasses
 
     recipe = open_run(path).recipe
-    verbs = ["sample"] + [verb for verb in recipe.VERBS if recipe.supports(verb)]
+    # `gancli export` writes a file for deployment: not a verb the page runs
+    verbs = ["sample"] + [verb for verb in recipe.VERBS if recipe.supports(verb) and verb != "export_inputs"]
     return {"recipe": recipe.name, "config": dataclasses.asdict(recipe.cfg), "verbs": verbs,
             "classes": num_classes(recipe), "truncation": "truncation" in inspect.signature(recipe.sample).parameters,
             **recipe.verb_inputs()}

@@ -19,6 +19,7 @@ from gancli.data.builtin import BuiltinImages
 from gancli.data.images import TrainingImages
 from gancli.data.specs import open_dataset, resized
 from gancli.errors import ConfigError, DataError
+from gancli.nn.export import ExportInputs, batch_dim, latent, refuse_size
 from gancli.nn.latent import standing_statistics, truncated_normal
 from gancli.objectives import critic_penalty, get_loss, orthogonal_regularization
 from gancli.train import distributed
@@ -409,6 +410,20 @@ class BigGAN(Recipe):
         on = self.cfg.truncated_standing_stats and self.cfg.standing_passes
         if on and hasattr(G, "standing_truncation") and G.standing_truncation != truncation:
             self.finalize_generator(G, truncation)
+
+    def export_inputs(self, G, size=None):
+        """z and class indices; the BN statistics are the standing ones that load_generator computed."""
+        cfg = self.cfg
+        res = cfg.resolution
+        refuse_size(size, f"a biggan generator makes {res}×{res} images from z and a class")
+        batch = batch_dim()
+        return ExportInputs(G, (latent(2, G.z_dim), torch.tensor([0, cfg.num_classes - 1])), ["z", "label"],
+                            {"z": f"latents (batch, {G.z_dim}) ~ N(0, I); truncation: redraw every |z_i| > T "
+                                  f"(BigGAN §3.1)",
+                             "label": f"class indices (batch,), int64 in 0..{cfg.num_classes - 1}"},
+                            f"images (batch, 3, {res}, {res}), RGB in [-1, 1]", {"z": {0: batch}, "label": {0: batch}},
+                            {"z_dim": G.z_dim, "num_classes": cfg.num_classes, "resolution": res,
+                             "standing_statistics_passes": cfg.standing_passes, "value_range": [-1, 1]})
 
     def evaluate(self, G):
         """FID/IS of the (standing-statistics) generator on class-balanced samples against the reference."""

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from gancli.config import TrainConfig
 from gancli.data.segmentation import instance_edges, num_labels_of, open_segmentation
 from gancli.errors import ConfigError, DataError, GancliError
+from gancli.nn.export import ExportInputs, batch_dim, latent, spatial_dims
 from gancli.objectives import critic_penalty, get_loss
 from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Loader, Recipe
@@ -335,6 +336,34 @@ class Spade(Recipe):
                               f"of {m} (num_upsampling_layers {self.cfg.num_upsampling_layers}), e.g. "
                               f"{max(m, round(width / m) * m)}×{max(m, round(height / m) * m)}.")
 
+    def export_inputs(self, G, size=None):
+        """Label ids (and instance edges, and z with the VAE): the one-hot map is made inside the exported graph."""
+        cfg = self.cfg
+        height, width = size or tuple(cfg.image_size)
+        self.check_map_size(G, height, width, "--size")
+        label = torch.randint(cfg.label_nc, (2, height, width), generator=torch.Generator().manual_seed(0))
+        example, names = [label], ["label"]
+        describe = {"label": f"label maps (batch, height, width) of int64 ids in 0..{cfg.label_nc - 1}"}
+        batch, (h, w) = batch_dim(), spatial_dims(G.multiple)
+        dynamic = {"label": {0: batch} if G.use_vae else {0: batch, 1: h, 2: w}}
+        if cfg.instance_edges:
+            example.append((torch.rand(2, 1, height, width, generator=torch.Generator().manual_seed(1)) > 0.8).float())
+            names.append("edges")
+            describe["edges"] = "instance boundaries (batch, 1, height, width), float 1 on an edge else 0"
+            dynamic["edges"] = {0: batch} if G.use_vae else {0: batch, 2: h, 3: w}
+        if G.use_vae:
+            example.append(latent(2, G.z_dim))
+            names.append("z")
+            describe["z"] = f"style latents (batch, {G.z_dim}) ~ N(0, I), or the style encoder's μ + σ·ε"
+            dynamic["z"] = {0: batch}
+        sides = ("the run's size" if G.use_vae else f"sides multiples of {G.multiple}")
+        return ExportInputs(LabelMapGenerator(G, cfg.label_nc, cfg.instance_edges, G.use_vae), tuple(example), names,
+                            describe, f"images (batch, 3, height, width), RGB in [-1, 1]; maps of {sides}", dynamic,
+                            {"label_nc": cfg.label_nc, "label_channels": self.label_channels,
+                             "instance_edges": cfg.instance_edges, "use_vae": G.use_vae,
+                             "z_dim": G.z_dim if G.use_vae else None, "image_size": list(cfg.image_size),
+                             "size_multiple": G.multiple, "value_range": [-1, 1]})
+
     @torch.no_grad()
     def synthesize(self, G: nn.Module, label: Tensor, edges: Tensor | None = None, style: Tensor | None = None,
                    generator: torch.Generator | None = None) -> Tensor:
@@ -525,3 +554,19 @@ Spade.import_formats = {
         preset="original",
     ),
 }
+
+
+class LabelMapGenerator(nn.Module):
+    """SPADE's G on label ids (N, H, W), then instance edges (N, 1, H, W) and z as the run has them: the one-hot map
+    (as SPADE.segmap makes it) is computed inside, so deployed code passes maps as they are stored."""
+
+    def __init__(self, G: nn.Module, label_nc: int, edges: bool, vae: bool):
+        super().__init__()
+        self.G, self.edges, self.vae = G, edges, vae
+        self.register_buffer("ids", torch.arange(label_nc).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, label: Tensor, *rest: Tensor) -> Tensor:
+        segmap = (label[:, None] == self.ids).float()
+        if self.edges:
+            segmap = torch.cat([segmap, rest[0].float()], 1)
+        return self.G(segmap, rest[-1]) if self.vae else self.G(segmap)

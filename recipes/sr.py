@@ -30,11 +30,12 @@ from torch import Tensor, nn
 from gancli.config import TrainConfig
 from gancli.data.sr import SRCrops, SRImages, bicubic_upsample, heldout_for, image_size, open_sr_images
 from gancli.errors import ConfigError
-from gancli.objectives import critic_penalty, get_loss
+from gancli.nn.export import ExportInputs, batch_dim, spatial_dims
 from gancli.nn.tiling import upscale_image
+from gancli.objectives import critic_penalty, get_loss
 from gancli.train.recipe import Recipe
+from recipes.sr_eval import PI_PROTOCOL, SR_PROTOCOL, mean_scores, score_sr_images
 from recipes.sr_import import SR_FORMATS
-from recipes.sr_eval import SR_PROTOCOL, mean_scores, score_sr_images
 from recipes.sr_nets import RRDBNet, SRCritic, SRResNetGenerator, VGGStyleCritic
 
 log = logging.getLogger("gancli.sr")
@@ -170,6 +171,7 @@ class SuperResolution(Recipe):
         self.vgg: nn.Module | None = None
         self._heldout: SRImages | None | bool = False  # False: not looked up yet
         self._bicubic: dict[str, float] | None = None
+        self._pi: tuple | None = None  # (PerceptualIndex or None, why not), looked up once
 
     # ---- config ------------------------------------------------------------------------
     def validate(self) -> None:
@@ -282,21 +284,32 @@ class SuperResolution(Recipe):
                 log.warning("sr: no held-out images (give --test-data FOLDER); evaluation is skipped.")
         return self._heldout
 
+    def perceptual_index(self):
+        """(PI scorer, "") when the iqa extra and NRQM's weights are here (no download), else (None, why not)."""
+        if self._pi is None:
+            from gancli.metrics.quality.pyiqa_metrics import perceptual_index
+
+            self._pi = perceptual_index(self.cfg.scale)
+        return self._pi
+
     def evaluate(self, G):
-        """Mean PSNR/SSIM (Y, crop = scale) and NIQE of G on the held-out images, next to bicubic's."""
+        """Mean PSNR/SSIM (Y, crop = scale), NIQE (and PI with the iqa extra) of G on the held-out images, next to
+        bicubic's."""
         images = self.heldout()
         if images is None:
             return {}
         cfg = self.cfg
         limit = cfg.eval_images or None
-        rows = score_sr_images(G, images, cfg.scale, limit=limit, tile=cfg.eval_tile, device=self.device)
+        pi, _ = self.perceptual_index()
+        rows = score_sr_images(G, images, cfg.scale, limit=limit, tile=cfg.eval_tile, device=self.device, pi=pi)
         if self._bicubic is None:
-            self._bicubic = mean_scores(score_sr_images(None, images, cfg.scale, limit=limit))
+            self._bicubic = mean_scores(score_sr_images(None, images, cfg.scale, limit=limit, pi=pi))
         scores = mean_scores(rows)
         for key, value in self._bicubic.items():
             scores[f"{key}_bicubic"] = value
         count = min(limit or len(images), len(images))
-        scores["protocol"] = f"{images.what}, {count} images; " + SR_PROTOCOL.format(s=cfg.scale)
+        scores["protocol"] = (f"{images.what}, {count} images; " + SR_PROTOCOL.format(s=cfg.scale)
+                              + (PI_PROTOCOL if pi else ""))
         return scores
 
     @torch.no_grad()
@@ -333,6 +346,17 @@ class SuperResolution(Recipe):
         """One uint8 image (3, h, w) upscaled by G → uint8 (3, s·h, s·w), tiled so any size fits in memory."""
         return upscale_image(G, image, self.cfg.scale, tile, overlap, device, on_tile)
 
+    def export_inputs(self, G, size=None):
+        cfg = self.cfg
+        s = cfg.scale
+        height, width = size or (cfg.hr_size // s, cfg.hr_size // s)
+        lr = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        h, w = spatial_dims(minimum=3)  # MATLAB's bicubic border rule needs 3 px a side
+        return ExportInputs(G, (lr,), ["lr"], {"lr": "low-resolution images (batch, 3, height, width), RGB in [-1, 1]"},
+                            f"upscaled images (batch, 3, {s}·height, {s}·width), RGB in [-1, 1] before clamping (the "
+                            f"output is not clamped: clamp to [-1, 1])", {"lr": {0: batch_dim(), 2: h, 3: w}},
+                            {"scale": s, "arch": cfg.arch, "value_range": [-1, 1]})
+
     def score_test_set(self, G, data, lr=None, *, limit=0, tile=256, overlap=40, device=None, on_image=None,
                        on_total=None):
         """G and bicubic on a test set (HR folder, DIV2K root or 'builtin'; LR made by MATLAB bicubic unless `lr`).
@@ -346,10 +370,12 @@ class SuperResolution(Recipe):
         count = min(limit, len(images)) if limit else len(images)
         if on_total:
             on_total(2 * count)
-        model_rows = score_sr_images(G, images, scale, limit=count, tile=tile, overlap=overlap, device=device,
+        pi, no_pi = self.perceptual_index()
+        model_rows = score_sr_images(G, images, scale, limit=count, tile=tile, overlap=overlap, device=device, pi=pi,
                                      on_image=on_image)
-        bicubic_rows = score_sr_images(None, images, scale, limit=count, on_image=on_image)
-        return {"data": images.what, "scale": scale, "count": count, "protocol": SR_PROTOCOL.format(s=scale),
-                "notes": [n for n in [images.crop_note()] if n], "model": model_rows, "bicubic": bicubic_rows,
+        bicubic_rows = score_sr_images(None, images, scale, limit=count, pi=pi, on_image=on_image)
+        return {"data": images.what, "scale": scale, "count": count,
+                "protocol": SR_PROTOCOL.format(s=scale) + (PI_PROTOCOL if pi else ""),
+                "notes": [n for n in [images.crop_note(), no_pi] if n], "model": model_rows, "bicubic": bicubic_rows,
                 "mean": {"model": mean_scores(model_rows), "bicubic": mean_scores(bicubic_rows)}}
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gancli.data.sr import bicubic_upsample
+from gancli.data.sr import bicubic_phase_filters, bicubic_upsample, bicubic_upsample_conv
 
 
 def conv3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -75,13 +75,18 @@ class SRResNetGenerator(nn.Module):
         self.upsample = nn.Sequential(*[PixelShuffleUp(features) for _ in range(up_stages(scale))])
         self.tail = conv3(features, features)
         self.to_rgb = nn.Conv2d(features, 3, ends, 1, ends // 2)
+        self.register_buffer("bicubic_taps", bicubic_phase_filters(scale), persistent=False)  # for export
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = to_unit(x, self.unit)
         h = self.blocks(F.leaky_relu(self.head(x), 0.1))
         h = F.leaky_relu(self.tail(self.upsample(h)), 0.1)
-        skip = (F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False) if self.sangan
-                else bicubic_upsample(x, self.scale))
+        if self.sangan:
+            skip = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        elif torch.compiler.is_exporting():  # the same numbers (float rounding apart), traceable for any input size
+            skip = bicubic_upsample_conv(x, self.bicubic_taps)
+        else:
+            skip = bicubic_upsample(x, self.scale)
         return from_unit(self.to_rgb(h) + skip, self.unit)
 
 

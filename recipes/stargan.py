@@ -30,6 +30,7 @@ from gancli.data.attributes import (apply_assignments, attribute_source, domain_
                                     open_attribute_images, prepare_image, single_changes)
 from gancli.data.images import load_image, save_image, to_uint8
 from gancli.errors import ConfigError, DataError
+from gancli.nn.export import ExportInputs, batch_dim, spatial_dims
 from gancli.objectives import critic_penalty, get_loss
 from gancli.objectives.attributes import attribute_classification_loss, decide_attributes
 from gancli.train.recipe import Loader, Recipe
@@ -236,6 +237,26 @@ class StarGAN(Recipe):
         for x, c in zip(images.split(batch), targets.split(batch)):
             out.append(to_uint8(G(x.to(device).float() / 127.5 - 1, c.to(device))).cpu())
         return torch.cat(out)
+
+    def export_inputs(self, G, size=None):
+        cfg = self.cfg
+        height, width = size or (cfg.resolution, cfg.resolution)
+        if height % 4 or width % 4:
+            raise ConfigError(f"--size {height} {width}: a StarGAN generator takes images whose sides are multiples "
+                              f"of 4 (two stride-2 convolutions and two transposed ones).")
+        image = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        targets = torch.zeros(2, len(self.names))
+        targets[0, 0] = targets[1, -1] = 1
+        batch, (h, w) = batch_dim(), spatial_dims(4)
+        return ExportInputs(G, (image, targets), ["image", "target"],
+                            {"image": f"images (batch, 3, height, width), RGB in [-1, 1], prepared as `gancli "
+                                      f"translate` prepares them (the run's centre crop, resized to {cfg.resolution})",
+                             "target": f"target attributes (batch, {len(self.names)}), float 0/1 in the order of "
+                                       f"'attributes'; within a group exactly one is 1"},
+                            "translated images (batch, 3, height, width), RGB in [-1, 1]",
+                            {"image": {0: batch, 2: h, 3: w}, "target": {0: batch}},
+                            {"attributes": self.names, "attribute_groups": self.group_names,
+                             "resolution": cfg.resolution, "value_range": [-1, 1]})
 
     @torch.no_grad()
     def source_attributes(self, D: nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from gancli.data.builtin import BuiltinImages
 from gancli.data.images import TrainingImages
 from gancli.data.specs import open_dataset, resized
 from gancli.errors import ConfigError
+from gancli.nn.export import ExportInputs, batch_dim, latent, refuse_size
 from gancli.nn.latent import truncated_normal
 from gancli.objectives import critic_penalty, get_loss
 from gancli.train.imports import ImportFormat
@@ -244,6 +245,15 @@ class Uncond(Recipe):
             return truncated_normal((m, self.cfg.z_dim), truncation, generator=generator, device=self.device)
 
         return torch.cat([G(z(min(256, n - i))) for i in range(0, n, 256)])
+
+    def export_inputs(self, G, size=None):
+        cfg = self.cfg
+        res = cfg.resolution
+        refuse_size(size, f"an uncond generator makes {res}×{res} images from z")
+        return ExportInputs(G, (latent(2, cfg.z_dim),), ["z"],
+                            {"z": f"latents (batch, {cfg.z_dim}) ~ N(0, I); truncation: redraw every |z_i| > T"},
+                            f"images (batch, 3, {res}, {res}), RGB in [-1, 1]", {"z": {0: batch_dim()}},
+                            {"z_dim": cfg.z_dim, "resolution": res, "arch": cfg.arch, "value_range": [-1, 1]})
 
     def evaluate(self, G):
         """FID/IS of the generator against the reference, with the feature network named in the result."""

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
 from gancli.errors import ConfigError
+from gancli.nn.export import ExportInputs
 from gancli.objectives import PENALTIES, get_loss
 from gancli.train.imports import ImportFormat
 
@@ -119,6 +120,7 @@ class Recipe:
         "translate_files": ("`gancli translate`", "a stargan run"),
         "synthesize_files": ("`gancli synthesize`", "a spade run"),
         "interpolate": ("`gancli sample --interpolate`", "a class-conditional run (biggan)"),
+        "export_inputs": ("`gancli export`", "a recipe that declares its generator's inputs"),
     }
 
     def supports(self, verb: str) -> bool:
@@ -155,3 +157,8 @@ class Recipe:
         """What a client (the web page) needs to offer this recipe's verbs, by verb: the palette a label map is
         painted with, the attributes a face has, the scale; JSON-able."""
         return {}
+
+    def export_inputs(self, G: nn.Module, size: tuple[int, int] | None = None) -> ExportInputs:
+        """G's inputs for `gancli export`: example tensors (image inputs of `size` when it applies), their names,
+        meanings and dims that may vary, and the recipe's facts (z size, classes, scale, ...) for the metadata."""
+        self.check_supports("export_inputs")

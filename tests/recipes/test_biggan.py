@@ -390,6 +390,8 @@ def test_eval_truncation_writes_curve_and_table(cli, tiny_run, tmp_path):
     for row in report["thresholds"]:
         assert {"fid", "is", "precision", "recall"} <= row.keys() and 0 <= row["precision"] <= 1
     assert report["features"].startswith("builtin")
+    assert report["standing_statistics"] == "standing statistics over 2 passes, re-estimated on the truncated z at each " \
+                                           "threshold"  # BigGAN-PyTorch sample.py --accumulate_stats
     assert json.loads((tmp_path / "t" / "truncation.json").read_text())["thresholds"] == report["thresholds"]
     with Image.open(tmp_path / "t" / "truncation.png") as plot:
         assert plot.size[0] > 400
