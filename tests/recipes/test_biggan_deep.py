@@ -17,18 +17,27 @@ import torch.nn.functional as F
 from gancli import api
 from gancli.runs import open_run
 from recipes import get_recipe
-from recipes.biggan_deep_nets import DEEP_D_PLANS, DeepCritic, DeepGenerator, TruncationStatistics
+from recipes.biggan_deep_nets import (
+    DEEP_D_PLANS,
+    DeepCritic,
+    DeepGenerator,
+    TruncationStatistics,
+)
 
 pretrained = pytest.importorskip("pytorch_pretrained_biggan")
-from pytorch_pretrained_biggan.convert_tf_to_pytorch import BigGAN128, BigGAN256, BigGAN512  # noqa: E402
-from pytorch_pretrained_biggan.model import BigGANBatchNorm  # noqa: E402
+from pytorch_pretrained_biggan.convert_tf_to_pytorch import (
+    BigGAN128,
+    BigGAN256,
+    BigGAN512,
+)
+from pytorch_pretrained_biggan.model import BigGANBatchNorm
 
 TOLERANCE = 1e-4  # issue 31: G outputs within 1e-4 of the reference's
 CLASSES, Z = 7, 16
 TINY = ["--arch", "deep", "--resolution", "32", "--ch", "8", "--z-dim", "8", "--set", "shared_dim=8", "--set",
-        "g_attention=16", "--set", "d_attention=16", "--batch-size", "4", "--steps", "2", "--log-every", "1", "--sample-every", "0",
-        "--eval-every", "0", "--ckpt-every", "1", "--n-samples", "4", "--standing-passes", "2", "--device", "cpu",
-        "--telemetry-every", "0"]
+        "g_attention=16", "--set", "d_attention=16", "--batch-size", "4", "--steps", "2", "--log-every", "1",
+        "--sample-every", "0", "--eval-every", "0", "--ckpt-every", "1", "--n-samples", "4", "--standing-passes", "2",
+        "--device", "cpu", "--telemetry-every", "0"]
 
 
 def package_biggan(layers_of, seed: int = 0):
@@ -146,7 +155,7 @@ def test_sample_and_eval_truncation_on_the_import(tfhub_run, cli, tmp_path):
 
 
 def test_bad_files_are_one_sentence(tfhub_run, cli, tmp_path):
-    model, run = tfhub_run
+    model, _ = tfhub_run
     state = model.state_dict()
     torch.save({k: v for k, v in state.items() if k != "generator.layers.3.conv_2.bias"}, tmp_path / "missing.bin")
     basicsr = {"params_ema": {"conv_first.weight": torch.zeros(4, 3, 3, 3), "conv_first.bias": torch.zeros(4),

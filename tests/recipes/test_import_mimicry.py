@@ -58,7 +58,7 @@ def test_full_size_sngan32_has_mimicrys_parameter_counts():
 
 def test_bad_files_are_one_sentence(tmp_path, cli):
     G, D = release_files(tmp_path, "sngan32")
-    G48, D48 = release_files(tmp_path, "sngan48")
+    _, D48 = release_files(tmp_path, "sngan48")
     state = reference_state("mimicry", "sngan32/G")
     big = {k.replace("block4.", "block5."): v for k, v in state.items()} | {
         k: v for k, v in state.items() if k.startswith("block4.")}  # a fourth up-block, as its 64 px G has
