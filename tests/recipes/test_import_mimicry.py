@@ -45,15 +45,17 @@ def test_import_reproduces_mimicrys_forward(tag, resolution, width, tmp_path, cl
     assert g_diff <= TOLERANCE and d_diff <= TOLERANCE, (g_diff, d_diff)
 
 
-def test_full_size_sngan32_has_mimicrys_parameter_counts():
+@pytest.mark.parametrize("resolution, g_params, d_params", [(32, 4_276_739, 1_053_825), (48, 4_878_083, 10_141_441)])
+def test_full_size_networks_have_mimicrys_parameter_counts(resolution, g_params, d_params):
+    # mimicry's SNGANGenerator32/48() and SNGANDiscriminator32/48() at their defaults (counted on its modules)
     from recipes import get_recipe
 
     recipe = get_recipe("uncond")
-    cfg = recipe.Config(arch="resnet", g_upsample="bilinear", d_block="mimicry", d_pool="sum")
+    cfg = recipe.Config(arch="resnet", resolution=resolution, g_upsample="bilinear", d_block="mimicry",
+                        d_pool="sum", full_stl_critic=resolution == 48)
     models = recipe(cfg).build_models()
-    # mimicry's SNGANGenerator32() / SNGANDiscriminator32() (counted on its modules)
-    assert sum(p.numel() for p in models["G"].parameters()) == 4_276_739
-    assert sum(p.numel() for p in models["D"].parameters()) == 1_053_825
+    assert sum(p.numel() for p in models["G"].parameters()) == g_params
+    assert sum(p.numel() for p in models["D"].parameters()) == d_params
 
 
 def test_bad_files_are_one_sentence(tmp_path, cli):
