@@ -105,6 +105,17 @@ class LoadedRun:
         return self.run.recipe.score_test_set(self.G, data, lr, device=self.device, **options)
 
 
+def upgrade_config(config_cls: type[TrainConfig], data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config as this version reads it: retired keys dropped, renamed keys spread to their new names, and
+    keys the run predates set to the value that version used (`RETIRED`, `RENAMED`, `PREDATED` on the config)."""
+    data = {k: v for k, v in data.items() if k not in getattr(config_cls, "RETIRED", ())}
+    for old, new_keys in getattr(config_cls, "RENAMED", {}).items():
+        if old in data:
+            value = data.pop(old)
+            data.update({key: value for key in new_keys if key not in data})
+    return {**getattr(config_cls, "PREDATED", {}), **data}
+
+
 def open_run(path: str | Path) -> Run:
     """Open a run folder written by `gancli train`."""
     from recipes import get_recipe
@@ -117,7 +128,7 @@ def open_run(path: str | Path) -> Run:
         raise CheckpointError(f"'{path}' is not a gancli run folder (it has no config.toml).")
     data = load_toml(config_file)
     recipe_cls = get_recipe(str(data.get("recipe", "")))
-    data = {k: v for k, v in data.items() if k not in getattr(recipe_cls.Config, "RETIRED", ())}
+    data = upgrade_config(recipe_cls.Config, data)
     try:
         cfg = apply_overrides(recipe_cls.Config(), data, str(config_file))
     except ConfigError as exc:

@@ -7,6 +7,7 @@ Inference: standing statistics (App. C.1) and truncated latents (§3.1).
 
 from __future__ import annotations
 
+from typing import ClassVar
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -54,6 +55,11 @@ CLASS_EMBEDDINGS = ("shared", "compose")  # parameter names left out of the orth
 @dataclass
 class BigGANConfig(TrainConfig):
     """Defaults are the paper's 128 px ImageNet model (Table 1 row 7 / Table 4, App. C)."""
+
+    # run folders written before the G/D attention split and the ε fields open as they were trained (torch's BN and
+    # spectral-norm defaults, 1e-5 and 1e-12)
+    RENAMED: ClassVar[dict[str, tuple[str, ...]]] = {"attention": ("g_attention", "d_attention")}
+    PREDATED: ClassVar[dict[str, float]] = {"bn_eps": 1e-5, "sn_eps": 1e-12}
 
     recipe: str = "biggan"
     # default: BigGAN (App. B, Tables 4-6); deep: BigGAN-deep (bottleneck ResBlocks, two per resolution, z not split,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -16,7 +17,7 @@ from gancli.errors import ConfigError, DataError
 from gancli.nn.attention import SelfAttention
 from gancli.nn.latent import truncated_normal
 from gancli.objectives import orthogonal_regularization
-from recipes.biggan import CLASS_EMBEDDINGS, BigGAN
+from recipes.biggan import CLASS_EMBEDDINGS, BigGAN, BigGANConfig
 from recipes.biggan_nets import D_PLANS, G_PLANS, Critic, Generator
 
 TINY = ["--ch", "2", "--z-dim", "16", "--batch-size", "4", "--steps", "2", "--log-every", "1", "--sample-every", "0",
@@ -547,3 +548,20 @@ def test_training_time_evaluation_of_a_sync_bn_generator_runs_on_a_plain_copy():
     G = nn.SyncBatchNorm.convert_sync_batchnorm(recipe.build_models()["G"])  # as under torchrun on GPUs
     scores = recipe.evaluate(G.eval())
     assert scores["fid"] > 0 and scores["is"] >= 1 and scores["features"].startswith("builtin")
+
+
+def test_a_run_folder_from_before_the_attention_split_and_eps_fields_opens_as_it_was_trained(tmp_path):
+    """Old config.toml files have one `attention` and no ε fields: they open with both attentions set from it and
+    torch's BN / spectral-norm ε (1e-5, 1e-12) that such runs were trained with."""
+    import tomli_w
+
+    from gancli.runs import open_run
+
+    cfg = dataclasses.asdict(BigGANConfig(resolution=32, ch=4, z_dim=64))
+    for key in ("g_attention", "d_attention", "bn_eps", "sn_eps"):
+        cfg.pop(key)
+    cfg["attention"] = 16
+    (tmp_path / "config.toml").write_text(tomli_w.dumps({"config": cfg}))
+    run = open_run(tmp_path)
+    assert (run.cfg.g_attention, run.cfg.d_attention) == (16, 16)
+    assert (run.cfg.bn_eps, run.cfg.sn_eps) == (1e-5, 1e-12)
