@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from gancli.nn.attention import SelfAttention
 from gancli.nn.modulation import ConditionalBatchNorm
-from recipes.biggan_nets import G_PLANS
+from recipes.biggan_nets import G_PLANS, attention_channels
 
 DEEP_G_PLANS = {**G_PLANS, 512: G_PLANS[256] + [(1, 1)]}  # (in, out) multiples of ch per resolution stage
 DEEP_D_PLANS = {  # (in, out, downsample) per stage, after a 3×3 stem conv to in[0]·ch (BigGANdeep.py D_arch)
@@ -49,16 +49,7 @@ def deep_d_sizes(resolution: int) -> list[int]:
 
 def deep_attention_channels(resolution: int, g_attention: int, d_attention: int) -> dict[str, int]:
     """The width (a multiple of ch) at each network's non-local block: {"g_attention": .., "d_attention": ..}."""
-    widths = {}
-    if g_attention in deep_g_sizes(resolution):
-        widths["g_attention"] = DEEP_G_PLANS[resolution][deep_g_sizes(resolution).index(g_attention)][1]
-    size = resolution
-    for _, c_out, down in DEEP_D_PLANS[resolution]:
-        size //= 2 if down else 1
-        if size == d_attention:
-            widths["d_attention"] = c_out
-            break
-    return widths
+    return attention_channels(resolution, g_attention, d_attention, DEEP_G_PLANS, DEEP_D_PLANS, deep_g_sizes)
 
 
 class TruncationStatistics(nn.Module):

@@ -39,13 +39,16 @@ def g_sizes(resolution: int) -> list[int]:
     return [4 * 2 ** (i + 1) for i in range(len(G_PLANS[resolution]))]
 
 
-def attention_channels(resolution: int, g_attention: int, d_attention: int) -> dict[str, int]:
-    """The width (a multiple of ch) at each network's non-local block: {"g_attention": .., "d_attention": ..}."""
+def attention_channels(resolution: int, g_attention: int, d_attention: int, g_plans=None, d_plans=None,
+                       sizes=None) -> dict[str, int]:
+    """The width (a multiple of ch) at each network's non-local block: {"g_attention": .., "d_attention": ..}.
+    The plans and G's sizes default to BigGAN's; BigGAN-deep passes its own."""
+    g_plans, d_plans, sizes = g_plans or G_PLANS, d_plans or D_PLANS, sizes or g_sizes
     widths = {}
-    if g_attention in g_sizes(resolution):
-        widths["g_attention"] = G_PLANS[resolution][g_sizes(resolution).index(g_attention)][1]
+    if g_attention in sizes(resolution):
+        widths["g_attention"] = g_plans[resolution][sizes(resolution).index(g_attention)][1]
     size = resolution
-    for _, c_out, down in D_PLANS[resolution]:
+    for _, c_out, down in d_plans[resolution]:
         size //= 2 if down else 1
         if size == d_attention:
             widths["d_attention"] = c_out
