@@ -22,15 +22,17 @@ from typing import Any
 import torch
 
 from gancli.config import TrainConfig, apply_overrides, load_toml, validate
-from gancli.errors import ConfigError
-from gancli.runs import LoadedRun, Run, num_classes, open_run, record_in_run, run_source
+from gancli.errors import CheckpointError, ConfigError, state_dict_mismatch
+from gancli.runs import (LoadedRun, Run, num_classes, open_run, record_in_run, run_records, run_source, sample_grids,
+                         summarize_run, verb_inputs)
 from gancli.train import distributed
 from gancli.train.lock import RunLock
 from gancli.train.trainer import Trainer, check_run_dir, exit_recorded, start_run_dir
 
 __all__ = ["make_config", "train", "sample", "load", "open_run", "evaluator", "evaluate", "record_in_run",
            "recipes", "bench_training", "bench_eval", "translate", "synthesize", "upscale", "score_images",
-           "save_samples", "last_evaluation"]
+           "save_samples", "last_evaluation", "summarize_run", "run_records", "sample_grids", "verb_inputs",
+           "iqa_metrics", "score_iqa", "export"]
 
 
 def recipes() -> list[dict[str, Any]]:
@@ -79,13 +81,12 @@ def make_config(recipe: str, *, preset: str | None = None, config_file: str | Pa
     has_data = options.get("data") or file_values.get("data") or (sets or {}).get("data")
     if not chosen and not has_data:
         chosen = recipe_cls.offline_preset
+    given = {**file_values, **{k: v for k, v in options.items() if v is not None}, **(sets or {})}
     if chosen:
-        if chosen not in recipe_cls.presets:
-            raise ConfigError(f"Recipe '{recipe}' has presets {', '.join(recipe_cls.presets)}, not '{chosen}'.")
-        values = recipe_cls.presets[chosen]
-        if "norm" in {**file_values, **{k: v for k, v in options.items() if v is not None}, **(sets or {})}:
-            values = {k: v for k, v in values.items() if k not in NORM_TUNING}  # the chosen norm as its paper has it
-        cfg = apply_overrides(cfg, {**values, "preset": chosen}, f"preset '{chosen}'")
+        cfg = _apply_preset(cfg, recipe_cls, chosen, norm_named="norm" in given)
+    init_from = str(given.get("init_from") or given.get("init-from") or "")
+    if init_from:  # the networks of the run it starts from, unless given here
+        cfg = _network_of(cfg, recipe_cls, init_from, {k.replace("-", "_") for k in given})
     cfg = apply_overrides(cfg, file_values, str(config_file))
     cfg = apply_overrides(cfg, {k: v for k, v in options.items() if v is not None}, "the options")
     cfg = apply_overrides(cfg, sets or {}, "--set")
@@ -94,6 +95,25 @@ def make_config(recipe: str, *, preset: str | None = None, config_file: str | Pa
     if not cfg.out:
         cfg = apply_overrides(cfg, {"out": f"runs/{recipe}-{time.strftime('%Y%m%d-%H%M%S')}"}, "default")
     return validate(cfg)
+
+
+def _apply_preset(cfg: TrainConfig, recipe_cls, preset: str, norm_named: bool = False) -> TrainConfig:
+    """The preset's values over cfg; without its NORM_TUNING when the user names the norm (the paper's norm then)."""
+    if preset not in recipe_cls.presets:
+        raise ConfigError(f"Recipe '{recipe_cls.name}' has presets {', '.join(recipe_cls.presets)}, not '{preset}'.")
+    values = recipe_cls.presets[preset]
+    if norm_named:
+        values = {k: v for k, v in values.items() if k not in NORM_TUNING}
+    return apply_overrides(cfg, {**values, "preset": preset}, f"preset '{preset}'")
+
+
+def _network_of(cfg: TrainConfig, recipe_cls, run_dir: str, given: set[str]) -> TrainConfig:
+    """cfg with the network-shaping fields (Recipe.network_fields) of the --init-from run that were not given."""
+    from gancli.train.init_from import source_config
+
+    theirs = source_config(run_dir, recipe_cls.name)
+    fields = {k: theirs[k] for k in recipe_cls.network_fields if k in theirs and k not in given}
+    return apply_overrides(cfg, fields, f"--init-from '{run_dir}'")
 
 
 def resume_config(run_dir: str | Path, **options: Any) -> TrainConfig:
@@ -184,6 +204,23 @@ def evaluate(metric: str, fake: str | Path, real: str | Path | None = None, **op
     ev = evaluator(**{k: v for k, v in options.items() if k in fields})
     return ev.evaluate(metric, str(fake), None if real is None else str(real),
                        **{k: v for k, v in options.items() if k not in fields})
+
+
+def iqa_metrics() -> list[dict[str, Any]]:
+    """The metrics `gancli eval iqa` takes (gancli's niqe and PI, and every pyiqa metric): name, mode, by whom."""
+    from gancli.metrics.quality.pyiqa_metrics import list_metrics
+
+    return list_metrics()
+
+
+def score_iqa(metric: str, pred: str | Path, gt: str | Path | None = None, *, device: str = "auto",
+              **options: Any) -> dict[str, Any]:
+    """`gancli eval iqa`: any pyiqa metric (or gancli's niqe, PI) of every image in a folder, paired with gt by file
+    name for full-reference metrics, and their mean, with its protocol (options as folders.score_iqa)."""
+    from gancli.device import resolve_device
+    from gancli.metrics.quality.folders import score_iqa as score
+
+    return score(metric, Path(pred), None if gt is None else Path(gt), device=resolve_device(device), **options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +319,7 @@ def bench_eval(**options: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     """One summary per run folder under root (recipe, step / steps, status, best score, last checkpoint, wall time)."""
-    from gancli.runs import find_runs, summarize_run
+    from gancli.runs import find_runs
 
     return [summarize_run(path) for path in find_runs(root)]
 
@@ -480,6 +517,16 @@ def parse_thresholds(text: str) -> list[float]:
     return sorted(set(values))
 
 
+def _standing_protocol(cfg: TrainConfig) -> str:
+    """How a truncation sweep's generator got its BN statistics (BigGAN-PyTorch sample.py --accumulate_stats)."""
+    passes = getattr(cfg, "standing_passes", 0)
+    if not passes:
+        return "the generator's own"
+    again = ", re-estimated on the truncated z at each threshold" if getattr(cfg, "truncated_standing_stats", False) \
+        else ", on untruncated z"
+    return f"standing statistics over {passes} passes{again}"
+
+
 def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int = 10_000, real: str | None = None,
                         features: str | None = None, seed: int = 0, checkpoint: str | None = None,
                         device: str = "auto", ema: bool = True, out: str | Path | None = None,
@@ -524,6 +571,7 @@ def evaluate_truncation(run_dir: str | Path, thresholds: list[float], *, n: int 
     out.mkdir(parents=True, exist_ok=True)
     result = {"run": str(run.path), "checkpoint": run.checkpoint(checkpoint).name, "ema": run.loaded_ema,
               "features": rows[0]["features"], "protocol": rows[0]["protocol"], "seed": seed,
+              "standing_statistics": _standing_protocol(run.cfg),
               "thresholds": [{k: v for k, v in row.items() if k not in ("features", "protocol")} for row in rows]}
     (out / "truncation.json").write_text(json.dumps(result, indent=2))
     weights = f"{result['checkpoint']}{' (EMA)' if run.loaded_ema else ''}"
@@ -597,3 +645,168 @@ def jacobian_conditioning(run_dir: str | Path, n: int = 64, seed: int = 0, check
     G = run.load_generator(checkpoint, device, ema=ema)
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     return jacobian_condition_numbers(G, z)
+
+
+# ---- published checkpoints (`gancli import`, issue 25) -------------------------------------------------------------
+def import_formats() -> list[dict[str, str]]:
+    """Each format `gancli import` reads: name, recipe, the reference network, the files it takes, where published."""
+    return [{"name": fmt.name, "recipe": recipe_cls.name, "summary": fmt.summary, "files": fmt.files,
+             "published": fmt.published} for recipe_cls, fmt in _formats().values()]
+
+
+def _formats() -> dict[str, tuple[Any, Any]]:
+    """format name → (recipe class, ImportFormat), over every registered recipe."""
+    from recipes import REGISTRY, get_recipe
+
+    return {name: (cls, fmt) for cls in map(get_recipe, REGISTRY) for name, fmt in cls.import_formats.items()}
+
+
+def _fresh_output(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"'{out}' already exists and is not an empty folder; choose another --out.")
+
+
+def import_checkpoint(format: str, file: str | Path, out: str | Path, *, critic: str | Path | None = None,
+                      preset: str | None = None, sets: dict[str, Any] | None = None) -> Run:
+    """Turn a published checkpoint (and its critic) into a run folder at `out` that every verb, `--resume` and
+    `--init-from` take; everything is checked before anything is written, and the folder appears whole or not."""
+    from gancli.train.imports import file_sha256, identify, read_state_dict
+
+    formats = _formats()
+    if format not in formats:
+        raise ConfigError(f"Unknown import format '{format}'; gancli imports {', '.join(formats) or 'none'}.")
+    recipe_cls, fmt = formats[format]
+    out = Path(out)
+    _fresh_output(out)
+    G_state = read_state_dict(file, "checkpoint")
+    D_state = read_state_dict(critic, "critic") if critic is not None else None
+    if not fmt.detect(G_state):
+        other = identify(G_state, {k: f for k, (_, f) in formats.items() if k != format})
+        if other is not None:
+            raise CheckpointError(f"'{file}' is a {other.summary} state dict (format '{other.name}'), not a "
+                                  f"{fmt.summary} one.")
+        raise CheckpointError(f"'{file}' is not a {fmt.summary} state dict, nor of another format gancli imports "
+                              f"(its first keys: {', '.join(list(G_state)[:3])}).")
+    cfg = recipe_cls.Config()
+    if preset or fmt.preset:
+        cfg = _apply_preset(cfg, recipe_cls, preset or fmt.preset)
+    cfg = apply_overrides(cfg, {**(sets or {}), "out": str(out)}, "--set")
+    imported = fmt.convert(G_state, D_state, cfg)
+    if critic is not None and imported.D is None:
+        raise ConfigError(f"Format '{format}' imports no critic; drop --critic.")
+    weights = _imported_networks(recipe_cls, validate(imported.cfg), imported)
+    record = {"format": format, "file": str(Path(file).resolve()), "sha256": file_sha256(file)}
+    if critic is not None:
+        record["critic"] = {"file": str(Path(critic).resolve()), "sha256": file_sha256(critic)}
+    _write_imported_run(imported.cfg, weights, out, {"event": "import", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                                     "imported": record})
+    return open_run(out)
+
+
+def _imported_networks(recipe_cls, cfg: TrainConfig, imported) -> dict[str, torch.nn.Module]:
+    """The recipe's networks holding the imported weights; D fresh (seeded) when no critic was imported. Each D
+    is normalized as cfg.norm asks, as the trainer's is: a converted critic is a plain one, normalized after loading,
+    or one already in cfg.norm's layout (e.g. a reference's own spectral norm, its u and v kept), loaded after."""
+    from gancli.nn import apply_config_norm
+
+    recipe = recipe_cls(cfg)  # checks the config
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)  # as the trainer seeds before building its networks
+        models = recipe.build_models()
+    if imported.D is not None and "D" not in models:
+        raise ConfigError(f"This {recipe_cls.name} config has no critic, so --critic cannot be imported.")
+
+    normalized_state = imported.D is not None and set(imported.D) != set(models["D"].state_dict())
+    if normalized_state:
+        apply_config_norm(models["D"], cfg)
+    for name, state in (("G", imported.G), ("D", imported.D)):
+        if state is None:
+            continue
+        try:
+            models[name].load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"The converted {'generator' if name == 'G' else 'critic'} does not fit the "
+                                  f"{recipe_cls.name} network its config describes ({state_dict_mismatch(exc)}).") \
+                from None
+    if "D" in models and not normalized_state:
+        apply_config_norm(models["D"], cfg)
+    return models
+
+
+def _write_imported_run(cfg: TrainConfig, models: dict[str, torch.nn.Module], out: Path, record: dict) -> None:
+    """A run folder as the trainer leaves it at step 0 (config, checkpoint with EMA slot and optimizer state),
+    written in a hidden folder beside `out` and renamed into place."""
+    import json
+    import os
+    import shutil
+
+    from gancli import __version__
+    from gancli.config import save_toml
+    from gancli.train import checkpoint as ckpt
+    from gancli.train.lock import write_exit
+    from gancli.train.trainer import rng_state
+
+    weights = {name: m.state_dict() for name, m in models.items()}
+    if cfg.ema:
+        weights["G_ema"] = weights["G"]
+    optimizers = {"G": torch.optim.Adam(models["G"].parameters(), cfg.lr_g, betas=tuple(cfg.betas_g))}
+    if "D" in models:
+        optimizers["D"] = torch.optim.Adam(models["D"].parameters(), cfg.lr_d, betas=tuple(cfg.betas_d))
+    state = {"step": 0, "best": None, "rng": rng_state(), "rng_ranks": [rng_state()], "wall_time": 0.0,
+             "optimizers": {k: o.state_dict() for k, o in optimizers.items()}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-import-{out.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        save_toml(cfg, tmp / "config.toml")
+        ckpt.write_checkpoint(ckpt.step_dir(tmp, 0), weights, {"recipe": cfg.recipe, "step": 0,
+                                                               "gancli": __version__}, state)
+        (tmp / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+        write_exit(tmp, "imported", f"from {record['imported']['file']}")
+        if out.is_dir():
+            out.rmdir()  # empty (checked): the rename needs it gone
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+__all__ += ["import_formats", "import_checkpoint"]
+
+
+# ---- generators for deployment (`gancli export`) ------------------------------------------------------------------
+def export(run_dir: str | Path, fmt: str, out: str | Path, *, size: tuple[int, int] | None = None,
+           dynamic: bool = False, checkpoint: str | None = None, ema: bool = True) -> dict[str, Any]:
+    """Write a run's generator (EMA weights, eval mode, normalizations folded) as .pt2 (torch.export) or ONNX, its
+    inputs documented in the file's metadata; returns {path, metadata, max_abs_diff} where max_abs_diff is
+    |exported − eager| on the example inputs (None for ONNX without onnxruntime)."""
+    from gancli import __version__
+    from gancli.nn import export as ex
+
+    ex.check_format(fmt)
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise ConfigError(f"--size takes a positive height and width, got {' '.join(map(str, size))}.")
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out '{out}' is a folder; give a file name, e.g. {out / ('generator.' + fmt)}.")
+    run = open_run(run_dir)
+    run.recipe.check_supports("export_inputs")
+    G = ex.fold_normalizations(run.load_generator(checkpoint, "cpu", ema=ema))
+    inputs = run.recipe.export_inputs(G, size)
+    program = ex.export_program(inputs, dynamic)
+    metadata = {"gancli": __version__, "recipe": run.recipe.name, "run": str(run.path),
+                "checkpoint": run.checkpoint(checkpoint).name, "ema": run.loaded_ema, "format": fmt,
+                "inputs": ex.describe_inputs(inputs, dynamic),
+                "output": {"name": "generated", "description": inputs.output},
+                "dynamic": dynamic, **inputs.metadata}
+    if fmt == "onnx":
+        metadata["onnx_opset"] = ex.ONNX_OPSET
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "pt2":
+        ex.save_pt2(program, out, metadata)
+    else:
+        ex.save_onnx(program, out, inputs, metadata)
+    diff = None
+    if fmt == "pt2" or ex.onnxruntime_available():
+        exported, _ = ex.load_exported(out, fmt)
+        with torch.no_grad():
+            diff = (exported(*inputs.example) - inputs.module(*inputs.example)).abs().max().item()
+    return {"path": out, "metadata": metadata, "max_abs_diff": diff}

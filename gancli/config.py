@@ -22,6 +22,7 @@ class TrainConfig:
     preset: str = ""
     data: str = ""  # "" means the recipe's builtin data
     out: str = ""
+    init_from: str = ""  # a run folder whose latest weights initialise G (and D when its shapes fit)
     steps: int = 1000
     batch_size: int = 64
     # critic normalization (gancli.nn.apply_critic_norm)

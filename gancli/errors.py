@@ -21,6 +21,10 @@ class MissingWeightsError(GancliError):
     """Pretrained weights a feature needs are not available on this machine."""
 
 
+class MissingExtraError(GancliError):
+    """An optional dependency (a pip extra such as gancli[iqa]) that a feature needs is not installed."""
+
+
 def state_dict_mismatch(exc: Exception) -> str:
     """The first problem of a load_state_dict error (PyTorch lists them all, one per line), and how many followed.
 

@@ -105,6 +105,17 @@ class LoadedRun:
         return self.run.recipe.score_test_set(self.G, data, lr, device=self.device, **options)
 
 
+def upgrade_config(config_cls: type[TrainConfig], data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config as this version reads it: retired keys dropped, renamed keys spread to their new names, and
+    keys the run predates set to the value that version used (`RETIRED`, `RENAMED`, `PREDATED` on the config)."""
+    data = {k: v for k, v in data.items() if k not in getattr(config_cls, "RETIRED", ())}
+    for old, new_keys in getattr(config_cls, "RENAMED", {}).items():
+        if old in data:
+            value = data.pop(old)
+            data.update({key: value for key in new_keys if key not in data})
+    return {**getattr(config_cls, "PREDATED", {}), **data}
+
+
 def open_run(path: str | Path) -> Run:
     """Open a run folder written by `gancli train`."""
     from recipes import get_recipe
@@ -117,6 +128,7 @@ def open_run(path: str | Path) -> Run:
         raise CheckpointError(f"'{path}' is not a gancli run folder (it has no config.toml).")
     data = load_toml(config_file)
     recipe_cls = get_recipe(str(data.get("recipe", "")))
+    data = upgrade_config(recipe_cls.Config, data)
     try:
         cfg = apply_overrides(recipe_cls.Config(), data, str(config_file))
     except ConfigError as exc:
@@ -206,7 +218,8 @@ def _whole_records(metrics_file: Path) -> list[dict[str, Any]]:
 
 
 def summarize_run(path: str | Path) -> dict[str, Any]:
-    """Recipe, step / steps, status (running, finished, interrupted, failed), best score, last checkpoint, wall time."""
+    """Recipe, step / steps, status (running, finished, interrupted, failed, imported), best score, last checkpoint,
+    wall time."""
     from gancli.train.lock import read_exit, read_lock
 
     path = Path(path)
@@ -227,6 +240,8 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
         status = "running"
     elif ended.get("status") == "failed":
         status = "failed"
+    elif ended.get("status") == "imported" and last_ckpt == 0:
+        status = "imported"
     elif last_ckpt is not None and isinstance(steps, int) and last_ckpt >= steps:
         status = "finished"
     else:
@@ -243,3 +258,34 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
             "pid": lock["pid"] if lock else None,
             "message": ended.get("message", "") if status == "failed" else problem,
             "best": best, "last_checkpoint": last_ckpt, "wall_time_s": times[-1] if times else None}
+
+
+# ---------------------------------------------------------------------------------------------
+# A run as a client that watches it sees it (the web page of `gancli serve`)
+# ---------------------------------------------------------------------------------------------
+def run_records(path: str | Path, start: int = 0) -> list[dict[str, Any]]:
+    """The whole records of a run's metrics.jsonl from the start-th on (a poller asks only for the new ones)."""
+    return _whole_records(Path(path) / "metrics.jsonl")[max(0, start):]
+
+
+def sample_grids(path: str | Path) -> dict[int, Path]:
+    """The sample grids the trainer wrote (samples/step_N.png), by step."""
+    grids = {}
+    for file in (Path(path) / "samples").glob("step_*.png"):
+        digits = file.stem[len("step_"):]
+        if digits.isdigit():
+            grids[int(digits)] = file
+    return dict(sorted(grids.items()))
+
+
+def verb_inputs(path: str | Path) -> dict[str, Any]:
+    """What a client needs to offer a run's verbs: its recipe, config, the verbs it has, and their inputs (classes
+    and truncation for sampling, the label palette for synthesis, the attributes for translation, the scale)."""
+    import dataclasses
+
+    recipe = open_run(path).recipe
+    # `gancli export` writes a file for deployment: not a verb the page runs
+    verbs = ["sample"] + [verb for verb in recipe.VERBS if recipe.supports(verb) and verb != "export_inputs"]
+    return {"recipe": recipe.name, "config": dataclasses.asdict(recipe.cfg), "verbs": verbs,
+            "classes": num_classes(recipe), "truncation": "truncation" in inspect.signature(recipe.sample).parameters,
+            **recipe.verb_inputs()}

@@ -7,6 +7,7 @@ file names a recipe and preset, fixed settings, the grid and the seeds:
     preset = "quick"
     seeds = [0, 1, 2]
     pairs = "norm"              # optional: the field whose values are compared setting by setting
+    tuned = ["optimizer"]       # optional: fields tuned over in the unpaired comparison (best setting per model)
     [base]                      # fixed settings of every cell
     steps = 400
     eval_every = 400
@@ -16,6 +17,10 @@ file names a recipe and preset, fixed settings, the grid and the seeds:
     optimizer = [               # a bundle: each value sets several fields together (label optional)
       {label = "a", lr_d = 2e-4, n_dis = 1},
       {lr_d = 1e-4, n_dis = 5},
+    ]
+    regularizer = [             # `model`: values the unpaired comparison counts as one model (tuned over together)
+      {label = "gp1", model = "gp", penalty = "gp", penalty_weight = 1.0},
+      {label = "gp10", model = "gp", penalty = "gp", penalty_weight = 10.0},
     ]
 
 Each cell is a run folder DIR/cells/NAME with a cell.json record once it finished or failed; the report
@@ -55,11 +60,12 @@ from gancli.train.plots import read_metrics
 from gancli.train.trainer import TrainingInterrupted
 
 STUDY_FILE, CELL_FILE, CELLS = "study.toml", "cell.json", "cells"
-STUDY_KEYS = ("name", "description", "recipe", "preset", "seeds", "pairs", "base", "grid")
+STUDY_KEYS = ("name", "description", "recipe", "preset", "seeds", "pairs", "tuned", "base", "grid")
+ALIASES = {"san_vs_sn": "san_vs_sn-cpu"}  # built-ins renamed to say they are CPU proxies
 RESERVED = {"seed": "give seeds as `seeds = [...]` at the top of the study file",
             "out": "each cell's run folder is chosen by the study", "recipe": "name it at the top of the study file",
             "preset": "name it at the top of the study file"}
-BUNDLE_LABEL = "label"
+BUNDLE_LABEL, BUNDLE_MODEL = "label", "model"
 
 
 class Diverged(Exception):
@@ -79,11 +85,12 @@ class Study:
     pairs: str = ""
     description: str = ""
     source: str = ""
+    tuned: list[str] = dataclasses.field(default_factory=list)
 
     def to_toml(self) -> str:
         data = {"name": self.name, "description": self.description, "recipe": self.recipe, "preset": self.preset,
-                "seeds": self.seeds, "pairs": self.pairs, "base": self.base, "grid": self.grid}
-        return tomli_w.dumps({k: v for k, v in data.items() if v not in ("", {}, None)})
+                "seeds": self.seeds, "pairs": self.pairs, "tuned": self.tuned, "base": self.base, "grid": self.grid}
+        return tomli_w.dumps({k: v for k, v in data.items() if v not in ("", {}, None, [])})
 
 
 @dataclass
@@ -125,6 +132,7 @@ def _load_study(spec: str | Path) -> Study:
     if path.is_file():
         return parse_study(load_toml_document(path), str(path), path.stem)
     names = builtin_studies()
+    spec = ALIASES.get(str(spec), spec)
     if str(spec) in names:
         text = resources.files("gancli").joinpath("studies", f"{spec}.toml").read_text()
         return parse_study(tomllib.loads(text), f"built-in study '{spec}'", str(spec))
@@ -165,12 +173,15 @@ def parse_study(data: dict[str, Any], source: str, default_name: str = "study") 
     pairs = data.get("pairs", "")
     if pairs and (pairs not in grid or len(grid[pairs]) < 2):
         raise ConfigError(f"'pairs' in {source} must name a grid entry with at least two values, got '{pairs}'.")
+    tuned = data.get("tuned", [])
+    if not isinstance(tuned, list) or any(t not in grid or t == pairs for t in tuned):
+        raise ConfigError(f"'tuned' in {source} must list grid entries other than the pairs field, got {tuned!r}.")
     for key in [*base, *grid]:
         if key in RESERVED:
             raise ConfigError(f"'{key}' cannot be set in the base or grid table of {source}: {RESERVED[key]}.")
     return Study(str(data.get("name") or default_name), recipe, str(data.get("preset", "")), list(seeds), dict(base),
                  dict(grid), str(pairs),
-                 str(data.get("description", "")), source)
+                 str(data.get("description", "")), source, list(tuned))
 
 
 def _cap(text: str) -> str:
@@ -190,6 +201,11 @@ def value_label(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(value_label(v) for v in value)
     return str(value)
+
+
+def model_label(value: Any) -> str:
+    """How the unpaired comparison names a grid value: its bundle's `model`, else its label."""
+    return str(value[BUNDLE_MODEL]) if isinstance(value, dict) and BUNDLE_MODEL in value else value_label(value)
 
 
 def _folder_name(setting: dict[str, str], seed: int) -> str:
@@ -221,7 +237,7 @@ def expand(study: Study) -> list[Cell]:
         choices, seen = [], set()
         for value in values:
             if isinstance(value, dict):  # a bundle of fields set together
-                fields_set = {k: v for k, v in value.items() if k != BUNDLE_LABEL}
+                fields_set = {k: v for k, v in value.items() if k not in (BUNDLE_LABEL, BUNDLE_MODEL)}
                 if not fields_set:
                     raise ConfigError(f"Grid entry '{key}' in {study.source} has a table that sets no field.")
                 for field in fields_set:

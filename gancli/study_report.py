@@ -1,9 +1,13 @@
 """The report of a study, as the large-scale study and self-modulation papers give theirs (CSV tables and PNGs).
 
 - per-setting median score over seeds (Kurach et al. 2019, Sec. 3; Chen et al. 2019, Sec. 3.2);
-- the score distribution of the top 5% of trained models for each value of each grid field (Kurach et al., Fig. 1-4);
+- the score distribution of the top 5% of trained models for each value of each grid field (Kurach et al., Fig. 1-4),
+  a model being a setting scored by its median over seeds (Kurach et al. §2: "train the models 5 times ... and report
+  the median FID");
 - paired comparisons: value A beats value B in k of n settings, with a two-sided exact sign test (Chen et al.:
   self-modulation wins 124 of 144 paired settings);
+- unpaired comparisons (Chen et al. §3.2, Tables 2-3): a model is a setting without its `tuned` fields (bundles
+  with the same `model` name count as one), scored by its best median over them; A against B model by model;
 - the budget curve: the expected best median score after trying k random settings, averaged over 1000
   random orders (Kurach et al., Fig. 1 and 4, second row).
 
@@ -24,7 +28,16 @@ import numpy as np
 
 from gancli.errors import ConfigError
 from gancli.figures import pyplot, save_figure
-from gancli.study import CELL_FILE, CELLS, STUDY_FILE, Study, load_toml_document, parse_study, value_label
+from gancli.study import (
+    CELL_FILE,
+    CELLS,
+    STUDY_FILE,
+    Study,
+    load_toml_document,
+    model_label,
+    parse_study,
+    value_label,
+)
 
 TOP_FRACTION, DRAWS = 0.05, 1000
 
@@ -166,19 +179,8 @@ def paired_comparisons(results: Results) -> list[Paired]:
     for setting in results.settings:
         rest = tuple(setting.labels[k] for k in others)
         by_rest.setdefault(rest, {})[setting.labels[key]] = setting.median
-    out = []
-    for a, b in combinations([value_label(v) for v in results.study.grid[key]], 2):
-        wins_a = wins_b = ties = 0
-        rows = []
-        for rest, medians in by_rest.items():
-            if a not in medians or b not in medians:
-                continue
-            ma, mb = medians[a], medians[b]
-            winner = a if ma < mb else b if mb < ma else "tie"
-            wins_a, wins_b, ties = wins_a + (winner == a), wins_b + (winner == b), ties + (winner == "tie")
-            rows.append({**dict(zip(others, rest)), a: results.shown(ma), b: results.shown(mb), "better": winner})
-        out.append(Paired(key, a, b, wins_a, wins_b, ties, rows))
-    return out
+    return [_compare(results, key, a, b, others, by_rest)
+            for a, b in combinations([value_label(v) for v in results.study.grid[key]], 2)]
 
 
 def budget_curves(results: Results, draws: int = DRAWS) -> dict[str, dict[str, np.ndarray]]:
@@ -194,14 +196,49 @@ def budget_curves(results: Results, draws: int = DRAWS) -> dict[str, dict[str, n
 
 
 def top_models(results: Results, fraction: float = TOP_FRACTION) -> dict[str, dict[str, list[float]]]:
-    """For each varied field and value: the scores of the top `fraction` of its trained models (cells)."""
+    """For each varied field and value: the scores of the top `fraction` of its models, each setting scored by its
+    median over seeds."""
     out: dict[str, dict[str, list[float]]] = {}
     for key in results.varied:
         out[key] = {}
         for label in (value_label(v) for v in results.study.grid[key]):
-            cells = [v for s in results.settings if s.labels[key] == label for v in s.seeds.values()]
-            out[key][label] = [results.shown(v) for v in top_fraction(cells, fraction)]
+            medians = [s.median for s in results.settings if s.labels[key] == label and s.seeds]
+            out[key][label] = [results.shown(v) for v in top_fraction(medians, fraction)]
     return out
+
+
+def unpaired_comparisons(results: Results) -> list[Paired]:
+    """Chen et al. §3.2 (Tables 2-3): each value of the pairs field after tuning: per model (the other untuned fields,
+    bundles merged by their `model` name), the best setting median over the tuned fields; A against B per model."""
+    key, tuned = results.study.pairs, results.study.tuned
+    if not key or not tuned:
+        return []
+    names = {k: {value_label(v): model_label(v) for v in values} for k, values in results.study.grid.items()}
+    others = [k for k in results.keys if k != key and k not in tuned]
+    best: dict[tuple[str, ...], dict[str, float]] = {}
+    for setting in results.settings:
+        if not setting.seeds:
+            continue
+        model = tuple(names[k][setting.labels[k]] for k in others)
+        side = best.setdefault(model, {})
+        side[setting.labels[key]] = min(side.get(setting.labels[key], math.inf), setting.median)
+    return [_compare(results, key, a, b, others, best)
+            for a, b in combinations([value_label(v) for v in results.study.grid[key]], 2)]
+
+
+def _compare(results: Results, key: str, a: str, b: str, others: list[str],
+             scores: dict[tuple[str, ...], dict[str, float]]) -> Paired:
+    """Value a against value b of `key`, one row per entry of `scores` (the rest of the setting -> score by value)."""
+    wins_a = wins_b = ties = 0
+    rows = []
+    for rest, by_value in scores.items():
+        if a not in by_value or b not in by_value:
+            continue
+        ma, mb = by_value[a], by_value[b]
+        winner = a if ma < mb else b if mb < ma else "tie"
+        wins_a, wins_b, ties = wins_a + (winner == a), wins_b + (winner == b), ties + (winner == "tie")
+        rows.append({**dict(zip(others, rest)), a: results.shown(ma), b: results.shown(mb), "better": winner})
+    return Paired(key, a, b, wins_a, wins_b, ties, rows)
 
 
 # ---- writing it all -------------------------------------------------------------------------------
@@ -211,6 +248,7 @@ class Report:
     files: list[Path]
     paired: list[Paired]
     ranked: list[Setting]
+    unpaired: list[Paired] = field(default_factory=list)
 
 
 def write_report(study_dir: str | Path, which: str = "final", fraction: float = TOP_FRACTION,
@@ -237,7 +275,11 @@ def write_report(study_dir: str | Path, which: str = "final", fraction: float = 
     if paired:
         files += [_write_paired(paired, out / "paired.csv"), _write_paired_rows(paired, out / "paired_settings.csv"),
                   _plot_paired(results, paired, name, out / "paired.png")]
-    return Report(results, files, paired, ranked)
+    unpaired = unpaired_comparisons(results)
+    if unpaired:
+        files += [_write_paired(unpaired, out / "unpaired.csv"),
+                  _write_paired_rows(unpaired, out / "unpaired_models.csv")]
+    return Report(results, files, paired, ranked, unpaired)
 
 
 def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:

@@ -13,7 +13,11 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gancli.nn.attention import SelfAttention
-from gancli.nn.modulation import ConditionalBatchNorm, LabelComposition, SelfModulatedBatchNorm
+from gancli.nn.modulation import (
+    ConditionalBatchNorm,
+    LabelComposition,
+    SelfModulatedBatchNorm,
+)
 
 G_PLANS = {  # resolution -> [(in, out)] multiples of ch, from the 4×4 bottom up
     32: [(4, 4), (4, 4), (4, 4)],
@@ -28,6 +32,37 @@ D_PLANS = {  # resolution -> [(in, out, downsample)]; in 0 means the RGB image
     256: [(0, 1, True), (1, 2, True), (2, 4, True), (4, 8, True), (8, 8, True), (8, 16, True), (16, 16, False)],
 }
 GEN_NORMS = ("cbn", "self-mod")
+
+
+def g_sizes(resolution: int) -> list[int]:
+    """The resolutions after each of G's up-blocks (where a non-local block can follow)."""
+    return [4 * 2 ** (i + 1) for i in range(len(G_PLANS[resolution]))]
+
+
+def attention_channels(resolution: int, g_attention: int, d_attention: int, g_plans=None, d_plans=None,
+                       sizes=None) -> dict[str, int]:
+    """The width (a multiple of ch) at each network's non-local block: {"g_attention": .., "d_attention": ..}.
+    The plans and G's sizes default to BigGAN's; BigGAN-deep passes its own."""
+    g_plans, d_plans, sizes = g_plans or G_PLANS, d_plans or D_PLANS, sizes or g_sizes
+    widths = {}
+    if g_attention in sizes(resolution):
+        widths["g_attention"] = g_plans[resolution][sizes(resolution).index(g_attention)][1]
+    size = resolution
+    for _, c_out, down in d_plans[resolution]:
+        size //= 2 if down else 1
+        if size == d_attention:
+            widths["d_attention"] = c_out
+            break
+    return widths
+
+
+def d_sizes(resolution: int) -> list[int]:
+    """The resolutions after each of D's blocks (where a non-local block can follow), without repeats."""
+    sizes, size = [], resolution
+    for *_, down in D_PLANS[resolution]:
+        size //= 2 if down else 1
+        sizes += [] if size in sizes else [size]
+    return sizes
 INITS = ("ortho", "N02", "xavier")
 
 
@@ -43,20 +78,25 @@ def initialize(module: nn.Module, style: str) -> None:
                 nn.init.xavier_uniform_(layer.weight)
 
 
-def spectral_norm_all(module: nn.Module) -> None:
+def spectral_norm_all(module: nn.Module, eps: float = 1e-12) -> None:
     """SN on every conv and linear layer of G (SA-GAN, BigGAN App. C); class embeddings stay plain."""
     for layer in list(module.modules()):
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            spectral_norm(layer)
+            spectral_norm(layer, eps=eps)
 
 
 class GBlock(nn.Module):
     """BigGAN G ResBlock (Fig. 15b): BN-ReLU-up-conv3, BN-ReLU-conv3, plus an up-sampled 1×1-conv shortcut."""
 
-    def __init__(self, c_in: int, c_out: int, cond_dim: int, gen_norm: str):
+    def __init__(self, c_in: int, c_out: int, cond_dim: int, gen_norm: str, eps: float = 1e-5,
+                 per_class: bool = False):
         super().__init__()
-        norm = ConditionalBatchNorm if gen_norm == "cbn" else SelfModulatedBatchNorm
-        self.bn1, self.bn2 = norm(c_in, cond_dim), norm(c_out, cond_dim)
+        if gen_norm == "cbn":
+            self.bn1 = ConditionalBatchNorm(c_in, cond_dim, eps, per_class=per_class)
+            self.bn2 = ConditionalBatchNorm(c_out, cond_dim, eps, per_class=per_class)
+        else:
+            self.bn1 = SelfModulatedBatchNorm(c_in, cond_dim, eps=eps)
+            self.bn2 = SelfModulatedBatchNorm(c_out, cond_dim, eps=eps)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, 1, 1)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
@@ -71,14 +111,19 @@ class Generator(nn.Module):
     """z (split into one chunk per block plus one for the dense layer when hierarchical) and a class → image.
 
     cbn: each block's BN gains/biases are linear in [shared embedding(y), z chunk] (§3, App. B); without a
-    shared embedding (shared_dim 0) the class enters as a one-hot vector, i.e. one embedding per layer.
+    shared embedding (shared_dim 0) each BN has its own plain (not spectrally normalized) per-class gain and bias
+    tables, as BigGAN-PyTorch's ccbn with nn.Embedding (BigGAN.py: SN on G's embeddings "seems to randomly cripple
+    G"); z then is not split (hier needs a shared embedding). `bn_eps` is the cBN layers' ε (BigGAN-PyTorch's BN_eps).
     self-mod: conditional self-modulation (self-modulation paper eq. 3): z' = z + E(y) + z ⊙ E'(y) feeds
     every BN through an MLP.
     """
 
     def __init__(self, resolution: int, ch: int, z_dim: int, num_classes: int, shared_dim: int = 128,
-                 hier: bool = True, attention: int = 64, gen_norm: str = "cbn"):
+                 hier: bool = True, attention: int = 64, gen_norm: str = "cbn", bn_eps: float = 1e-5):
         super().__init__()
+        per_class = gen_norm == "cbn" and not shared_dim
+        if per_class and hier:
+            raise ValueError("Hierarchical z needs a shared class embedding (shared_dim > 0) under cbn.")
         plan = G_PLANS[resolution]
         self.num_classes, self.gen_norm, self.hier = num_classes, gen_norm, hier
         self.slots = len(plan) + 1 if hier else 1
@@ -97,7 +142,7 @@ class Generator(nn.Module):
         size = 4
         for c_in, c_out in plan:
             size *= 2
-            self.blocks.append(GBlock(c_in * ch, c_out * ch, cond_dim, gen_norm))
+            self.blocks.append(GBlock(c_in * ch, c_out * ch, cond_dim, gen_norm, bn_eps, per_class))
             if size == attention:
                 self.blocks.append(SelfAttention(c_out * ch))
         self.out_bn = nn.BatchNorm2d(plan[-1][1] * ch)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,9 +26,19 @@ from torch.utils.data import Dataset
 from gancli.config import TrainConfig
 from gancli.data.segmentation import instance_edges, num_labels_of, open_segmentation
 from gancli.errors import ConfigError, DataError, GancliError
+from gancli.nn.export import ExportInputs, batch_dim, latent, spatial_dims
 from gancli.objectives import critic_penalty, get_loss
+from gancli.train.imports import ImportFormat
 from gancli.train.recipe import Loader, Recipe
-from recipes.spade_nets import UPSAMPLINGS, MultiScaleCritic, SPADEGenerator, VGG19Loss, feature_matching_loss
+from recipes import spade_import
+from recipes.spade_nets import (
+    UPSAMPLINGS,
+    MultiScaleCritic,
+    SPADEGenerator,
+    VGG19Loss,
+    feature_matching_loss,
+    spade_init,
+)
 
 log = logging.getLogger("gancli.spade")
 
@@ -40,6 +52,9 @@ class SpadeConfig(TrainConfig):
     label_nc: int = 0  # label ids; 0 = the data's own (builtin 8, Cityscapes 35, ADE20K 151), fixed when training starts
     instance_edges: bool = False  # add Cityscapes-style instance boundaries as one more input channel
     flip: bool = True
+    # training pairs resized to load_size × load_size, then a random image_size crop (SPADE's resize_and_crop: ADE20K
+    # and COCO load 286 and crop 256 when training, load 256 when testing); 0: resized to image_size, no crop
+    load_size: int = 0
     # generator (SPADE: ngf 64, 128 hidden channels in each SPADE, spectral norm in the ResBlocks)
     ngf: int = 64
     spade_hidden: int = 128
@@ -63,6 +78,10 @@ class SpadeConfig(TrainConfig):
     eval_features: str = ""  # "" = the builtin classifier on builtin scenes, Inception otherwise
     seg_weights: str = ""  # a torchvision segmentation model's state dict ("" = builtin segmenter on builtin scenes)
     seg_arch: str = "deeplabv3_resnet50"
+    # which classes mIoU averages: "train" = Cityscapes' 19 train ids (cityscapesScripts' 35 → 19 mapping, the other
+    # ids ignored), as SPADE and the papers report it, with a 19- or 35-class segmenter; "label" = all 35 label ids
+    # (labelled so in the scores). Data without train ids (ADE20K, builtin) score their own label ids under both
+    miou_ids: str = "train"
     # SAN paper §4.2: SAN on SPADE's critic with circular padding, r = 25 %, g = 1.3, β1 = 0.5; TTUR as SPADE.
     # Its Fig. 12 ablation (narrower SPADE, Cityscapes FID): at r = 25 % g = 1.3 is best (67.8); the best of all is
     # r = 100 %, g = 1.1 (65.8), which costs four times the σ work (--norm-ratio 1 --norm-gain 1.1).
@@ -89,21 +108,30 @@ PRESETS = {
     "quick": {"image_size": [32, 32], "ngf": 16, "spade_hidden": 32, "ndf": 32, "z_dim": 64, "batch_size": 8,
               "steps": 800, "perceptual": "none", "log_every": 10, "sample_every": 200, "ckpt_every": 200,
               "eval_every": 200, "eval_n": 200, "n_samples": 16},
-    # SAN paper §4.2 (SAN-SPADE, Cityscapes 512×256, FID 58.56): SPADE's settings, SAN r = 25 %, g = 1.3, β1 = 0.5
-    "cityscapes": {"image_size": [256, 512], "instance_edges": True, "norm": "san", "norm_ratio": 0.25,
-                   "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9], "lr_g": 1e-4, "lr_d": 4e-4},
-    "ade20k": {"image_size": [256, 256], "instance_edges": False},
+    # SAN paper §4.2 (SAN-SPADE, Cityscapes 512×256, FID 58.56): SPADE's settings, SAN r = 25 %, g = 1.3, β1 = 0.5.
+    # SPADE's data/cityscapes_dataset.py: crop 512, aspect 2, 35 labels + instance edges, num_upsampling_layers more
+    # (G starts at 4×8)
+    "cityscapes": {"image_size": [256, 512], "instance_edges": True, "num_upsampling_layers": "more", "norm": "san",
+                   "norm_ratio": 0.25, "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9],
+                   "lr_g": 1e-4, "lr_d": 4e-4},
+    # SPADE's data/ade20k_dataset.py: crop 256, 150 labels + dontcare (our 151 ids), no instance map
+    # and resize_and_crop: load 286, random crop 256, flip
+    "ade20k": {"image_size": [256, 256], "instance_edges": False, "load_size": 286},
+    # SPADE's data/coco_dataset.py: crop 256, 182 labels + dontcare (183 ids), instance edges
+    "coco": {"image_size": [256, 256], "instance_edges": True, "load_size": 286},
     # SPADE as published (FID 63.65 in the SAN paper): spectral + instance norm critic, TTUR with β = (0, 0.9)
-    "original": {"image_size": [256, 512], "instance_edges": True, "norm": "sn", "norm_ratio": 1.0, "norm_gain": 0.0,
-                 "betas_g": [0.0, 0.9], "betas_d": [0.0, 0.9], "lr_g": 1e-4, "lr_d": 4e-4, "d_instance_norm": True},
+    "original": {"image_size": [256, 512], "instance_edges": True, "num_upsampling_layers": "more", "norm": "sn",
+                 "norm_ratio": 1.0, "norm_gain": 0.0, "betas_g": [0.0, 0.9], "betas_d": [0.0, 0.9], "lr_g": 1e-4,
+                 "lr_d": 4e-4, "d_instance_norm": True},
 }
 
 
 class LabelToImage(Dataset):
-    """(photo, label, instance) items as {"image" in [-1, 1], "label" ids[, "edges"]}, flipped from each key's seed."""
+    """(photo, label, instance) items as {"image" in [-1, 1], "label" ids[, "edges"]}, flipped (and cropped to `crop`
+    (H, W) at a random place) from each key's seed."""
 
-    def __init__(self, pairs: Dataset, flip: bool, edges: bool):
-        self.pairs, self.flip, self.edges = pairs, flip, edges
+    def __init__(self, pairs: Dataset, flip: bool, edges: bool, crop: tuple[int, int] | None = None):
+        self.pairs, self.flip, self.edges, self.crop = pairs, flip, edges, crop
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -111,12 +139,18 @@ class LabelToImage(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor]:
         index, seed = key
         image, label, instance = self.pairs[index]
+        generator = torch.Generator().manual_seed(seed)
+        flip = self.flip and torch.rand(1, generator=generator).item() < 0.5
+        if self.crop is not None:  # SPADE crops the photo, label and instance maps, then draws the edges
+            (h, w), (H, W) = self.crop, image.shape[-2:]
+            top = int(torch.randint(H - h + 1, (1,), generator=generator))
+            left = int(torch.randint(W - w + 1, (1,), generator=generator))
+            image, label = image[..., top:top + h, left:left + w], label[..., top:top + h, left:left + w]
+            instance = instance[..., top:top + h, left:left + w] if instance is not None else None
         item = {"image": image.float() / 127.5 - 1, "label": label}
         if self.edges:
             item["edges"] = instance_edges(instance)[None]
-        if self.flip and torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < 0.5:
-            item = {k: v.flip(-1) for k, v in item.items()}
-        return item
+        return {k: v.flip(-1) for k, v in item.items()} if flip else item
 
 
 class Spade(Recipe):
@@ -126,6 +160,8 @@ class Spade(Recipe):
     offline_critic_why = "the SAN paper's SPADE critic (§4.2: r 25 %, g 1.3); not measured against SN at this size"
     presets = PRESETS
     best_metric = ("fid", "min")
+    network_fields = ("image_size", "label_nc", "instance_edges", "ngf", "spade_hidden", "g_spectral_norm",
+                      "num_upsampling_layers", "use_vae", "z_dim", "ndf", "n_layers_d", "num_d", "d_instance_norm")
     no_augment_reason = "its critic sees label map and image as one tensor, and colour or cutout ops corrupt the labels"
 
     def __init__(self, cfg: SpadeConfig):
@@ -146,8 +182,13 @@ class Spade(Recipe):
         if len(cfg.image_size) != 2 or any(s < multiple or s % multiple for s in cfg.image_size):
             raise ConfigError(f"'image_size' must be [height, width], both multiples of {multiple} "
                               f"(num_upsampling_layers {cfg.num_upsampling_layers}), got {cfg.image_size}.")
+        if cfg.load_size and cfg.load_size < max(cfg.image_size):
+            raise ConfigError(f"'load_size' must be 0 or at least the crop {max(cfg.image_size)} (image_size), "
+                              f"got {cfg.load_size}.")
         if cfg.perceptual not in ("vgg19", "none"):
             raise ConfigError(f"'perceptual' must be vgg19 or none, got '{cfg.perceptual}'.")
+        if cfg.miou_ids not in ("train", "label"):
+            raise ConfigError(f"'miou_ids' must be train or label, got '{cfg.miou_ids}'.")
         if cfg.eval_features not in ("", "builtin", "inception"):
             raise ConfigError(f"'eval_features' must be builtin or inception, got '{cfg.eval_features}'.")
         for key in ("ngf", "spade_hidden", "z_dim", "ndf", "num_d", "eval_n"):
@@ -174,12 +215,13 @@ class Spade(Recipe):
         if torch.distributed.is_available() and torch.distributed.is_initialized() and self.device.type == "cuda":
             G = nn.SyncBatchNorm.convert_sync_batchnorm(G)  # SPADE's batch statistics over all processes
         D = MultiScaleCritic(self.label_channels + 3, cfg.ndf, cfg.n_layers_d, cfg.num_d, cfg.d_instance_norm)
-        return {"G": G, "D": D}
+        return {"G": spade_init(G), "D": spade_init(D)}
 
-    def open_pairs(self, split: str) -> Dataset:
-        """The (photo, label, instance) pairs of a split, checked against the run's label count."""
+    def open_pairs(self, split: str, size: tuple[int, int] | None = None) -> Dataset:
+        """The (photo, label, instance) pairs of a split (at `size`, else image_size), checked against the run's label
+        count."""
         cfg = self.cfg
-        pairs = open_segmentation(cfg.data, split, tuple(cfg.image_size), cfg.instance_edges)
+        pairs = open_segmentation(cfg.data, split, size or tuple(cfg.image_size), cfg.instance_edges)
         if pairs.num_labels != cfg.label_nc:
             raise ConfigError(f"label_nc is {cfg.label_nc} but {pairs.name} has {pairs.num_labels} label ids; "
                               f"leave label_nc at 0 to use the data's.")
@@ -187,14 +229,15 @@ class Spade(Recipe):
 
     def build_dataset(self):
         cfg = self.cfg
+        loaded = (cfg.load_size, cfg.load_size) if cfg.load_size else None
+        pairs = self.open_pairs("train", loaded)  # the data first: a missing folder fails before any weights are read
+        pairs[0]  # a broken first pair fails here, before the run folder is made
         if cfg.perceptual == "vgg19" and cfg.lambda_vgg > 0:
             self.vgg = VGG19Loss(cfg.vgg_weights or None).to(self.device)
         else:
             log.warning("spade: VGG19 perceptual loss off (perceptual = %s): hinge + feature matching only.",
                         cfg.perceptual)
-        pairs = self.open_pairs("train")
-        pairs[0]  # a broken first pair fails here, before the run folder is made
-        return LabelToImage(pairs, cfg.flip, cfg.instance_edges)
+        return LabelToImage(pairs, cfg.flip, cfg.instance_edges, tuple(cfg.image_size) if loaded else None)
 
     def validation(self) -> Dataset:
         if self._val is None:
@@ -293,6 +336,34 @@ class Spade(Recipe):
                               f"of {m} (num_upsampling_layers {self.cfg.num_upsampling_layers}), e.g. "
                               f"{max(m, round(width / m) * m)}×{max(m, round(height / m) * m)}.")
 
+    def export_inputs(self, G, size=None):
+        """Label ids (and instance edges, and z with the VAE): the one-hot map is made inside the exported graph."""
+        cfg = self.cfg
+        height, width = size or tuple(cfg.image_size)
+        self.check_map_size(G, height, width, "--size")
+        label = torch.randint(cfg.label_nc, (2, height, width), generator=torch.Generator().manual_seed(0))
+        example, names = [label], ["label"]
+        describe = {"label": f"label maps (batch, height, width) of int64 ids in 0..{cfg.label_nc - 1}"}
+        batch, (h, w) = batch_dim(), spatial_dims(G.multiple)
+        dynamic = {"label": {0: batch} if G.use_vae else {0: batch, 1: h, 2: w}}
+        if cfg.instance_edges:
+            example.append((torch.rand(2, 1, height, width, generator=torch.Generator().manual_seed(1)) > 0.8).float())
+            names.append("edges")
+            describe["edges"] = "instance boundaries (batch, 1, height, width), float 1 on an edge else 0"
+            dynamic["edges"] = {0: batch} if G.use_vae else {0: batch, 2: h, 3: w}
+        if G.use_vae:
+            example.append(latent(2, G.z_dim))
+            names.append("z")
+            describe["z"] = f"style latents (batch, {G.z_dim}) ~ N(0, I), or the style encoder's μ + σ·ε"
+            dynamic["z"] = {0: batch}
+        sides = ("the run's size" if G.use_vae else f"sides multiples of {G.multiple}")
+        return ExportInputs(LabelMapGenerator(G, cfg.label_nc, cfg.instance_edges, G.use_vae), tuple(example), names,
+                            describe, f"images (batch, 3, height, width), RGB in [-1, 1]; maps of {sides}", dynamic,
+                            {"label_nc": cfg.label_nc, "label_channels": self.label_channels,
+                             "instance_edges": cfg.instance_edges, "use_vae": G.use_vae,
+                             "z_dim": G.z_dim if G.use_vae else None, "image_size": list(cfg.image_size),
+                             "size_multiple": G.multiple, "value_range": [-1, 1]})
+
     @torch.no_grad()
     def synthesize(self, G: nn.Module, label: Tensor, edges: Tensor | None = None, style: Tensor | None = None,
                    generator: torch.Generator | None = None) -> Tensor:
@@ -308,6 +379,11 @@ class Spade(Recipe):
         else:
             z = torch.randn(label.shape[0], G.z_dim, generator=generator, device=device).to(self.device)
         return G(segmap, z)
+
+    def verb_inputs(self) -> dict[str, Any]:
+        palette = self.palette()
+        return {"synthesize": {"label_nc": self.cfg.label_nc, "size": list(self.cfg.image_size),
+                               "styles": self.cfg.use_vae, "palette": None if palette is None else palette.tolist()}}
 
     def synthesize_files(self, load: Loader, labels: list[Path], out: Path, *, palette: bool = False,
                          style: Path | None = None, n_styles: int = 1, seed: int = 0,
@@ -389,7 +465,9 @@ class Spade(Recipe):
             except GancliError as exc:
                 self._judges["skipped"].append(str(exc))
             try:
-                seg = load_segmenter(cfg.label_nc, cfg.seg_weights or None, cfg.seg_arch, builtin=builtin)
+                scored = self.scored_labels()
+                seg = load_segmenter(cfg.label_nc, cfg.seg_weights or None, cfg.seg_arch, builtin=builtin,
+                                     also=(len(scored),) if scored else ())
                 self._judges["segmenter"] = seg.to(self.device).eval()
             except GancliError as exc:
                 self._judges["skipped"].append(str(exc))
@@ -397,23 +475,37 @@ class Spade(Recipe):
                 raise GancliError(" ".join(self._judges["skipped"]))
         return self._judges
 
+    def scored_labels(self) -> tuple[int, ...] | None:
+        """The label ids mIoU averages over, in train-id order (Cityscapes' 19 under miou_ids train), or None: all."""
+        return getattr(self.validation(), "scored_labels", None) if self.cfg.miou_ids == "train" else None
+
+    def miou_classes(self) -> str:
+        """What mIoU averages over, for the scores' protocol."""
+        scored, name = self.scored_labels(), self.validation().name
+        return f"{len(scored)} train ids of {name}" if scored else f"{self.cfg.label_nc} label ids of {name}"
+
     @torch.no_grad()
     def _pass(self, images_of, n: int, features, segmenter) -> tuple:
         """(feature statistics or None, segmentation scores or None) of images_of(labels, edges, real) over n maps."""
         from gancli.data.images import to_uint8
         from gancli.metrics.generative.features import extract
-        from gancli.metrics.judges.segmentation import SegmentationScore
         from gancli.metrics.generative.stats import ReferenceStats
+        from gancli.metrics.judges.miou import IGNORE, on_scored_classes
+        from gancli.metrics.judges.segmentation import SegmentationScore
 
-        val = self.validation()
-        score = SegmentationScore(self.cfg.label_nc, getattr(val, "ignore_label", None)) if segmenter else None
+        val, scored = self.validation(), self.scored_labels()
+        score = None
+        if segmenter is not None:
+            score = (SegmentationScore(len(scored), IGNORE) if scored else
+                     SegmentationScore(self.cfg.label_nc, getattr(val, "ignore_label", None)))
 
         def batches():
             for start in range(0, n, 50):
                 labels, edges, real = self.validation_batch(list(range(start, min(n, start + 50))))
                 images = to_uint8(images_of(labels, edges, real)).to(self.device)
                 if score is not None:
-                    score.add(segmenter(images).argmax(1), labels)
+                    logits = segmenter(images)
+                    score.add(*(on_scored_classes(logits, labels, scored) if scored else (logits.argmax(1), labels)))
                 yield images
 
         if features is None:
@@ -444,7 +536,37 @@ class Spade(Recipe):
         if fake_seg is not None:
             scores["miou"], scores["pixel_accuracy"] = fake_seg["miou"], fake_seg["pixel_accuracy"]
             scores["miou_real"], scores["pixel_accuracy_real"] = real_seg["miou"], real_seg["pixel_accuracy"]
-            scores["segmenter"] = segmenter.label
+            scores["segmenter"], scores["miou_classes"] = segmenter.label, self.miou_classes()
         scores["protocol"] = (f"{n} validation maps of {self.validation().name}: synthesized vs real photos"
                               + (f"; skipped: {' '.join(judges['skipped'])}" if judges["skipped"] else ""))
         return scores
+
+
+Spade.import_formats = {
+    "spade": ImportFormat(
+        name="spade",
+        summary="NVlabs/SPADE label-to-image",
+        files="latest_net_G.pth; --critic latest_net_D.pth; --preset cityscapes|ade20k|coco (SPADE's dataset options)",
+        published="NVlabs/SPADE README: checkpoints.tar.gz (Google Drive) with coco_pretrained, ade20k_pretrained and "
+                  "cityscapes_pretrained folders",
+        detect=spade_import.is_spade,
+        convert=partial(spade_import.convert, Spade),
+        preset="original",
+    ),
+}
+
+
+class LabelMapGenerator(nn.Module):
+    """SPADE's G on label ids (N, H, W), then instance edges (N, 1, H, W) and z as the run has them: the one-hot map
+    (as SPADE.segmap makes it) is computed inside, so deployed code passes maps as they are stored."""
+
+    def __init__(self, G: nn.Module, label_nc: int, edges: bool, vae: bool):
+        super().__init__()
+        self.G, self.edges, self.vae = G, edges, vae
+        self.register_buffer("ids", torch.arange(label_nc).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, label: Tensor, *rest: Tensor) -> Tensor:
+        segmap = (label[:, None] == self.ids).float()
+        if self.edges:
+            segmap = torch.cat([segmap, rest[0].float()], 1)
+        return self.G(segmap, rest[-1]) if self.vae else self.G(segmap)

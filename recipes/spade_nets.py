@@ -1,7 +1,8 @@
 """SPADE's networks (Park et al. 2019): SPADE ResBlocks generator, VAE style encoder, multi-scale PatchGAN critic.
 
 The critic is built plain (no normalization of its weights): the trainer applies `--norm` (SAN with
-circular padding, SN, ...) to every conv, as the SAN paper does to SPADE's critic (§4.2).
+circular padding, SN, ...) to its convs, as the SAN paper does to SPADE's critic (§4.2), but for the first
+and last conv of each scale, which SPADE's NLayerDiscriminator leaves plain (models/networks/discriminator.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,28 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gancli.nn import leave_plain
+
 UPSAMPLINGS = {"normal": 5, "more": 6}  # SPADE's num_upsampling_layers: label map / 2^k is where G starts
+INIT_GAIN = 0.02  # SPADE's --init_type xavier --init_variance 0.02 (options/base_options.py)
+
+
+@torch.no_grad()
+def spade_init(module: nn.Module, gain: float = INIT_GAIN) -> nn.Module:
+    """SPADE's init_weights (models/networks/base_network.py): xavier normal with gain 0.02 on every conv and linear
+    weight (the raw weight under spectral norm, as its hooks share that storage), biases 0; affine BN weights
+    N(1, 0.02)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.weight is not None:
+            nn.init.normal_(layer.weight, 1.0, gain)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, (nn.Conv2d, nn.Linear)):
+            parametrizations = getattr(layer, "parametrizations", None)
+            weight = parametrizations.weight.original if parametrizations is not None else layer.weight
+            nn.init.xavier_normal_(weight, gain=gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module
 
 
 class SPADE(nn.Module):
@@ -156,7 +178,8 @@ class PatchCritic(nn.Module):
     def __init__(self, c_in: int, ndf: int = 64, n_layers: int = 4, instance_norm: bool = True):
         super().__init__()
         pad = 2  # ceil((4 - 1) / 2), as pix2pixHD: each conv grows the map by one pixel
-        blocks = [nn.Sequential(nn.Conv2d(c_in, ndf, 4, 2, pad), nn.LeakyReLU(0.2))]
+        # SPADE's NLayerDiscriminator normalizes only the middle convs: the first and the last stay plain
+        blocks = [nn.Sequential(leave_plain(nn.Conv2d(c_in, ndf, 4, 2, pad)), nn.LeakyReLU(0.2))]
         nf = ndf
         for n in range(1, n_layers):
             prev, nf = nf, min(nf * 2, 512)
@@ -164,7 +187,7 @@ class PatchCritic(nn.Module):
             norm = [nn.InstanceNorm2d(nf)] if instance_norm else []
             blocks.append(nn.Sequential(nn.Conv2d(prev, nf, 4, stride, pad, bias=not instance_norm), *norm,
                                         nn.LeakyReLU(0.2)))
-        blocks.append(nn.Sequential(nn.Conv2d(nf, 1, 4, 1, pad)))
+        blocks.append(nn.Sequential(leave_plain(nn.Conv2d(nf, 1, 4, 1, pad))))
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -203,7 +226,11 @@ def feature_matching_loss(fake: list[list[Tensor]], real: list[list[Tensor]]) ->
 
 
 class VGG19Loss(nn.Module):
-    """SPADE's perceptual loss: Σ_i w_i·L1 of VGG19 relu{1..5}_1 features, w = 1/32, 1/16, 1/8, 1/4, 1."""
+    """SPADE's perceptual loss: Σ_i w_i·L1 of VGG19 relu{1..5}_1 features, w = 1/32, 1/16, 1/8, 1/4, 1.
+
+    As SPADE's VGGLoss (models/networks/loss.py, architecture.py VGG19) the images go in as they are, in [-1, 1],
+    without ImageNet's mean and std: λ_vgg = 10 is tuned for those feature magnitudes.
+    """
 
     LAYERS = (1, 6, 11, 20, 29)  # relu1_1 ... relu5_1 in torchvision's vgg19().features
     WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
@@ -218,8 +245,7 @@ class VGG19Loss(nn.Module):
         return super().train(False)
 
     def features(self, images: Tensor) -> list[Tensor]:
-        x = ((images + 1) / 2 - self.vgg.mean) / self.vgg.std
-        out = []
+        x, out = images, []
         for i, layer in enumerate(self.vgg.features):
             x = layer(x)
             if i in self.LAYERS:

@@ -22,18 +22,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from gancli.config import TrainConfig
 from gancli.data.sr import SRCrops, SRImages, bicubic_upsample, heldout_for, image_size, open_sr_images
-from gancli.errors import CheckpointError, ConfigError
-from gancli.objectives import critic_penalty, get_loss
+from gancli.errors import ConfigError
+from gancli.nn.export import ExportInputs, batch_dim, spatial_dims
 from gancli.nn.tiling import upscale_image
+from gancli.objectives import critic_penalty, get_loss
 from gancli.train.recipe import Recipe
-from recipes.sr_eval import SR_PROTOCOL, mean_scores, score_sr_images
+from recipes.sr_eval import PI_PROTOCOL, SR_PROTOCOL, mean_scores, score_sr_images
+from recipes.sr_import import SR_FORMATS
 from recipes.sr_nets import RRDBNet, SRCritic, SRResNetGenerator, VGGStyleCritic
 
 log = logging.getLogger("gancli.sr")
@@ -41,6 +43,7 @@ log = logging.getLogger("gancli.sr")
 RELATIVISTIC = ("ra",)  # losses whose generator term also needs the critic's logits on real images
 PIXEL_LOSSES = ("mse", "l1")
 CRITICS = ("table8", "vgg128")
+ARCHS = ("srresnet", "rrdb", "sangan")
 AUGMENTS = SRCrops.AUGMENTS
 LEGACY_AUGMENT = {"True": "dihedral", "False": "none"}  # runs saved before crop_augment: augment = true/false
 
@@ -49,17 +52,22 @@ LEGACY_AUGMENT = {"True": "dihedral", "False": "none"}  # runs saved before crop
 class SRConfig(TrainConfig):
     recipe: str = "sr"
     scale: int = 4  # 4 (the papers) or 2
-    arch: str = "srresnet"  # srresnet (SAN Table 8, 1.5M) | rrdb (ESRGAN RRDBNet 64/23/32, 16.7M)
+    # srresnet (SAN Table 8, 1.5M) | rrdb (ESRGAN RRDBNet 64/23/32, 16.7M) | sangan (the SAN authors' g_srgan: 5×5
+    # first/last convs, bias-free ResBlocks, bilinear skip; their published models)
+    arch: str = "srresnet"
     n_blocks: int = 0  # residual blocks; 0 = the paper's (16 ResBlocks, 23 RRDBs)
+    features: int = 64  # the generator's width
+    growth: int = 32  # rrdb: channels each dense-block conv adds
+    unshuffle: int = 1  # rrdb: 2 = BasicSR's ×2 RRDBNet (Real-ESRGAN x2plus): input pixel-unshuffled, network ×4
+    io_range: str = "signed"  # signed: G works on [-1, 1] images | unit: on [0, 1] (ESRGAN, BasicSR, SANGAN code)
     critic: str = "table8"  # table8 (SAN Table 8: 8 convs, lReLU 0.1) | vgg128 (ESRGAN: 10 convs, batch norm, lReLU 0.2)
-    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16; vgg128: of 32)
+    hr_size: int = 128  # HR crop side; the critic's input size (multiple of 16; vgg128: of 32, from 64)
     # SAN eq. 10 and §4.3; the pixel losses are measured on images in [0, 1]
     lambda_content: float = 1e-2  # L1
     lambda_perceptual: float = 1.0  # VGG19 conv5_4 (before ReLU) L1
     lambda_adv: float = 1e-1  # the paper reports 1e-1 (best NIQE) and 1e-2 (best PSNR)
     perceptual: str = "vgg19"  # vgg19 | none
     vgg_weights: str = ""  # torchvision's vgg19-dcbb9e9d.pth; "" = the torch hub cache
-    init_from: str = ""  # a run folder whose generator (latest checkpoint) initialises G
     adversarial: bool = True  # False: a pure pixel-loss pretraining run, no critic
     pretrain_steps: int = 0  # first steps of pretrain_loss-only training (critic off) before the adversarial phase
     pretrain_loss: str = "mse"  # mse (SAN §4.3: the initial G "minimizes mean squared error") | l1 (ESRGAN)
@@ -123,9 +131,10 @@ PRESETS = {
 
 
 def build_generator(cfg: SRConfig) -> nn.Module:
-    if cfg.arch == "srresnet":
-        return SRResNetGenerator(cfg.scale, 64, cfg.n_blocks or 16)
-    return RRDBNet(cfg.scale, 64, cfg.n_blocks or 23, 32)
+    unit = cfg.io_range == "unit"
+    if cfg.arch == "rrdb":
+        return RRDBNet(cfg.scale, cfg.features, cfg.n_blocks or 23, cfg.growth, cfg.unshuffle, unit)
+    return SRResNetGenerator(cfg.scale, cfg.features, cfg.n_blocks or 16, sangan=cfg.arch == "sangan", unit=unit)
 
 
 def build_critic(cfg: SRConfig) -> nn.Module:
@@ -150,6 +159,8 @@ class SuperResolution(Recipe):
                           "PSNR-Y a few hundredths of a dB lower; issue 28)")
     best_metric = None  # the adversarial phase trades PSNR for realism: "best PSNR" would be the pretrained model
     no_augment_reason = "its critic judges fine texture, which augmented inputs would teach it to overlook"
+    network_fields = ("scale", "arch", "n_blocks", "features", "growth", "unshuffle", "io_range", "critic")
+    import_formats = SR_FORMATS
 
     def __init__(self, cfg: SRConfig):
         if cfg.augment in LEGACY_AUGMENT:  # an old run's crop flag, not the critic augmentation that took its name
@@ -158,24 +169,34 @@ class SuperResolution(Recipe):
         if not cfg.adversarial:
             self.best_metric = ("psnr_y", "max")
         self.vgg: nn.Module | None = None
-        self._G: nn.Module | None = None
         self._heldout: SRImages | None | bool = False  # False: not looked up yet
         self._bicubic: dict[str, float] | None = None
+        self._pi: tuple | None = None  # (PerceptualIndex or None, why not), looked up once
 
     # ---- config ------------------------------------------------------------------------
     def validate(self) -> None:
         cfg = self.cfg
-        if cfg.arch not in ("srresnet", "rrdb"):
-            raise ConfigError(f"'arch' must be srresnet (SAN Table 8) or rrdb (ESRGAN), got '{cfg.arch}'.")
+        if cfg.arch not in ARCHS:
+            raise ConfigError(f"'arch' must be srresnet (SAN Table 8), rrdb (ESRGAN) or sangan (SANGAN's g_srgan), "
+                              f"got '{cfg.arch}'.")
         if cfg.scale not in (2, 4):
             raise ConfigError(f"'scale' must be 2 or 4, got {cfg.scale}.")
+        if cfg.unshuffle not in (1, 4 // cfg.scale) or (cfg.unshuffle > 1 and cfg.arch != "rrdb"):
+            raise ConfigError(f"'unshuffle' must be 1, or 2 with arch rrdb at scale 2 (BasicSR's ×2 RRDBNet), got "
+                              f"{cfg.unshuffle}.")
+        if cfg.io_range not in ("signed", "unit"):
+            raise ConfigError(f"'io_range' must be signed ([-1, 1]) or unit ([0, 1]), got '{cfg.io_range}'.")
+        if cfg.features < 1 or cfg.growth < 1:
+            raise ConfigError(f"'features' and 'growth' must be positive, got {cfg.features} and {cfg.growth}.")
         if cfg.critic not in CRITICS:
             raise ConfigError(f"'critic' must be table8 (SAN Table 8) or vgg128 (ESRGAN), got '{cfg.critic}'.")
         if cfg.hr_size < 32 or cfg.hr_size % 16 or cfg.hr_size % cfg.scale:
             raise ConfigError(f"'hr_size' must be a multiple of 16 of at least 32 (the critic halves it 4 times), "
                               f"got {cfg.hr_size}.")
-        if cfg.critic == "vgg128" and cfg.hr_size % 32:
+        smallest = VGGStyleCritic.smallest_side()
+        if cfg.critic == "vgg128" and (cfg.hr_size % 32 or cfg.hr_size < smallest):
             raise ConfigError(f"'hr_size' must be a multiple of 32 for the vgg128 critic (it halves it 5 times), "
+                              f"and at least {smallest}, where its last batch norm still sees 2×2 values per image, "
                               f"got {cfg.hr_size}.")
         if cfg.perceptual not in ("vgg19", "none"):
             raise ConfigError(f"'perceptual' must be vgg19 or none, got '{cfg.perceptual}'.")
@@ -193,18 +214,16 @@ class SuperResolution(Recipe):
 
     # ---- models and data ---------------------------------------------------------------
     def build_models(self):
-        self._G = build_generator(self.cfg)
-        models = {"G": self._G}
+        models = {"G": build_generator(self.cfg)}
         if self.cfg.adversarial:
             models["D"] = build_critic(self.cfg)
         return models
 
     def build_dataset(self):
-        # Only the trainer calls this (after build_models), so training-only setup lives here:
-        # initialising G from --init-from and loading the VGG19 of the perceptual loss.
+        # Only the trainer calls this (after build_models), so training-only setup lives here: the VGG19 of the
+        # perceptual loss.
         cfg = self.cfg
-        if cfg.init_from and self._G is not None:
-            self._initialise_from(cfg.init_from, self._G)
+        images = open_sr_images(cfg.data, cfg.scale, "train")  # first: a missing folder fails before any weights
         if cfg.adversarial and cfg.perceptual == "vgg19" and cfg.lambda_perceptual > 0:
             from gancli.objectives.perceptual import VGGFeatureLoss
 
@@ -215,32 +234,7 @@ class SuperResolution(Recipe):
         if cfg.adversarial and not cfg.init_from and cfg.pretrain_steps == 0:
             log.warning("sr: the critic starts against a random generator; the papers start from an MSE/L1-"
                         "pretrained one (--init-from RUN, or --pretrain-steps N).")
-        images = open_sr_images(cfg.data, cfg.scale, "train")
         return SRCrops(images, cfg.hr_size, cfg.crop_augment)
-
-    def _initialise_from(self, run_dir: str, G: nn.Module) -> None:
-        from gancli.config import load_toml
-        from gancli.train import checkpoint as ckpt
-
-        config_file = Path(run_dir) / "config.toml"
-        if not config_file.is_file():
-            raise CheckpointError(f"--init-from '{run_dir}' is not a gancli run folder (it has no config.toml).")
-        other = load_toml(config_file)
-        if other.get("recipe") != "sr":
-            raise CheckpointError(f"--init-from '{run_dir}' is a '{other.get('recipe')}' run, not an sr run.")
-        defaults = SRConfig()
-        for key in ("arch", "scale", "n_blocks"):
-            theirs = other.get(key, getattr(defaults, key))
-            if theirs != getattr(self.cfg, key):
-                raise CheckpointError(f"--init-from '{run_dir}' has {key} = {theirs}, "
-                                      f"but this run has {key} = {getattr(self.cfg, key)}.")
-        path = ckpt.resolve_checkpoint(run_dir)
-        weights, _ = ckpt.load_weights(path)
-        try:
-            G.load_state_dict(weights["G"])
-        except (KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"--init-from '{run_dir}' holds no generator that fits ({exc}).") from None
-        log.warning("sr: generator initialised from %s", path)
 
     # ---- steps -------------------------------------------------------------------------
     def d_step(self, models, batch):
@@ -290,21 +284,32 @@ class SuperResolution(Recipe):
                 log.warning("sr: no held-out images (give --test-data FOLDER); evaluation is skipped.")
         return self._heldout
 
+    def perceptual_index(self):
+        """(PI scorer, "") when the iqa extra and NRQM's weights are here (no download), else (None, why not)."""
+        if self._pi is None:
+            from gancli.metrics.quality.pyiqa_metrics import perceptual_index
+
+            self._pi = perceptual_index(self.cfg.scale)
+        return self._pi
+
     def evaluate(self, G):
-        """Mean PSNR/SSIM (Y, crop = scale) and NIQE of G on the held-out images, next to bicubic's."""
+        """Mean PSNR/SSIM (Y, crop = scale), NIQE (and PI with the iqa extra) of G on the held-out images, next to
+        bicubic's."""
         images = self.heldout()
         if images is None:
             return {}
         cfg = self.cfg
         limit = cfg.eval_images or None
-        rows = score_sr_images(G, images, cfg.scale, limit=limit, tile=cfg.eval_tile, device=self.device)
+        pi, _ = self.perceptual_index()
+        rows = score_sr_images(G, images, cfg.scale, limit=limit, tile=cfg.eval_tile, device=self.device, pi=pi)
         if self._bicubic is None:
-            self._bicubic = mean_scores(score_sr_images(None, images, cfg.scale, limit=limit))
+            self._bicubic = mean_scores(score_sr_images(None, images, cfg.scale, limit=limit, pi=pi))
         scores = mean_scores(rows)
         for key, value in self._bicubic.items():
             scores[f"{key}_bicubic"] = value
         count = min(limit or len(images), len(images))
-        scores["protocol"] = f"{images.what}, {count} images; " + SR_PROTOCOL.format(s=cfg.scale)
+        scores["protocol"] = (f"{images.what}, {count} images; " + SR_PROTOCOL.format(s=cfg.scale)
+                              + (PI_PROTOCOL if pi else ""))
         return scores
 
     @torch.no_grad()
@@ -334,9 +339,23 @@ class SuperResolution(Recipe):
 
     # ---- inference verbs ---------------------------------------------------------------
     @torch.no_grad()
+    def verb_inputs(self) -> dict[str, Any]:
+        return {"upscale": {"scale": self.cfg.scale}}
+
     def upscale(self, G, image, *, tile=256, overlap=40, device=None, on_tile=None):
         """One uint8 image (3, h, w) upscaled by G → uint8 (3, s·h, s·w), tiled so any size fits in memory."""
         return upscale_image(G, image, self.cfg.scale, tile, overlap, device, on_tile)
+
+    def export_inputs(self, G, size=None):
+        cfg = self.cfg
+        s = cfg.scale
+        height, width = size or (cfg.hr_size // s, cfg.hr_size // s)
+        lr = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        h, w = spatial_dims(minimum=3)  # MATLAB's bicubic border rule needs 3 px a side
+        return ExportInputs(G, (lr,), ["lr"], {"lr": "low-resolution images (batch, 3, height, width), RGB in [-1, 1]"},
+                            f"upscaled images (batch, 3, {s}·height, {s}·width), RGB in [-1, 1] before clamping (the "
+                            f"output is not clamped: clamp to [-1, 1])", {"lr": {0: batch_dim(), 2: h, 3: w}},
+                            {"scale": s, "arch": cfg.arch, "value_range": [-1, 1]})
 
     def score_test_set(self, G, data, lr=None, *, limit=0, tile=256, overlap=40, device=None, on_image=None,
                        on_total=None):
@@ -351,10 +370,12 @@ class SuperResolution(Recipe):
         count = min(limit, len(images)) if limit else len(images)
         if on_total:
             on_total(2 * count)
-        model_rows = score_sr_images(G, images, scale, limit=count, tile=tile, overlap=overlap, device=device,
+        pi, no_pi = self.perceptual_index()
+        model_rows = score_sr_images(G, images, scale, limit=count, tile=tile, overlap=overlap, device=device, pi=pi,
                                      on_image=on_image)
-        bicubic_rows = score_sr_images(None, images, scale, limit=count, on_image=on_image)
-        return {"data": images.what, "scale": scale, "count": count, "protocol": SR_PROTOCOL.format(s=scale),
-                "notes": [n for n in [images.crop_note()] if n], "model": model_rows, "bicubic": bicubic_rows,
+        bicubic_rows = score_sr_images(None, images, scale, limit=count, pi=pi, on_image=on_image)
+        return {"data": images.what, "scale": scale, "count": count,
+                "protocol": SR_PROTOCOL.format(s=scale) + (PI_PROTOCOL if pi else ""),
+                "notes": [n for n in [images.crop_note(), no_pi] if n], "model": model_rows, "bicubic": bicubic_rows,
                 "mean": {"model": mean_scores(model_rows), "bicubic": mean_scores(bicubic_rows)}}
 

@@ -3,7 +3,10 @@
 Loss (SAN eq. 21): L_adv + λ_cls·L_cls + λ_cycle·L_cycle. The critic learns the real/fake logits and the
 attributes of real images (L_cls); the generator maps (image, target attributes) to an image that the critic
 takes for real and classifies as the target, and that maps back to the input under the original attributes
-(L_cycle, L1). Targets are the attributes of another image of the batch, as in StarGAN.
+(L_cycle, L1). L_cls is BCE over every attribute, as StarGAN's solver. Targets in training are the attributes of
+another image of the batch, as in StarGAN (so rows with no or several hair colours stay as the data has them);
+one-hot groups (hair colours) are exclusive only where StarGAN makes targets by hand: translate, its grid and the
+evaluation set one member and clear the others (StarGAN `create_labels`).
 
     gancli train stargan                                            # builtin attribute images, CPU-sized
     gancli train stargan --data celeba:/data/celeba                 # SAN-StarGAN (hinge + SAN)
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +30,17 @@ from gancli.data.attributes import (apply_assignments, attribute_source, domain_
                                     open_attribute_images, prepare_image, single_changes)
 from gancli.data.images import load_image, save_image, to_uint8
 from gancli.errors import ConfigError, DataError
+from gancli.nn.export import ExportInputs, batch_dim, spatial_dims
 from gancli.objectives import critic_penalty, get_loss
 from gancli.objectives.attributes import attribute_classification_loss, decide_attributes
 from gancli.train.recipe import Loader, Recipe
-from recipes.stargan_nets import StarGANCritic, StarGANGenerator
+from recipes.stargan_import import STARGAN_FORMATS
+from recipes.stargan_nets import StarGANCritic, StarGANGenerator, final_size
 
 log = logging.getLogger("gancli.stargan")
 
 CELEBA_TRAIN_IMAGES = 202_599 - 2_000
+CRITIC_KERNELS = {"table7": 3, "stargan": 4}
 
 
 @dataclass
@@ -61,11 +68,14 @@ class StarGANConfig(TrainConfig):
     g_blocks: int = 6
     d_width: int = 64
     d_layers: int = 6
+    # table7 (SAN Table 7: 3×3 convs, circular padding, 25M) | stargan (StarGAN's own: 4×4, zero padding, 44M)
+    critic: str = "table7"
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
-    # evaluation: attribute accuracy by the judge, Fréchet distance per target domain (SAN Table 3)
-    eval_n: int = 2000  # test images, each translated to every target domain it is not already in
-    eval_ref: int = 10_000  # real training images whose features are the per-domain references
+    # evaluation (SAN App. G): each test image translated to each of StarGAN's test target domains, the Fréchet
+    # distance of each domain's translations to that domain's training images; attribute accuracy by the judge
+    eval_n: int = 2000  # test images (SAN: the 2,000 of the test split)
+    eval_ref: int = 0  # training images behind the per-domain references: 0 = all of them (SAN), N = the first N
     eval_features: str = ""  # judge | inception; "" = the judge's on builtin data, Inception otherwise
     judge_steps: int = 3000  # training steps of the judge on real data (the builtin judge is fixed)
     judge_images: int = 20_000  # real training images the judge learns from
@@ -99,17 +109,19 @@ PRESETS = {
               "eval_every": 150, "eval_n": 300, "eval_ref": 1000, "n_samples": 6, "test_size": 2000,
               # measured at this size (study stargan-quick-critic-cpu): SN's median fd_mean 12.4 against SAN's 13.8
               "norm": "sn"},
-    # StarGAN (Choi et al. 2018): WGAN-GP λ 10, 5 critic steps per G step, Adam 1e-4 (0.5, 0.999); its 200k
-    # critic iterations are 40k generator steps, the learning rate decayed linearly over the second half
-    "original": {"norm": "none", "loss": "wgan", "penalty": "gp", "penalty_weight": 10.0, "n_dis": 5,
-                 "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999], "lr_g": 1e-4, "lr_d": 1e-4, "steps": 40_000,
-                 "lr_decay_start": 0.5},
+    # StarGAN (Choi et al. 2018; yunjey/stargan): its own critic (4×4 stride-2 convs, zero padding, 44M), WGAN-GP
+    # λ 10, 5 critic steps per G step, Adam 1e-4 (0.5, 0.999); its 200k critic iterations are 40k generator steps,
+    # the learning rate decayed linearly over the second half
+    "original": {"critic": "stargan", "norm": "none", "loss": "wgan", "penalty": "gp", "penalty_weight": 10.0,
+                 "n_dis": 5, "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999], "lr_g": 1e-4, "lr_d": 1e-4,
+                 "steps": 40_000, "lr_decay_start": 0.5},
 }
 
 
 class StarGAN(Recipe):
     name = "stargan"
-    summary = "Attribute translation, StarGAN G + 6-conv critic with class head (SAN App. G, Table 7), hinge + SAN"
+    summary = ("Attribute translation, StarGAN G + 6-conv critic with class head (SAN App. G, Table 7), hinge + SAN; "
+               "original: StarGAN's own critic and WGAN-GP")
     Config = StarGANConfig
     presets = PRESETS
     offline_preset = "quick"
@@ -117,6 +129,8 @@ class StarGAN(Recipe):
                           "against 13.8 with SAN (study stargan-quick-critic-cpu); --norm san gives the paper's critic")
     best_metric = ("fd_mean", "min")
     no_augment_reason = "its critic's class head learns the attributes, some of which colour ops would change"
+    network_fields = ("attrs", "g_width", "g_blocks", "d_width", "d_layers", "critic")
+    import_formats = STARGAN_FORMATS
 
     def __init__(self, cfg: StarGANConfig):
         if not cfg.attrs or cfg.crop < 0:  # resolved here, so that the run's config holds them for translate
@@ -135,13 +149,18 @@ class StarGAN(Recipe):
             raise ConfigError(f"'attrs' names an attribute twice: {', '.join(cfg.attrs)}.")
         if cfg.resolution < 16 or cfg.resolution % 4:
             raise ConfigError(f"'resolution' must be a multiple of 4 of at least 16, got {cfg.resolution}.")
-        for key in ("g_width", "g_blocks", "d_width", "d_layers", "eval_n", "eval_ref", "judge_steps", "judge_images"):
+        for key in ("g_width", "g_blocks", "d_width", "d_layers", "eval_n", "judge_steps", "judge_images"):
             if getattr(cfg, key) < 1:
                 raise ConfigError(f"'{key}' must be a positive number, got {getattr(cfg, key)}.")
+        if cfg.critic not in CRITIC_KERNELS:
+            raise ConfigError(f"'critic' must be table7 (SAN Table 7) or stargan (StarGAN's own), got '{cfg.critic}'.")
+        if final_size(cfg.resolution, cfg.d_layers, CRITIC_KERNELS[cfg.critic]) < 1:
+            raise ConfigError(f"{cfg.d_layers} stride-2 critic layers leave nothing of a {cfg.resolution} px image; "
+                              f"lower 'd_layers' or raise 'resolution'.")
         if cfg.g_width % 4:
             raise ConfigError(f"'g_width' must be a multiple of 4 (the upsampling halves it twice), got {cfg.g_width}.")
-        if cfg.lambda_cls < 0 or cfg.lambda_rec < 0 or cfg.test_size < 0:
-            raise ConfigError("'lambda_cls', 'lambda_rec' and 'test_size' must not be negative.")
+        if cfg.lambda_cls < 0 or cfg.lambda_rec < 0 or cfg.test_size < 0 or cfg.eval_ref < 0:
+            raise ConfigError("'lambda_cls', 'lambda_rec', 'test_size' and 'eval_ref' must not be negative.")
         if cfg.eval_features not in ("", "judge", "inception"):
             raise ConfigError(f"'eval_features' must be judge or inception, got '{cfg.eval_features}'.")
 
@@ -149,7 +168,8 @@ class StarGAN(Recipe):
     def build_models(self):
         cfg = self.cfg
         return {"G": StarGANGenerator(len(self.names), cfg.g_width, cfg.g_blocks),
-                "D": StarGANCritic(len(self.names), cfg.resolution, cfg.d_width, cfg.d_layers)}
+                "D": StarGANCritic(len(self.names), cfg.resolution, cfg.d_width, cfg.d_layers,
+                                   CRITIC_KERNELS[cfg.critic])}
 
     def _source(self):
         return attribute_source(self.cfg.data, self.cfg.attr_file)
@@ -161,6 +181,11 @@ class StarGAN(Recipe):
     def build_dataset(self):
         data = self.open_split("train", self.cfg.flip)
         data[(0, 0)]  # a broken first file fails now, before loader workers fork
+        test = self.open_split("test")  # too few images for a test split fail now, not at the first sample grid
+        if len(test) < self.cfg.test_size and self._source().kind != "builtin":
+            log.warning("stargan: %d images, so the test split is their first tenth after StarGAN's fixed shuffle "
+                        "(%d, not test_size %d) and the other %d train.", len(test) + len(data), len(test),
+                        self.cfg.test_size, len(data))
         return data
 
     # ---- steps -------------------------------------------------------------------------
@@ -177,7 +202,7 @@ class StarGAN(Recipe):
         real_logits, real_classes = D(real)
         fake_logits, _ = D(fake)
         adv = d_loss(real_logits.flatten(), fake_logits.flatten())
-        cls = attribute_classification_loss(real_classes, labels, self.groups)
+        cls = attribute_classification_loss(real_classes, labels)
         loss = adv + cfg.lambda_cls * cls
         logs = {"D/adv": adv.detach(), "D/cls": cls.detach(), "D/real": real_logits.mean().detach(),
                 "D/fake": fake_logits.mean().detach()}
@@ -196,7 +221,7 @@ class StarGAN(Recipe):
         _, g_loss = get_loss(cfg.loss)
         real_logits = D(real)[0].detach().flatten() if cfg.loss == "ra" else None
         adv = g_loss(fake_logits.flatten(), real_logits)
-        cls = attribute_classification_loss(fake_classes, targets, self.groups)
+        cls = attribute_classification_loss(fake_classes, targets)
         cycle = F.l1_loss(G(fake, labels), real)
         loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * cycle
         return loss, {"G/adv": adv.detach(), "G/cls": cls.detach(), "G/cycle": cycle.detach(), "G/loss": loss.detach()}
@@ -216,12 +241,35 @@ class StarGAN(Recipe):
             out.append(to_uint8(G(x.to(device).float() / 127.5 - 1, c.to(device))).cpu())
         return torch.cat(out)
 
+    def export_inputs(self, G, size=None):
+        cfg = self.cfg
+        height, width = size or (cfg.resolution, cfg.resolution)
+        if height % 4 or width % 4:
+            raise ConfigError(f"--size {height} {width}: a StarGAN generator takes images whose sides are multiples "
+                              f"of 4 (two stride-2 convolutions and two transposed ones).")
+        image = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        targets = torch.zeros(2, len(self.names))
+        targets[0, 0] = targets[1, -1] = 1
+        batch, (h, w) = batch_dim(), spatial_dims(4)
+        return ExportInputs(G, (image, targets), ["image", "target"],
+                            {"image": f"images (batch, 3, height, width), RGB in [-1, 1], prepared as `gancli "
+                                      f"translate` prepares them (the run's centre crop, resized to {cfg.resolution})",
+                             "target": f"target attributes (batch, {len(self.names)}), float 0/1 in the order of "
+                                       f"'attributes'; within a group exactly one is 1"},
+                            "translated images (batch, 3, height, width), RGB in [-1, 1]",
+                            {"image": {0: batch, 2: h, 3: w}, "target": {0: batch}},
+                            {"attributes": self.names, "attribute_groups": self.group_names,
+                             "resolution": cfg.resolution, "value_range": [-1, 1]})
+
     @torch.no_grad()
     def source_attributes(self, D: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """{0, 1} attributes of uint8 images as the critic's class head sees them (the generator needs the
-        attributes an image has, to change only those asked for)."""
+        """{0, 1} attributes of uint8 images as the critic's class head sees them, each by the sign of its logit as
+        the head learned them (the generator needs the attributes an image has, to change only those asked for)."""
         device = next(D.parameters()).device
-        return decide_attributes(D(images.to(device).float() / 127.5 - 1)[1].cpu(), self.groups)
+        return decide_attributes(D(images.to(device).float() / 127.5 - 1)[1].cpu())
+
+    def verb_inputs(self) -> dict[str, Any]:
+        return {"translate": {"attributes": list(self.names), "resolution": self.cfg.resolution}}
 
     def translate_files(self, load: Loader, images: list[Path], attrs: list[str] | dict[str, int], *, out: Path,
                         grid: bool = False) -> Translation:
@@ -272,17 +320,24 @@ class StarGAN(Recipe):
         """The sources' attributes with the assignments applied (setting a group member clears the others)."""
         return apply_assignments(sources, self.names, self.group_names, assignments)
 
-    def grid_targets(self, sources: torch.Tensor, assignments: dict[str, int]) -> list[tuple[str, torch.Tensor]]:
-        """(column title, targets) of a translation grid: each group member set and each binary attribute
-        flipped, one at a time, then the assignments together if any."""
-        columns = []
+    def test_targets(self, sources: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """(attribute, targets): StarGAN's test targets (solver.py `create_labels`), one per attribute: a one-hot
+        group's member set and the others cleared, any other attribute flipped."""
+        out = []
         for j, name in enumerate(self.names):
             if any(name in g for g in self.group_names):
-                columns.append((f"{name}=1", apply_assignments(sources, self.names, self.group_names, {name: 1})))
+                out.append((name, apply_assignments(sources, self.names, self.group_names, {name: 1})))
             else:
                 flipped = sources.clone()
                 flipped[:, j] = 1 - flipped[:, j]
-                columns.append((f"{name} flipped", flipped))
+                out.append((name, flipped))
+        return out
+
+    def grid_targets(self, sources: torch.Tensor, assignments: dict[str, int]) -> list[tuple[str, torch.Tensor]]:
+        """(column title, targets) of a translation grid: StarGAN's test targets, then the assignments together
+        if any."""
+        grouped = {n for g in self.group_names for n in g}
+        columns = [(f"{n}=1" if n in grouped else f"{n} flipped", t) for n, t in self.test_targets(sources)]
         if assignments:
             columns.append(("combined", apply_assignments(sources, self.names, self.group_names, assignments)))
         return columns
@@ -291,9 +346,9 @@ class StarGAN(Recipe):
     def sample(self, G, n, generator):
         """n held-out images as strips: the input, then each single-attribute change (the columns of SAN Fig. 19)."""
         data = self.open_split("test")
-        images = torch.stack([data.image(i) for i in range(min(n, len(data)))])
-        images = images[torch.arange(n) % len(images)]
-        sources = data.labels()[torch.arange(n) % len(images)]
+        index = torch.arange(n) % min(n, len(data))  # fewer test images than strips: they repeat
+        images = torch.stack([data.image(i) for i in range(min(n, len(data)))])[index]
+        sources = data.labels()[index]
         columns = [images] + [self.translate_batch(G, images, t) for _, t in self.grid_targets(sources, {})]
         return torch.cat(columns, dim=-1).float() / 127.5 - 1
 
@@ -321,42 +376,74 @@ class StarGAN(Recipe):
                                    f"{cfg.data} ({cfg.judge_images} train)", steps=cfg.judge_steps,
                                    device=self.device, log=log.warning)
 
-    def _prepare_evaluation(self) -> dict:
+    def _feature_fn(self, judge) -> tuple:
+        """(uint8 images → features, their label, what produced them) for the per-domain Fréchet distances."""
         cfg = self.cfg
-        judge = self.judge().to(self.device)
-        use_inception = cfg.eval_features == "inception" or (cfg.eval_features == "" and self._source().kind != "builtin")
-        if use_inception:
+        if cfg.eval_features == "inception" or (cfg.eval_features == "" and self._source().kind != "builtin"):
             from gancli.metrics.generative.features import load_feature_net
 
-            net = load_feature_net("inception", device=self.device)
-            dev = self.device
+            net, dev = load_feature_net("inception", device=self.device), self.device
 
             def features(images: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
                     return torch.cat([net(part.to(dev))[0].cpu() for part in images.split(100)])
 
-            feature_label = net.label + " pool3"
-        else:
-            def features(images: torch.Tensor) -> torch.Tensor:
-                return judge(images)[1]
+            return features, net.label + " pool3", net.describe()
+        return (lambda images: judge(images)[1]), "judge " + judge.label + " pool128", {"judge": judge.label}
 
-            feature_label = "judge " + judge.label + " pool128"
-        test, train = self.open_split("test"), self.open_split("train")
-        n_test, n_ref = min(cfg.eval_n, len(test)), min(cfg.eval_ref, len(train))
-        test_images = torch.stack([test.image(i) for i in range(n_test)])
-        ref_features = torch.cat([features(torch.stack([train.image(i) for i in range(start, min(start + 500, n_ref))]))
-                                  for start in range(0, n_ref, 500)])
-        real_decisions = judge(test_images)[0]
+    def _data_description(self) -> dict:
+        """What the training split is, for the reference statistics' cache key."""
+        cfg, source = self.cfg, self._source()
+        where = {"data": "builtin-attributes"}
+        if source.kind != "builtin":
+            stat = source.table_file.stat()
+            where = {"data": str(source.table_file.resolve()), "size": stat.st_size, "mtime": stat.st_mtime,
+                     "images": str(source.image_dir.resolve()), "test_size": cfg.test_size}
+        return {**where, "attrs": self.names, "resolution": cfg.resolution, "crop": cfg.crop, "eval_ref": cfg.eval_ref}
+
+    def _domain_references(self, train, n_ref: int, features, produced_by: dict) -> dict[str, tuple]:
+        """(μ, Σ, n) of the features of each single-attribute domain's images among the first n_ref training images
+        (SAN App. G: all of them), in one pass over the split, cached under what produced them."""
+        from gancli.metrics.generative import cache
+        from gancli.metrics.generative.stats import FeatureStats, ReferenceStats
+
+        domains = {domain_name(n, v): (self.names.index(n), float(v > 0))
+                   for n, v in single_changes(self.names, self.group_names)}
+        keys = {d: {**self._data_description(), **produced_by, "domain": d, "stargan_reference": 1} for d in domains}
+        cached = {d: cache.lookup(key) for d, key in keys.items()}
+        if all(cached.values()):
+            return {d: (c.mu, c.sigma, c.n) for d, c in cached.items()}
+        labels, stats = train.labels()[:n_ref], {d: FeatureStats() for d in domains}
+        for start in range(0, n_ref, 500):
+            rows = range(start, min(start + 500, n_ref))
+            found = features(torch.stack([train.image(i) for i in rows]))
+            for d, (j, value) in domains.items():
+                stats[d].update(found[labels[start:rows.stop, j] == value])
+        out = {}
+        for d, acc in stats.items():
+            if acc.n >= 2:  # a domain with fewer than 2 training images has no covariance, so no distance
+                out[d] = (acc.mu(), acc.sigma(), acc.n)
+                cache.store(keys[d], ReferenceStats(*out[d], {"source": f"{self.cfg.data or 'builtin'} train {d}"}))
+        return out
+
+    def _prepare_evaluation(self) -> dict:
         from gancli.metrics.judges.attribute_classifier import attribute_accuracy
 
-        return {"judge": judge, "features": features, "feature_label": feature_label,
-                "test_images": test_images, "test_labels": test.labels()[:n_test],
-                "ref_features": ref_features, "ref_labels": train.labels()[:n_ref],
-                "judge_acc_real": float(attribute_accuracy(real_decisions, test.labels()[:n_test], self.groups).mean())}
+        judge = self.judge().to(self.device)
+        features, feature_label, produced_by = self._feature_fn(judge)
+        test, train = self.open_split("test"), self.open_split("train")
+        n_test = min(self.cfg.eval_n, len(test))
+        test_images, test_labels = torch.stack([test.image(i) for i in range(n_test)]), test.labels()[:n_test]
+        n_ref = len(train) if self.cfg.eval_ref == 0 else min(self.cfg.eval_ref, len(train))
+        references = self._domain_references(train, n_ref, features, produced_by)
+        return {"judge": judge, "features": features, "feature_label": feature_label, "test_images": test_images,
+                "test_labels": test_labels, "references": references, "n_ref": n_ref, "n_train": len(train),
+                "judge_acc_real": float(attribute_accuracy(judge(test_images)[0], test_labels, self.groups).mean())}
 
     def evaluate(self, G):
-        """Attribute accuracy of translations by the judge, and the Fréchet distance of each target domain's
-        translations to real training images of that domain (SAN Table 3)."""
+        """SAN App. G: every test image translated to each of StarGAN's test targets (2,000 × 5 = 10k on CelebA);
+        per target domain, the Fréchet distance of its translations to its training images, and the judge's
+        accuracy on the changed attribute and on the others."""
         from gancli.metrics.judges.attribute_classifier import attribute_accuracy
         from gancli.metrics.generative.scores import fid_from_stats
         from gancli.metrics.generative.stats import FeatureStats
@@ -364,39 +451,38 @@ class StarGAN(Recipe):
         if self._eval is None:
             self._eval = self._prepare_evaluation()
         ev = self._eval
-
-        def stats(features: torch.Tensor) -> tuple:
-            acc = FeatureStats()
-            acc.update(features)
-            return acc.mu(), acc.sigma()
-
         accuracy, keep, distance, counts = {}, {}, {}, {}
-        for name, value in single_changes(self.names, self.group_names):
-            j, target = self.names.index(name), float(value > 0)
-            sources = ev["test_labels"][:, j] != target
-            reference = ev["ref_labels"][:, j] == target
-            if sources.sum() < 2 or reference.sum() < 2:
-                continue
-            labels = ev["test_labels"][sources]
-            targets = apply_assignments(labels, self.names, self.group_names, {name: value})
-            fakes = self.translate_batch(G, ev["test_images"][sources], targets)
-            decisions = ev["judge"](fakes)[0]
-            per_attribute = attribute_accuracy(decisions, targets, self.groups)
+        for name, targets in self.test_targets(ev["test_labels"]):
+            j = self.names.index(name)
+            fakes = self.translate_batch(G, ev["test_images"], targets)
+            decisions, features = ev["judge"](fakes)[0], ev["features"](fakes)
             group = next((g for g in self.groups if j in g), [j])
             others = [k for k in range(len(self.names)) if k not in group]
-            domain = domain_name(name, value)
-            accuracy[domain] = float(per_attribute[j])
-            if others:
-                keep[domain] = float(per_attribute[others].mean())
-            distance[domain] = fid_from_stats(*stats(ev["features"](fakes)), *stats(ev["ref_features"][reference]))
-            counts[domain] = int(sources.sum())
-        mean = lambda d: sum(d.values()) / max(len(d), 1)
+            for value in (1, -1):
+                rows, domain = targets[:, j] == float(value > 0), domain_name(name, value)
+                if rows.sum() < 2 or domain not in ev["references"]:
+                    continue
+                per_attribute = attribute_accuracy(decisions[rows], targets[rows], self.groups)
+                accuracy[domain] = float(per_attribute[j])
+                if others:
+                    keep[domain] = float(per_attribute[others].mean())
+                fake_stats = FeatureStats()
+                fake_stats.update(features[rows])
+                distance[domain] = fid_from_stats(fake_stats.mu(), fake_stats.sigma(), *ev["references"][domain][:2])
+                counts[domain] = int(rows.sum())
+        mean = lambda d: sum(d.values()) / len(d) if d else float("nan")  # nothing scored is no score, not 0
         return {"attr_acc": mean(accuracy), "keep_acc": mean(keep), "fd_mean": mean(distance),
                 "judge_acc_real": ev["judge_acc_real"], "acc": accuracy, "keep": keep, "fd": distance,
-                "judge": ev["judge"].label, "features": ev["feature_label"],
-                "protocol": f"{len(ev['test_labels'])} test images, each translated to every single-attribute "
-                            f"domain it is not in ({sum(counts.values())} translations); Fréchet distance to the "
-                            f"real training images of the domain (of the first {len(ev['ref_labels'])})"}
+                "judge": ev["judge"].label, "features": ev["feature_label"], "protocol": self._protocol(counts)}
+
+    def _protocol(self, counts: dict[str, int]) -> str:
+        ev = self._eval
+        references = ("all" if ev["n_ref"] == ev["n_train"] else f"the first {ev['n_ref']}") + " training images"
+        return (f"SAN App. G: {len(ev['test_labels'])} test images, each translated to each of StarGAN's "
+                f"{len(self.names)} test targets (a one-hot group's member set, any other attribute flipped; "
+                f"{len(ev['test_labels']) * len(self.names)} translations); Fréchet distance of each target "
+                f"domain's translations to its real images among {references} "
+                f"({', '.join(f'{d}: {n}' for d, n in counts.items())} translations)")
 
     def finalize_generator(self, G):
         G.eval()

@@ -52,32 +52,38 @@ class StarGANGenerator(nn.Module):
         return self.net(torch.cat([image, labels], dim=1))
 
 
-def final_size(resolution: int, n_layers: int) -> int:
-    """Side of the critic's last feature map: each 3×3 stride-2 conv with padding 1 maps s to ⌈s/2⌉."""
+def final_size(resolution: int, n_layers: int, kernel: int = 3) -> int:
+    """Side of the critic's last feature map: each stride-2 conv with padding 1 maps s to ⌊(s + 2 − k)/2⌋ + 1
+    (⌈s/2⌉ for a 3×3 kernel, ⌊s/2⌋ for StarGAN's 4×4)."""
     size = resolution
     for _ in range(n_layers):
-        size = (size - 1) // 2 + 1
+        size = (size + 2 - kernel) // 2 + 1
     return size
 
 
 class StarGANCritic(nn.Module):
-    """Six 3×3 stride-2 convs (64 → 2048), lReLU 0.01, circular padding; heads: 3×3 conv → 1 (a real/fake patch
-    map) and a conv whose kernel covers the last map (2×2 at 128 px) → one logit per attribute (SAN Table 7)."""
+    """Six stride-2 convs (64 → 2048), lReLU 0.01; heads: 3×3 conv → 1 (a real/fake patch map) and a conv whose
+    kernel covers the last map (2×2 at 128 px) → one logit per attribute.
 
-    def __init__(self, n_attrs: int, resolution: int = 128, width: int = 64, n_layers: int = 6):
+    kernel 3: SAN Table 7's (25M at 128 px), circular padding; kernel 4: StarGAN's own (yunjey/stargan model.py,
+    44M), 4×4 convs with zero padding.
+    """
+
+    def __init__(self, n_attrs: int, resolution: int = 128, width: int = 64, n_layers: int = 6, kernel: int = 3):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
         for i in range(n_layers):
             c_out = width * 2**i
-            layers += [nn.Conv2d(c_in, c_out, 3, 2, 1), nn.LeakyReLU(0.01)]
+            layers += [nn.Conv2d(c_in, c_out, kernel, 2, 1), nn.LeakyReLU(0.01)]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         self.real_fake = nn.Conv2d(c_in, 1, 3, 1, 1, bias=False)
-        self.attributes = nn.Conv2d(c_in, n_attrs, final_size(resolution, n_layers), bias=False)
-        for layer in self.modules():
-            if isinstance(layer, nn.Conv2d) and layer.padding != (0, 0):
-                make_circular(layer)  # SAN App. J: every critic conv pads cyclically, whatever the normalization
+        self.attributes = nn.Conv2d(c_in, n_attrs, final_size(resolution, n_layers, kernel), bias=False)
+        if kernel == 3:
+            for layer in self.modules():
+                if isinstance(layer, nn.Conv2d) and layer.padding != (0, 0):
+                    make_circular(layer)  # SAN App. J: every critic conv pads cyclically, whatever the normalization
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(real/fake logits (N, s·s), attribute logits (N, A))."""

@@ -57,6 +57,14 @@ def nearest_up(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=2, mode="nearest")
 
 
+def bilinear_up(x: Tensor) -> Tensor:
+    """×2 bilinear, align_corners False (mimicry's SNGAN generators upsample so, after torchvision)."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+UPSAMPLERS = {"nearest": nearest_up, "bilinear": bilinear_up}
+
+
 # ---- SNDCGAN (SAN Table 4) ---------------------------------------------------------------------------------
 class SNDCGANGenerator(nn.Module):
     """z → dense Mg×Mg×512 → three stride-2 deconvs with BN-ReLU (256, 128, 64) → conv 3, tanh."""
@@ -116,16 +124,17 @@ class SNDCGANCritic(nn.Module):
 class UpBlock(nn.Module):
     """norm-ReLU-up-conv3-norm-ReLU-conv3, plus up-conv1 shortcut (Miyato et al.'s generator ResBlock)."""
 
-    def __init__(self, c_in: int, c_out: int, z_dim: int, norm: str, sbn_hidden: int):
+    def __init__(self, c_in: int, c_out: int, z_dim: int, norm: str, sbn_hidden: int, upsample: str = "nearest"):
         super().__init__()
         self.norm1, self.norm2 = gen_norm(norm, c_in, z_dim, sbn_hidden), gen_norm(norm, c_out, z_dim, sbn_hidden)
         self.conv1, self.conv2 = nn.Conv2d(c_in, c_out, 3, 1, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
+        self.up = UPSAMPLERS[upsample]
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
-        h = self.conv1(nearest_up(torch.relu(self.norm1(x, z))))
+        h = self.conv1(self.up(torch.relu(self.norm1(x, z))))
         h = self.conv2(torch.relu(self.norm2(h, z)))
-        return h + self.shortcut(nearest_up(x))
+        return h + self.shortcut(self.up(x))
 
 
 class DownBlock(nn.Module):
@@ -133,17 +142,21 @@ class DownBlock(nn.Module):
 
     `first` is Miyato's optimized first block: no ReLU on the image, shortcut pooled before its conv.
     Hidden channels are c_out: the SAN paper's STL-10 critic counts (19.5M with the last block, 4.8M without)
-    hold only so.
+    hold only so. `mimicry` is mimicry's DBlock: hidden channels c_in (the first conv keeps the width), and the
+    skip reads ReLU(x), since its in-place ReLU rewrites x before its shortcut reads it.
     """
 
-    def __init__(self, c_in: int, c_out: int, down: bool, first: bool = False):
+    def __init__(self, c_in: int, c_out: int, down: bool, first: bool = False, mimicry: bool = False):
         super().__init__()
-        self.down, self.first = down, first
-        self.conv1, self.conv2 = nn.Conv2d(c_in, c_out, 3, 1, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
+        self.down, self.first, self.relu_skip = down, first, mimicry and not first
+        hidden = c_in if self.relu_skip else c_out
+        self.conv1, self.conv2 = nn.Conv2d(c_in, hidden, 3, 1, 1), nn.Conv2d(hidden, c_out, 3, 1, 1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1) if (c_in != c_out or down) else None
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv1(x if self.first else torch.relu(x))
+        if self.relu_skip:
+            x = torch.relu(x)
+        h = self.conv1(x if self.first or self.relu_skip else torch.relu(x))
         h = self.conv2(torch.relu(h))
         if self.down:
             h = F.avg_pool2d(h, 2)
@@ -159,7 +172,7 @@ class ResNetGenerator(nn.Module):
     """SAN Table 5 at 32 px (dense 4×4×256, three up-blocks of 256) or Table 6 (dense Mg×Mg×512; 256, 128, 64)."""
 
     def __init__(self, resolution: int = 32, z_dim: int = 128, width: float = 1.0, norm: str = "bn",
-                 sbn_hidden: int = 32):
+                 sbn_hidden: int = 32, upsample: str = "nearest"):
         super().__init__()
         if resolution == 32:
             self.mg, plan = 4, [256, 256, 256, 256]
@@ -168,7 +181,8 @@ class ResNetGenerator(nn.Module):
         plan = [ch(c, width) for c in plan]
         self.c0 = plan[0]
         self.dense = nn.Linear(z_dim, self.mg * self.mg * self.c0)
-        self.blocks = nn.ModuleList(UpBlock(a, b, z_dim, norm, sbn_hidden) for a, b in itertools.pairwise(plan))
+        self.blocks = nn.ModuleList(UpBlock(a, b, z_dim, norm, sbn_hidden, upsample)
+                                    for a, b in itertools.pairwise(plan))
         self.norm = gen_norm(norm, plan[-1], z_dim, sbn_hidden)
         self.to_rgb = nn.Conv2d(plan[-1], 3, 3, 1, 1)
 
@@ -186,7 +200,8 @@ class ResNetCritic(nn.Module):
     ReLU, global pooling (`pool`: avg as the SAN tables, sum as Miyato et al.), dense → 1.
     """
 
-    def __init__(self, resolution: int = 32, width: float = 1.0, pool: str = "avg", full_stl: bool = False):
+    def __init__(self, resolution: int = 32, width: float = 1.0, pool: str = "avg", full_stl: bool = False,
+                 block: str = "san"):
         super().__init__()
         if resolution == 32:
             plan = [(128, True), (128, True), (128, False), (128, False)]
@@ -194,7 +209,7 @@ class ResNetCritic(nn.Module):
             plan = [(64, True), (128, True), (256, True), (512, True)] + ([(1024, False)] if full_stl else [])
         blocks, c_in = [], 3
         for i, (base, down) in enumerate(plan):
-            blocks.append(DownBlock(c_in, ch(base, width), down, first=i == 0))
+            blocks.append(DownBlock(c_in, ch(base, width), down, first=i == 0, mimicry=block == "mimicry"))
             c_in = ch(base, width)
         self.blocks, self.pool = nn.Sequential(*blocks), pool
         self.dense = nn.Linear(c_in, 1)

@@ -33,3 +33,23 @@ def cli():
         return runner.invoke(app, [str(a) for a in args])
 
     return invoke
+
+
+@pytest.fixture
+def write_nrqm_model():
+    """A writer of stand-in NRQM_model.mat files (pyiqa's NRQM weights cannot be downloaded here)."""
+    return _write_nrqm_model
+
+
+def _write_nrqm_model(path: Path, constant: float) -> None:
+    """An NRQM_model.mat in the layout pyiqa reads (Ma et al.'s MATLAB model): three forests of one one-leaf tree, and
+    linear weights [constant, 0, 0, 0], so that NRQM is `constant` whatever the features."""
+    import numpy as np
+    import scipy.io
+
+    forests = np.empty((1, 3), dtype=object)
+    for i in range(3):  # fields by position: ldau, rdau, -, -, threshold, prediction, attribute
+        forests[0, i] = {"ldau": np.array([[0]]), "rdau": np.array([[0]]), "a": np.array([[0]]), "b": np.array([[0]]),
+                         "threshold": np.array([[0.0]]), "pred": np.array([[1.0 + i]]), "attr": np.array([[1]])}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(path, {"model": {"linear": np.array([[constant], [0.0], [0.0], [0.0]]), "rf": forests}})

@@ -29,12 +29,13 @@ def _json_value(value: float) -> float | str:
     return "inf" if isinstance(value, float) and math.isinf(value) else value
 
 
-def _score(metric: str, pred: Path, as_json: bool, **options) -> None:
-    """Score every image with a progress bar, then print the table (or JSON)."""
+def score_and_report(metric: str, pred: Path, as_json: bool, score=api.score_images, **options) -> None:
+    """Score every image with a progress bar (score: api.score_images or api.score_iqa), then print the table (or
+    JSON)."""
     with progress("img/s", transient=True) as bar:
         task = bar.add_task(metric, total=None, info="", visible=not as_json)
-        result = api.score_images(metric, pred, **options, on_image=lambda name: bar.update(task, advance=1, info=name),
-                                  on_total=lambda total: bar.update(task, total=total))
+        result = score(metric, pred, **options, on_image=lambda name: bar.update(task, advance=1, info=name),
+                       on_total=lambda total: bar.update(task, total=total))
     rows, mean, notes, convention = result["rows"], result["mean"], result["notes"], result["convention"]
     if as_json:
         typer.echo(json.dumps({"metric": metric, "convention": convention, "notes": notes,
@@ -55,14 +56,14 @@ def _score(metric: str, pred: Path, as_json: bool, **options) -> None:
 def psnr_cmd(pred: Path = pred_opt, gt: Path = gt_opt, crop_border: int = crop_opt, y_channel: bool = y_opt,
              as_json: bool = json_opt):
     """PSNR of predictions against ground truth, per image and mean (agrees with scikit-image)."""
-    _score("psnr", pred, as_json, gt=gt, crop_border=crop_border, y_channel=y_channel)
+    score_and_report("psnr", pred, as_json, gt=gt, crop_border=crop_border, y_channel=y_channel)
 
 
 @eval_app.command("ssim")
 def ssim_cmd(pred: Path = pred_opt, gt: Path = gt_opt, crop_border: int = crop_opt, y_channel: bool = y_opt,
              as_json: bool = json_opt):
     """SSIM of predictions against ground truth, per image and mean (agrees with scikit-image)."""
-    _score("ssim", pred, as_json, gt=gt, crop_border=crop_border, y_channel=y_channel)
+    score_and_report("ssim", pred, as_json, gt=gt, crop_border=crop_border, y_channel=y_channel)
 
 
 @eval_app.command("lpips")
@@ -73,7 +74,7 @@ def lpips_cmd(pred: Path = pred_opt, gt: Path = gt_opt, crop_border: int = crop_
               device: str = typer.Option("auto", help="auto, cpu or cuda."),
               as_json: bool = json_opt):
     """LPIPS distance of predictions to ground truth (lower is better); needs the backbone weights."""
-    _score("lpips", pred, as_json, gt=gt, crop_border=crop_border, net=net, lpips_weights=lpips_weights,
+    score_and_report("lpips", pred, as_json, gt=gt, crop_border=crop_border, net=net, lpips_weights=lpips_weights,
            device=device)
 
 
@@ -84,4 +85,4 @@ def niqe_cmd(pred: Path = pred_opt, crop_border: int = crop_opt,
                                                  "(the NIQE release)."),
              as_json: bool = json_opt):
     """NIQE (no reference, lower is better) of every image in a folder, MATLAB-compatible."""
-    _score("niqe", pred, as_json, crop_border=crop_border, y_channel=y_channel)
+    score_and_report("niqe", pred, as_json, crop_border=crop_border, y_channel=y_channel)

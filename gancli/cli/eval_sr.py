@@ -48,12 +48,14 @@ def sr_cmd(run: Path = typer.Argument(..., help="An sr run folder."),
         return
     for note in notes:
         console.print(f"[yellow]Note:[/] {note}")
-    table = Table("image", "PSNR-Y", "SSIM-Y", "NIQE", "bicubic PSNR-Y", "bicubic SSIM-Y", "bicubic NIQE",
+    pi = any("pi" in row for row in model_rows)  # with the iqa extra and NRQM's weights
+    heads = ["PSNR-Y", "SSIM-Y", "NIQE"] + (["PI"] if pi else [])
+    table = Table("image", *heads, *[f"bicubic {h}" for h in heads],
                   title=f"{result['data']}, x{result['scale']}: {protocol}", title_justify="left")
     for m, b in zip(model_rows, bicubic_rows):
-        table.add_row(m["name"], *_cells(m), *_cells(b))
+        table.add_row(m["name"], *_cells(m, pi), *_cells(b, pi))
     table.add_section()
-    table.add_row(f"mean of {count}", *_cells(means["model"]), *_cells(means["bicubic"]), style="bold")
+    table.add_row(f"mean of {count}", *_cells(means["model"], pi), *_cells(means["bicubic"], pi), style="bold")
     console.print(table)
 
 
@@ -61,6 +63,7 @@ def _strip(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "name"}
 
 
-def _cells(row: dict) -> list[str]:
-    return [format_value(row["psnr_y"], 2), format_value(row["ssim_y"], 4),
-            format_value(row["niqe"], 3) if "niqe" in row else "-"]
+def _cells(row: dict, pi: bool = False) -> list[str]:
+    cells = [format_value(row["psnr_y"], 2), format_value(row["ssim_y"], 4),
+             format_value(row["niqe"], 3) if "niqe" in row else "-"]
+    return cells + ([format_value(row["pi"], 3) if "pi" in row else "-"] if pi else [])

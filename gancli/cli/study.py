@@ -45,6 +45,9 @@ def _print_report(report) -> None:
     for p in report.paired:
         console.print(f"[bold]{escape(p.field)}: {escape(p.a)} beats {escape(p.b)} in {p.wins_a} of {p.n} settings"
                       f"[/] ({p.wins_b} the other way, {p.ties} ties), two-sided sign test p = {p.p_value:.3g}")
+    for p in report.unpaired:
+        console.print(f"[bold]{escape(p.field)}, unpaired (each model at its best tuned setting): {escape(p.a)} beats "
+                      f"{escape(p.b)} in {p.wins_a} of {p.n} models[/] ({p.wins_b} the other way, {p.ties} ties)")
     failures = [r for r in results.records if r.get("status") != "ok"]
     for record in failures[:5]:
         console.print(f"[yellow]failed[/] {escape(record['cell'])}: {escape(str(record.get('error', '')))}",

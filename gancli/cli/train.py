@@ -11,29 +11,10 @@ from rich.table import Table
 
 from gancli import api
 from gancli.cli.app import app
+from gancli.cli.options import extra_options
 from gancli.cli.ui import console, progress
 from gancli.config import parse_set
 from gancli.errors import ConfigError
-
-
-def _extra_options(args: list[str]) -> dict[str, str]:
-    """Turn leftover '--field-name value', '--field-name=value' and '--no-flag' into config overrides."""
-    out, i = {}, 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            raise ConfigError(f"Unexpected argument '{arg}'.")
-        key, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 < len(args) and not args[i + 1].startswith("--"):
-                value, i = args[i + 1], i + 1
-            elif key.startswith("no-"):
-                key, value = key[3:], "false"
-            else:
-                value = "true"
-        out[key.replace("-", "_")] = value
-        i += 1
-    return out
 
 
 def _print_config(cfg) -> None:
@@ -60,7 +41,8 @@ def train(
         "W/(g·σ) instead.")),
     penalty: Optional[str] = typer.Option(None, help="Critic penalty: none, gp, r1 (its weight is γ of "
                                           "γ/2·E‖∇D(x)‖²), dragan, l2, or clip (WGAN weight clipping, ±clip_value)."),
-    loss: Optional[str] = typer.Option(None, help="Adversarial loss: ns, minimax, hinge, wgan, ls, ra."),
+    loss: Optional[str] = typer.Option(None, help="Adversarial loss: ns, minimax, hinge, wgan, ls (on D), "
+                                                  "ls-sigmoid (on σ(D), compare_gan), ra."),
     lr_g: Optional[float] = typer.Option(None, help="Generator learning rate."),
     lr_d: Optional[float] = typer.Option(None, help="Critic learning rate."),
     betas: Optional[str] = typer.Option(None, help="Adam betas for both networks, e.g. 0.5,0.9."),
@@ -93,7 +75,7 @@ def train(
                    ckpt_every=ckpt_every, eval_every=eval_every, augment=augment, tensorboard=tensorboard)
     if betas is not None:
         options["betas_g"] = options["betas_d"] = betas
-    sets = {**_extra_options(ctx.args), **parse_set(set_)}
+    sets = {**extra_options(ctx.args), **parse_set(set_)}
     cfg = _config(recipe, resume, preset, config, options, sets)
     _print_config(cfg)
 

@@ -212,7 +212,9 @@ class AttributeImages(Dataset):
         test_size = min(test_size, len(table.files) // 10)
         self.indices = split_indices(len(table.files), split, test_size)
         if not self.indices:
-            raise DataError(f"The {split} split of {table.source} is empty.")
+            raise DataError(f"{table.source} lists {len(table.files)} images, too few for a {split} split: the test "
+                            f"split is the first {test_size} after StarGAN's fixed shuffle (test_size, at most a "
+                            f"tenth of the images), the train split the rest.")
         self.files = [table.files[i] for i in self.indices]
         self.values = table.values[self.indices]
         self.name = f"{table.source}:{split}"

@@ -95,6 +95,7 @@ class LabelledPhotos(Dataset):
 
     num_labels = 0
     ignore_label: int | None = None  # excluded from segmentation scores ("don't care")
+    scored_labels: tuple[int, ...] | None = None  # the label ids that segmentation scores count (None: all)
     palette = SCENE_PALETTE
 
     def __init__(self, pairs: list[tuple[Path, Path, Path | None]], size: tuple[int, int], name: str):
@@ -161,6 +162,9 @@ class Cityscapes(LabelledPhotos):
 
     num_labels = 35
     palette = CITYSCAPES_PALETTE
+    # cityscapesScripts helpers/labels.py: the label ids of train ids 0-18 (road ... bicycle), the 19 classes papers
+    # score mIoU on; every other id is trainId 255 (ignored)
+    scored_labels = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
 
     def __init__(self, root: str | Path, split: str = "train", size: tuple[int, int] = (256, 512),
                  instances: bool = False):

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import Tensor
+from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from gancli.data.images import IMAGE_SUFFIXES, list_images, load_image
@@ -116,6 +117,36 @@ def bicubic_downsample(hr: Tensor, scale: int) -> Tensor:
 def bicubic_upsample(lr: Tensor, scale: int) -> Tensor:
     """MATLAB imresize(lr, scale) (the bicubic baseline); differentiable for float input."""
     return imresize(lr, float(scale))
+
+
+def bicubic_phase_filters(scale: int) -> Tensor:
+    """(scale, 5) float64: MATLAB's bicubic weights of output phase p on inputs i-2..i+2, read off an interior row
+    of resize_matrix (an integer upscale repeats them for every input pixel). Computed eagerly, never while a graph
+    is traced (resize_matrix's cache would keep a traced tensor)."""
+    length, i = 12, 6
+    matrix = resize_matrix(length, length * scale, float(scale))
+    rows = matrix[scale * i: scale * (i + 1)]
+    taps = rows[:, i - 2: i + 3]
+    assert torch.allclose(taps.sum(1), rows.sum(1)), "an upscale tap lies outside i-2..i+2"
+    return taps.clone()
+
+
+def _upsample_rows(x: Tensor, taps: Tensor) -> Tensor:
+    """(N, C, H, W) → (N, C, scale·H, W): symmetric 2-px padding (MATLAB's border rule), a conv of one filter per
+    output phase, phases interleaved."""
+    n, c, h, w = x.shape
+    padded = torch.cat([x[..., :2, :].flip(-2), x, x[..., -2:, :].flip(-2)], dim=-2)
+    scale = taps.shape[0]
+    out = F.conv2d(padded.reshape(n * c, 1, h + 4, w), taps.view(scale, 1, 5, 1))  # (N·C, scale, H, W)
+    return out.view(n, c, scale, h, w).permute(0, 1, 3, 2, 4).reshape(n, c, h * scale, w)
+
+
+def bicubic_upsample_conv(x: Tensor, taps: Tensor) -> Tensor:
+    """bicubic_upsample of a float batch (N, C, H, W) by an integer factor, given its bicubic_phase_filters, as
+    shape-generic convolutions (torch.export can make H and W symbolic); equal to it up to float rounding for sides
+    of at least 3 px."""
+    taps = taps.to(x.dtype)
+    return _upsample_rows(_upsample_rows(x, taps).transpose(-1, -2), taps).transpose(-1, -2)
 
 
 def mod_crop(image: Tensor, scale: int) -> Tensor:

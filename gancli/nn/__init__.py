@@ -9,6 +9,7 @@ from gancli.nn.norms import (
     apply_critic_norm,
     count_critic_updates,
     exact_conv_sigma,
+    leave_plain,
     mark_critic_updated,
     san_compensation,
     sigma_grid,

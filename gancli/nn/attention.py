@@ -29,5 +29,6 @@ class SelfAttention(nn.Module):
         query = self.theta(x).flatten(2).transpose(1, 2)  # (B, HW, C/8)
         key = F.max_pool2d(self.phi(x), 2).flatten(2).transpose(1, 2)  # (B, HW/4, C/8)
         value = F.max_pool2d(self.g(x), 2).flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
-        attended = F.scaled_dot_product_attention(query, key, value, scale=1.0)  # one fused kernel on GPUs
+        # one head (B, 1, L, E): the layout of the fused GPU kernels and the only one ONNX export translates
+        attended = F.scaled_dot_product_attention(query[:, None], key[:, None], value[:, None], scale=1.0)[:, 0]
         return x + self.gamma * self.o(attended.transpose(1, 2).reshape(b, -1, h, w))

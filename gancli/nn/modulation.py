@@ -58,14 +58,30 @@ class LabelComposition(nn.Module):
         return z + self.add(y) + z * self.scale(y)
 
 
-class ConditionalBatchNorm(nn.Module):
-    """BN(x)·(1 + W_γ c) + W_β c: gains centred on 1, biases on 0, linear in the conditioning vector c."""
+class ClassTable(nn.Embedding):
+    """One learned vector per class, read by a class code: a one-hot code picks its class's row exactly, a blend of
+    codes blends rows (an embedding that class interpolation can walk through)."""
 
-    def __init__(self, num_features: int, cond_dim: int, eps: float = 1e-5, momentum: float = 0.1):
+    def forward(self, code: Tensor) -> Tensor:
+        return code @ self.weight
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BN(x)·(1 + W_γ c) + W_β c: gains centred on 1, biases on 0, linear in the conditioning vector c.
+
+    With `per_class`, c is a class code (one-hot) and W_γ, W_β are plain per-class tables (ClassTable), as
+    BigGAN-PyTorch's ccbn without a shared embedding (nn.Embedding: it notes that SN there cripples G).
+    """
+
+    def __init__(self, num_features: int, cond_dim: int, eps: float = 1e-5, momentum: float = 0.1,
+                 per_class: bool = False):
         super().__init__()
         self.norm = _plain_norm(num_features, eps, momentum)
-        self.gain = nn.Linear(cond_dim, num_features, bias=False)
-        self.bias = nn.Linear(cond_dim, num_features, bias=False)
+        if per_class:
+            self.gain, self.bias = ClassTable(cond_dim, num_features), ClassTable(cond_dim, num_features)
+        else:
+            self.gain = nn.Linear(cond_dim, num_features, bias=False)
+            self.bias = nn.Linear(cond_dim, num_features, bias=False)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         return _modulate(self.norm(x), 1 + self.gain(c), self.bias(c))

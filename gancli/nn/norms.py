@@ -303,6 +303,16 @@ class ExactSpectralNorm(_CachedConvNorm):
         return torch.stack([exact_conv_sigma(w, input_size) for w in weight.chunk(self.groups)]).amax()
 
 
+PLAIN = "leave_weight_plain"  # attribute of a critic layer that no weight normalization may touch
+
+
+def leave_plain(layer: nn.Module) -> nn.Module:
+    """Mark a critic layer that its reference architecture never normalizes (e.g. the first and last conv of each
+    scale of SPADE's PatchGAN critic): apply_critic_norm leaves its weight as it is, under every weight norm."""
+    setattr(layer, PLAIN, True)
+    return layer
+
+
 def apply_critic_norm(
     module: nn.Module,
     name: str,
@@ -313,18 +323,20 @@ def apply_critic_norm(
     n_power_iterations: int = 1,
     mode: str = "project",
     padding: str = "auto",
+    sn_eps: float = 1e-12,
 ) -> nn.Module:
-    """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme.
+    """Normalize every Conv2d, Linear and Embedding weight of `module` in place by the named scheme (but layers
+    marked by leave_plain).
 
     `ratio`, `gain` apply to san; `every` (in critic updates, or forwards of each layer when none are reported)
     and `mode` (project: Alg. 1's in-place rescaling, the conv's stored weight is the normalized one and its
     norm module sits at `conv.weight_projection`; reparam: a parametrization of a raw weight) to san and
-    sn-exact; `n_power_iterations` to sn and to the fully-connected layers under san and sn-exact, which use
-    the spectral norm (SAN §3.1) in both modes. `padding` (CRITIC_PADDINGS) of the padded convs: auto switches
-    them to circular under san and sn-exact (Lemma 1 assumes it) and keeps the networks' own otherwise;
-    circular and zeros set it under any norm. A zero-padded conv on H×W is a cropped circular conv on the
-    (H+kh-1)×(W+kw-1) grid, so san and sn-exact take σ on that grid (sigma_grid). In project mode, call
-    mark_critic_updated after each optimizer step.
+    sn-exact; `n_power_iterations` and `sn_eps` (the power iteration's ε) to sn and to the fully-connected layers
+    under san and sn-exact, which use the spectral norm (SAN §3.1) in both modes. `padding` (CRITIC_PADDINGS) of
+    the padded convs (plain-left layers included): auto switches them to circular under san and sn-exact (Lemma 1
+    assumes it) and keeps the networks' own otherwise; circular and zeros set it under any norm. A zero-padded conv
+    on H×W is a cropped circular conv on the (H+kh-1)×(W+kw-1) grid, so san and sn-exact take σ on that grid
+    (sigma_grid). In project mode, call mark_critic_updated after each optimizer step.
     """
     if name not in CRITIC_NORMS:
         raise ConfigError(f"Unknown critic normalization {name!r}; choose one of: {', '.join(CRITIC_NORMS)}.")
@@ -344,20 +356,28 @@ def apply_critic_norm(
     for layer in list(module.modules()):
         if not isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)):
             continue
+        if getattr(layer, PLAIN, False):  # the reference leaves it plain (its padding was set above, as every conv's)
+            continue
         if name == "wn":
             weight_norm(layer)
         elif name == "sn" or not isinstance(layer, nn.Conv2d):
-            spectral_norm(layer, n_power_iterations=n_power_iterations)
+            spectral_norm(layer, n_power_iterations=n_power_iterations, eps=sn_eps)
         else:
             norm = (SparsityAwareNorm(layer, ratio, gain, every, mode) if name == "san"
                     else ExactSpectralNorm(layer, every, mode))
-            if mode == "project":
-                layer.weight_projection = norm
-                layer.register_forward_pre_hook(_project_at_first_forward)
-            else:
-                parametrize.register_parametrization(layer, "weight", norm)
-                layer.register_forward_pre_hook(_refresh_sigma)
+            _attach_cached_norm(layer, norm, mode)
     return module
+
+
+def _attach_cached_norm(conv: nn.Conv2d, norm: _CachedConvNorm, mode: str) -> None:
+    """A SAN / sn-exact norm on a conv: in place (project) or as W's parametrization (reparam), with the forward
+    pre-hook that shows it the input size."""
+    if mode == "project":
+        conv.weight_projection = norm
+        conv.register_forward_pre_hook(_project_at_first_forward)
+    else:
+        parametrize.register_parametrization(conv, "weight", norm)
+        conv.register_forward_pre_hook(_refresh_sigma)
 
 
 def _set_padding(module: nn.Module, padding: str) -> None:
@@ -456,6 +476,25 @@ def _harmonic(k: int) -> float:
 
 def apply_config_norm(critic: nn.Module, cfg) -> nn.Module:
     """The critic normalization a training config names (norm, norm_ratio, norm_gain, norm_every, san_mode,
-    critic_padding), applied to a plain critic as training does."""
+    critic_padding, and a recipe's sn_eps where it has one), applied to a plain critic as training does."""
     return apply_critic_norm(critic, cfg.norm, ratio=cfg.norm_ratio, gain=cfg.norm_gain or None, every=cfg.norm_every,
-                             mode=cfg.san_mode, padding=cfg.critic_padding)
+                             mode=cfg.san_mode, padding=cfg.critic_padding, sn_eps=getattr(cfg, "sn_eps", 1e-12))
+
+
+
+def plain_critic_state(module: nn.Module) -> dict[str, Tensor]:
+    """The state dict of the plain critic that a normalized one computes with (in eval mode): each normalized
+    layer's effective weight under its plain name, the normalizations' own state (σ, u, v) dropped."""
+    training = module.training
+    module.eval()  # SN's weight without a power step
+    try:
+        with torch.no_grad():
+            state = {k: v for k, v in module.state_dict().items()
+                     if ".parametrizations." not in f".{k}" and ".weight_projection." not in f".{k}"}
+            for prefix, layer in module.named_modules():
+                if parametrize.is_parametrized(layer):
+                    for name in layer.parametrizations:
+                        state[f"{prefix}.{name}" if prefix else name] = getattr(layer, name).detach().clone()
+    finally:
+        module.train(training)
+    return state

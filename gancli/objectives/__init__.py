@@ -7,6 +7,8 @@ from gancli.objectives.losses import (
     hinge_g_loss,
     ls_d_loss,
     ls_g_loss,
+    ls_sigmoid_d_loss,
+    ls_sigmoid_g_loss,
     minimax_d_loss,
     minimax_g_loss,
     ns_d_loss,

@@ -1,4 +1,4 @@
-"""Attribute (domain) classification: StarGAN's L_cls, with one-hot groups as softmax groups, and its decisions."""
+"""Attribute (domain) classification: StarGAN's L_cls (BCE over every attribute), and decisions from its logits."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ def binary_columns(n_attrs: int, groups: list[list[int]]) -> list[int]:
     return [j for j in range(n_attrs) if j not in grouped]
 
 
-def attribute_classification_loss(logits: Tensor, labels: Tensor, groups: list[list[int]]) -> Tensor:
-    """Σ over binary attributes of BCE + Σ over one-hot groups of softmax cross-entropy, averaged over the batch.
+def attribute_classification_loss(logits: Tensor, labels: Tensor, groups: list[list[int]] = ()) -> Tensor:
+    """Σ over attributes of BCE, averaged over the batch: StarGAN's L_cls (yunjey/stargan solver.py
+    `classification_loss`), with no groups.
 
-    StarGAN's L_cls sums BCE over all attributes; here a group (e.g. hair colour) is one softmax over its
-    members instead, and rows in which the group is not exactly one-hot (no or several members set) leave it out.
+    Given one-hot groups (the attribute judge does), each group is one softmax over its members instead, and rows
+    in which it is not exactly one-hot (no or several members set) leave it out.
     """
     logits, labels = logits.float(), labels.float()
     binary = binary_columns(logits.shape[1], groups)
@@ -33,8 +34,8 @@ def attribute_classification_loss(logits: Tensor, labels: Tensor, groups: list[l
     return loss
 
 
-def decide_attributes(logits: Tensor, groups: list[list[int]]) -> Tensor:
-    """{0, 1} decisions: a binary attribute where its logit is positive, the largest logit's member of each group."""
+def decide_attributes(logits: Tensor, groups: list[list[int]] = ()) -> Tensor:
+    """{0, 1} decisions: an attribute where its logit is positive; in each group given, its largest logit's member."""
     out = (logits > 0).float()
     for group in groups:
         member = torch.zeros_like(logits[:, group])

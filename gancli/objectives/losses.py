@@ -6,6 +6,7 @@ relativistic loss uses real logits in the G step (pass them detached).
 
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -49,13 +50,25 @@ wgan_g_loss = hinge_g_loss
 
 
 def ls_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """Least squares (Mao et al., a=0, b=1): ½(D(x) - 1)² + ½D(G(z))²."""
+    """Least squares (Mao et al., a=0, b=1) on D's raw output, as the large-scale study's text writes it
+    (§2.1, D(x) ∈ R): ½(D(x) - 1)² + ½D(G(z))². Its code (compare_gan) takes σ(D) instead: `ls-sigmoid`."""
     return 0.5 * (real_logits - 1).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()
 
 
 def ls_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
-    """Least squares (c=1): ½(D(G(z)) - 1)²."""
+    """Least squares (c=1) on D's raw output: ½(D(G(z)) - 1)²."""
     return 0.5 * (fake_logits - 1).pow(2).mean()
+
+
+def ls_sigmoid_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Least squares on σ(D), as compare_gan's `loss_lib.least_squares` (the large-scale study's code):
+    ½(σ(D(x)) - 1)² + ½σ(D(G(z)))²."""
+    return ls_d_loss(torch.sigmoid(real_logits), torch.sigmoid(fake_logits))
+
+
+def ls_sigmoid_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+    """Least squares on σ(D) (compare_gan): ½(σ(D(G(z))) - 1)²."""
+    return ls_g_loss(torch.sigmoid(fake_logits))
 
 
 def ra_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -84,6 +97,7 @@ LOSSES: dict[str, tuple[DLoss, GLoss]] = {
     "hinge": (hinge_d_loss, hinge_g_loss),
     "wgan": (wgan_d_loss, wgan_g_loss),
     "ls": (ls_d_loss, ls_g_loss),
+    "ls-sigmoid": (ls_sigmoid_d_loss, ls_sigmoid_g_loss),
     "ra": (ra_d_loss, ra_g_loss),
 }
 

@@ -7,7 +7,6 @@ r1 γ·½E‖∇D(x)‖² (so λ = γ = 10 is the papers' R1 strength); l2 λ·m
 `clip` is no loss term: WGAN weight clipping, applied to the weights after each critic step.
 """
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -18,7 +17,6 @@ from gancli.errors import ConfigError
 Critic = Callable[[Tensor], Tensor]
 
 PENALTIES = ("none", "gp", "r1", "dragan", "l2", "clip")
-DRAGAN_C = 10.0  # Kodali et al. §5: δ ~ N(0, cI) with c ≈ 10
 CLIP_C = 0.01  # Arjovsky et al. 2017, Algorithm 1
 
 
@@ -34,10 +32,18 @@ def r1_penalty(critic: Critic, real: Tensor) -> Tensor:
     return 0.5 * _input_grad(critic, real.detach()).pow(2).sum(dim=1).mean()
 
 
-def dragan_penalty(critic: Critic, real: Tensor, c: float = DRAGAN_C) -> Tensor:
-    """DRAGAN (Kodali et al. §5): E(||∇D(x + δ)|| - 1)², δ ~ N(0, c·I) (c is the noise variance)."""
+def dragan_penalty(critic: Critic, real: Tensor) -> Tensor:
+    """DRAGAN as the large-scale study runs it (compare_gan `penalty_lib.py`): E(||∇D(x̂)|| - 1)² at
+    x̂ = clip(x + std(x)·(U - ½)), U uniform on [0, 1) per pixel, std(x) one number over the whole batch.
+
+    compare_gan's images are in [0, 1]; ours are x' = 2x - 1 in [-1, 1]. std(x') = 2·std(x), so the same formula
+    on x' (clipped to [-1, 1]) is the study's perturbation mapped to our range: twice as large in absolute terms,
+    the same relative to the range. The gradient is taken with respect to our [-1, 1] input, as for gp.
+    (Kodali et al. §5 write δ ~ N(0, c·I), c ≈ 10: std 3.16, ~20× the study's std(x')/√12 ≈ 0.15 on CIFAR-10.)
+    """
     real = real.detach()
-    perturbed = real + math.sqrt(c) * torch.randn_like(real)
+    std = real.std(correction=0)  # tf.nn.moments over all axes: the population variance
+    perturbed = (real + std * (torch.rand_like(real) - 0.5)).clamp(-1, 1)
     return (_input_grad(critic, perturbed).norm(dim=1) - 1).pow(2).mean()
 
 
@@ -59,15 +65,22 @@ def clip_weights(module: nn.Module, c: float = CLIP_C) -> None:
 def orthogonal_regularization(module: nn.Module, skip: tuple[str, ...] = ()) -> Tensor:
     """BigGAN eq. 3 without β: Σ ||W Wᵀ ⊙ (1 - I)||²_F over weights reshaped to out × rest.
 
-    Parameters whose name contains any string in `skip` (e.g. the shared embedding) are left out.
+    Each term is ||G||²_F - Σᵢ ||wᵢ||⁴ with G the smaller of W Wᵀ and Wᵀ W (the two have equal Frobenius norms and
+    the diagonal of W Wᵀ holds the squared row norms), so a 24576 × 20 dense layer costs a 20 × 20 Gram, not
+    24576². Parameters whose name contains any string in `skip` (e.g. the shared embedding) are left out.
     BigGAN-PyTorch adds the gradient 2β(W Wᵀ ⊙ (1 - I))W, which is that of (β/2)·this sum.
     """
     kept = (p.flatten(1) for name, p in module.named_parameters() if p.dim() > 1 and not any(s in name for s in skip))
-    return sum((_off_diagonal(w @ w.T).pow(2).sum() for w in kept), torch.zeros(()))
+    return sum((_off_diagonal_energy(w) for w in kept), torch.zeros(()))
 
 
-def critic_penalty(name: str, critic_fn: Critic, critic_module: nn.Module, real: Tensor, fake: Tensor,
-                   *, dragan_c: float = DRAGAN_C) -> Tensor:
+def _off_diagonal_energy(w: Tensor) -> Tensor:
+    """||W Wᵀ ⊙ (1 - I)||²_F of a matrix W from its smaller Gram matrix."""
+    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    return gram.pow(2).sum() - w.pow(2).sum(dim=1).pow(2).sum()
+
+
+def critic_penalty(name: str, critic_fn: Critic, critic_module: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
     """The named critic penalty (one of PENALTIES); `none` and `clip` (a constraint, not a term) are zero."""
     if name in ("none", "clip"):
         return real.new_zeros(())
@@ -76,7 +89,7 @@ def critic_penalty(name: str, critic_fn: Critic, critic_module: nn.Module, real:
     if name == "r1":
         return r1_penalty(critic_fn, real)
     if name == "dragan":
-        return dragan_penalty(critic_fn, real, dragan_c)
+        return dragan_penalty(critic_fn, real)
     if name == "l2":
         return l2_penalty(critic_module)
     raise ConfigError(f"Unknown critic penalty {name!r}; choose one of: {', '.join(PENALTIES)}.")
@@ -91,10 +104,6 @@ def _raw_weight(layer: nn.Module) -> Tensor:
     if parametrizations is not None and "weight" in parametrizations and hasattr(parametrizations.weight, "original"):
         return parametrizations.weight.original
     return layer.weight
-
-
-def _off_diagonal(gram: Tensor) -> Tensor:
-    return gram - torch.diag(torch.diagonal(gram))
 
 
 def _input_grad(critic: Critic, x: Tensor) -> Tensor:

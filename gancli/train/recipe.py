@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from gancli.config import TrainConfig
 from gancli.errors import ConfigError
+from gancli.nn.export import ExportInputs
 from gancli.objectives import PENALTIES, get_loss
 from gancli.train.imports import ImportFormat
 
@@ -33,6 +34,7 @@ class Recipe:
       `len(dataset)` is the number of distinct indices. Items are dicts of tensors.
     - `d_step` / `g_step` take the models and a collated batch (already on the device) and
       return `(loss, logs)`; the trainer does backward, accumulation, optimizer steps and EMA.
+      `step_regularizer` adds a weights-only term once per optimizer step, not once per micro-batch.
     - `sample(G, n, generator)` returns n images in [-1, 1] (N, 3, H, W) for grids and
       `gancli sample`; `evaluate(G)` returns named scores for metrics.jsonl.
     - `validate()` checks the recipe's own config fields; the base calls it (and checks the loss and penalty
@@ -56,6 +58,9 @@ class Recipe:
     no_augment_reason: ClassVar[str] = ""
     # published checkpoint formats this recipe reads (`gancli import`), by name
     import_formats: ClassVar[dict[str, "ImportFormat"]] = {}
+    # config keys that shape the networks: `--init-from RUN` takes them from RUN unless given (a preset does not
+    # override them), so that the run's weights fit
+    network_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -92,6 +97,11 @@ class Recipe:
     def g_step(self, models: Models, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Logs]:
         raise NotImplementedError
 
+    def step_regularizer(self, name: str, models: Models) -> tuple[torch.Tensor, Logs] | None:
+        """A term added once per optimizer step of network `name`, after its micro-batches' gradients (e.g.
+        BigGAN's orthogonal regularization, which depends on the weights only); None when there is none."""
+        return None
+
     @torch.no_grad()
     def sample(self, G: nn.Module, n: int, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
@@ -110,6 +120,7 @@ class Recipe:
         "translate_files": ("`gancli translate`", "a stargan run"),
         "synthesize_files": ("`gancli synthesize`", "a spade run"),
         "interpolate": ("`gancli sample --interpolate`", "a class-conditional run (biggan)"),
+        "export_inputs": ("`gancli export`", "a recipe that declares its generator's inputs"),
     }
 
     def supports(self, verb: str) -> bool:
@@ -141,3 +152,13 @@ class Recipe:
                         grid: bool = False) -> Any:
         """Image files translated to attribute assignments ('Name=1'), one PNG each in out (and a grid)."""
         self.check_supports("translate_files")
+
+    def verb_inputs(self) -> dict[str, Any]:
+        """What a client (the web page) needs to offer this recipe's verbs, by verb: the palette a label map is
+        painted with, the attributes a face has, the scale; JSON-able."""
+        return {}
+
+    def export_inputs(self, G: nn.Module, size: tuple[int, int] | None = None) -> ExportInputs:
+        """G's inputs for `gancli export`: example tensors (image inputs of `size` when it applies), their names,
+        meanings and dims that may vary, and the recipe's facts (z size, classes, scale, ...) for the metadata."""
+        self.check_supports("export_inputs")

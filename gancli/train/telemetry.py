@@ -1,13 +1,14 @@
-"""Training telemetry of BigGAN §4: the top singular value σ₀ of every weight layer of G and D; collapse detection.
+"""Training telemetry of BigGAN §4: the top three singular values of every weight layer of G and D; collapse detection.
 
-Every `telemetry_every` steps σ₀ of each layer's raw weight (before any normalization, reshaped to
-out × rest as spectral norm does; BigGAN Fig. 3) is read: from the layer's own spectral-norm vectors
-where it has spectral norm (σ₀ = uᵀWv after SN's last power iteration, no extra work), else by one power
-iteration from the vector kept since the last reading (15 at the first). Readings go to RUN/telemetry.jsonl and are
-plotted in RUN/spectra.png. BigGAN saw collapse as σ₀ of some G layers exploding and D's loss jumping
-up (§4.1-4.2, App. F); a reading above `collapse_factor` times the median of its series' recent readings
-counts as such a jump. Telemetry only judges: on its verdict the trainer stops, naming the last checkpoint saved
-before it, or (`on_collapse = "rollback"`) reloads that checkpoint and continues at half the learning rates.
+Every `telemetry_every` steps σ₀ of each layer's raw weight (before any normalization, reshaped to out × rest as
+spectral norm does; BigGAN Fig. 3) is read: from the layer's own spectral-norm vectors where it has spectral norm (σ₀
+= uᵀWv after SN's last power iteration, no extra work), else by one power iteration from the vector kept since the
+last reading (15 at the first). σ₁ and σ₂ come from a subspace iteration on three vectors kept the same way (BigGAN §4
+tracks the top three, "the most informative"). Readings go to RUN/telemetry.jsonl (`sigma/`, `sigma1/`, `sigma2/` per
+layer) and σ₀ is plotted in RUN/spectra.png. BigGAN saw collapse as σ₀ of some G layers exploding and D's loss jumping
+up (§4.1-4.2, App. F); a reading above `collapse_factor` times the median of its series' recent readings counts as
+such a jump. Telemetry only judges: on its verdict the trainer stops, naming the last checkpoint saved before it, or
+(`on_collapse = "rollback"`) reloads that checkpoint and continues at half the learning rates.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
 WINDOW = 10  # readings in the median a new reading is compared with; detection starts after this many
 LOSS_FLOOR = 0.1  # a D loss near 0 (BigGAN §4.2) is compared with at least this, so noise around 0 is no jump
 D_LOSS = "D/loss"
+TRACKED = 3  # singular values per layer (BigGAN §4)
+LOWER = tuple(f"sigma{i}/" for i in range(1, TRACKED))  # recorded, not judged: collapse is read from σ₀ and D loss
 
 
 class TrainingCollapsed(GancliError):
@@ -72,6 +75,26 @@ def top_singular_value(layer: nn.Module, vectors: dict[int, Tensor]) -> Tensor:
         u = nn.functional.normalize(matrix.mv(v), dim=0)
     vectors[id(layer)] = u
     return torch.vdot(u, matrix.mv(v))
+
+
+@torch.no_grad()
+def lower_singular_values(layer: nn.Module, bases: dict[int, Tensor], k: int = TRACKED) -> Tensor:
+    """σ₁ … σ_{k-1} of the layer's raw weight by one round of subspace iteration (15 at the first call) on k right
+    singular vectors kept in `bases` between calls; zeros where the weight has fewer than k singular values."""
+    weight = raw_weight(layer)
+    matrix = (weight.transpose(0, 1) if isinstance(layer, nn.ConvTranspose2d) else weight).flatten(1).float()
+    rank = min(k, *matrix.shape)
+    basis = bases.get(id(layer))
+    rounds = 1
+    if basis is None:
+        basis = torch.randn(matrix.shape[1], rank, generator=torch.Generator().manual_seed(matrix.shape[1]))
+        basis, rounds = basis.to(matrix.device), 15
+    for _ in range(rounds):
+        left = torch.linalg.qr(matrix @ basis).Q
+        basis = torch.linalg.qr(matrix.T @ left).Q
+    bases[id(layer)] = basis
+    values = torch.linalg.svdvals(left.T @ matrix @ basis)
+    return torch.cat([values[1:], values.new_zeros(k - rank)])
 
 
 def weight_layers(models: dict[str, nn.Module]) -> dict[str, nn.Module]:
@@ -113,6 +136,7 @@ class Telemetry:
         self.every = cfg.telemetry_every
         self.layers = weight_layers(models)
         self.vectors: dict[int, Tensor] = {}
+        self.bases: dict[int, Tensor] = {}
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.loss_sum, self.loss_count = 0.0, 0
         self.last_good_step = step
@@ -133,7 +157,8 @@ class Telemetry:
         if step % self.every:
             return None
         reading = self.read()
-        jumps = find_jumps(reading, self.history, self.cfg.collapse_factor)
+        judged = {k: v for k, v in reading.items() if not k.startswith(LOWER)}
+        jumps = find_jumps(judged, self.history, self.cfg.collapse_factor)
         probe = self.probe.read() if self.probe is not None else {}
         self._write({"step": step, **reading, **probe, **({"collapse": [j[0] for j in jumps]} if jumps else {})})
         if jumps and self.cfg.on_collapse != "warn":
@@ -141,16 +166,19 @@ class Telemetry:
                              for series, base, value in jumps[:3])
             what += f" and {len(jumps) - 3} more" if len(jumps) > 3 else ""
             return Collapse(step, what, self.good_checkpoint())
-        for series, value in reading.items():
+        for series, value in judged.items():
             self.history.setdefault(series, []).append((step, value))
         self.last_good_step = step
         return None
 
     def read(self) -> dict[str, float]:
-        """σ₀ of every layer (one transfer from the device) and the mean D loss since the last reading."""
-        values = torch.stack([top_singular_value(layer, self.vectors).float().cpu()
-                              for layer in self.layers.values()]).tolist() if self.layers else []
-        reading = dict(zip((f"sigma/{name}" for name in self.layers), values))
+        """σ₀, σ₁, σ₂ of every layer (one transfer from the device) and the mean D loss since the last reading."""
+        values = torch.stack([torch.cat([top_singular_value(layer, self.vectors).float().view(1),
+                                         lower_singular_values(layer, self.bases)])
+                              for layer in self.layers.values()]).cpu().tolist() if self.layers else []
+        reading = {}
+        for name, sigmas in zip(self.layers, values):
+            reading.update({f"sigma{i or ''}/{name}": sigma for i, sigma in enumerate(sigmas)})
         if self.loss_count:
             loss = float(self.loss_sum / self.loss_count)  # the losses stay on the device until read here
             loss = distributed.average_values({D_LOSS: loss}, self.world, self.device)[D_LOSS]

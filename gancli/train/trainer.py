@@ -28,6 +28,7 @@ from gancli.train import distributed
 from gancli.train.augment import critic_augmentation
 from gancli.train.compile import compile_networks, eager, fallback, step_begins
 from gancli.train.ema import EMA
+from gancli.train.init_from import initialise_from
 from gancli.train.lock import EXIT, write_exit
 from gancli.train.plots import plot_metrics, save_grid
 from gancli.train.recipe import Recipe
@@ -105,6 +106,8 @@ class Trainer:
         recipe.device = self.device
         seed_everything(cfg.seed, cfg.deterministic)  # the same initial weights in every process
         self.models: dict[str, nn.Module] = recipe.build_models()
+        if cfg.init_from and not ckpt.step_dirs(self.run_dir):  # a run with checkpoints resumes from them instead
+            initialise_from(cfg.init_from, self.models, recipe.name)  # plain networks: before D's normalization
         if "D" in self.models:
             apply_config_norm(self.models["D"], cfg)
             count_critic_updates(self.models["D"])
@@ -226,6 +229,11 @@ class Trainer:
                     v = (v.detach().to(torch.float32, copy=self.cfg.compile == "reduce-overhead")
                          if torch.is_tensor(v) else float(v))
                     logs[k] = logs.get(k, 0.0) + v / len(batches)
+        regularizer = self.recipe.step_regularizer(name, self.models)
+        if regularizer is not None:  # once per step: its gradient does not depend on the batch
+            term, parts = regularizer
+            term.backward()
+            logs.update({k: v.detach().float() if torch.is_tensor(v) else float(v) for k, v in parts.items()})
         if self.world.size > 1:
             distributed.average_gradients(self.models[name].parameters(), self.world)
         optimizer.step()

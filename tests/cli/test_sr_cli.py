@@ -91,34 +91,42 @@ def test_vgg128_critic_needs_a_multiple_of_32(cli, tmp_path):
     assert_error(result, "multiple of 32 for the vgg128 critic")
 
 
+def test_esrgan_at_32_px_is_refused_naming_the_smallest_size(cli, tmp_path):
+    """The VGG-128 critic's five stride-2 convs take 32 px to 1×1, where its batch norm fails for a batch of one."""
+    result = cli("train", "sr", "--preset", "esrgan", "--set", "hr_size=32", "--out", tmp_path / "r")
+    assert_error(result, "'hr_size' must be a multiple of 32 for the vgg128 critic", "at least 64", "got 32.")
+    assert not (tmp_path / "r").exists()
+
+
 def test_presets_pretrain_and_esrgan():
     pretrain = SuperResolution(api.make_config("sr", preset="pretrain-san", out="x"))
     assert set(pretrain.build_models()) == {"G"} and pretrain.best_metric == ("psnr_y", "max")
     assert not pretrain.critic_active(0)
-    cfg = api.make_config("sr", preset="esrgan", out="x", sets={"n_blocks": 1, "hr_size": 32})
+    cfg = api.make_config("sr", preset="esrgan", out="x", sets={"n_blocks": 1, "hr_size": 64})
     recipe = SuperResolution(cfg)
     models = recipe.build_models()
     assert type(models["G"]).__name__ == "RRDBNet" and cfg.loss == "ra"
     recipe.step = 10
-    batch = {"lr": torch.rand(2, 3, 8, 8) * 2 - 1, "hr": torch.rand(2, 3, 32, 32) * 2 - 1}
+    batch = {"lr": torch.rand(2, 3, 16, 16) * 2 - 1, "hr": torch.rand(2, 3, 64, 64) * 2 - 1}
     d_loss, _ = recipe.d_step(models, batch)
     g_loss, g_logs = recipe.g_step(models, batch)
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and "G/adv" in g_logs
 
 
-def test_init_from_copies_the_pretrained_generator(tiny_run):
+def test_init_from_copies_the_pretrained_generator_and_its_shape(tiny_run):
     from gancli.train import checkpoint as ckpt
+    from gancli.train.init_from import initialise_from
 
-    cfg = api.make_config("sr", out="x", sets={**TINY, "init_from": str(tiny_run), "workers": 0})
-    recipe = SuperResolution(cfg)
-    G = recipe.build_models()["G"]
-    recipe.build_dataset()
+    cfg = api.make_config("sr", out="x", sets={"init_from": str(tiny_run), "workers": 0})
+    assert cfg.n_blocks == 1  # the network-shaping fields come from the run it starts from
+    models = SuperResolution(cfg).build_models()
+    # D starts fresh: tiny_run's critic judged 32 px crops, this run's (the quick preset's) 64 px ones
+    assert initialise_from(cfg.init_from, models, "sr") == ["G"]
     weights, _ = ckpt.load_weights(ckpt.resolve_checkpoint(tiny_run))
-    torch.testing.assert_close(G.state_dict()["head.weight"], weights["G"]["head.weight"])
-    wrong = SuperResolution(SRConfig(**{**cfg.__dict__, "n_blocks": 2}))
-    wrong.build_models()
-    with pytest.raises(CheckpointError, match="n_blocks"):
-        wrong.build_dataset()
+    torch.testing.assert_close(models["G"].state_dict()["head.weight"], weights["G"]["head.weight"])
+    given = api.make_config("sr", out="x", sets={"init_from": str(tiny_run), "n_blocks": 2})
+    with pytest.raises(CheckpointError, match="generator does not fit"):
+        initialise_from(tiny_run, SuperResolution(given).build_models(), "sr")
 
 
 # ---- upscale ----------------------------------------------------------------------------------

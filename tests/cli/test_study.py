@@ -16,7 +16,7 @@ from gancli.config import save_toml
 from gancli.errors import ConfigError
 from gancli.study import CELL_FILE, expand, load_study, parse_study, resolve, run_study
 from gancli.study_report import (budget_curve, load_results, median_over_seeds, paired_comparisons, sign_test,
-                                 top_fraction, write_report)
+                                 top_fraction, top_models, unpaired_comparisons, write_report)
 from gancli.train.trainer import TrainingInterrupted
 
 TINY = {"resolution": 16, "width": 0.125, "z_dim": 8, "batch_size": 4, "steps": 4, "log_every": 1, "sample_every": 0,
@@ -54,16 +54,40 @@ def test_grid_expansion_is_the_cartesian_product_with_bundles_and_seeds(tmp_path
 def test_builtin_studies_parse_and_the_largescale_grid_validates(tmp_path):
     from gancli.study import builtin_studies
 
-    assert {"largescale", "selfmod", "san_vs_sn", "san-fig16", "san-fig15", "san-fig6", "san-fig16-cpu", "san-fig15-cpu",
-            "san-fig6-cpu"} <= set(builtin_studies())
-    large = load_study("largescale")
+    assert {"largescale-cpu", "selfmod-cpu", "san_vs_sn-cpu", "largescale", "selfmod", "san-fig16", "san-fig15",
+            "san-fig6", "san-fig16-cpu", "san-fig15-cpu", "san-fig6-cpu"} <= set(builtin_studies())
+    large = load_study("largescale-cpu")
     cells = expand(large)
     assert len(cells) == 3 * 4 * 3 * 3  # losses x (W/O, SN, GP 1, GP 10) x Adam settings x seeds
     assert cells[18].setting["regularizer"] == "gp1" and cells[18].seed == 0  # 9 cells per (loss, regularizer)
     (cfg,) = resolve(large, [cells[18]], tmp_path)
     assert (cfg.loss, cfg.norm, cfg.penalty, cfg.penalty_weight, cfg.betas_d, cfg.n_dis) == \
         ("ns", "none", "gp", 1.0, [0.5, 0.999], 1)
-    assert load_study("selfmod").pairs == "gen_norm" and load_study("san_vs_sn").pairs == "norm"
+    assert load_study("selfmod-cpu").pairs == "gen_norm" and load_study("san_vs_sn-cpu").pairs == "norm"
+    assert load_study("san_vs_sn").name == "san_vs_sn-cpu"  # the old name, kept as an alias
+
+
+def test_the_papers_own_grids_for_a_gpu(tmp_path):
+    # Kurach et al. 2019: Table 1's fixed grid (lr x (beta1, beta2, n_dis) x lambda: "24 hyperparameter settings",
+    # Sec. 2), batch 64, 200K critic updates on CIFAR-10 (Sec. 2), SNDCGAN with Miyato's 4x4 kernels, 5 seeds
+    large = load_study("largescale")
+    cells = expand(large)
+    assert len(cells) == 2 * 6 * 12 * 5 and large.seeds == [0, 1, 2, 3, 4]
+    gp = [c for c in cells if c.setting["regularizer"].startswith("gp") and c.setting["arch"] == "sndcgan"]
+    assert len({(c.setting["regularizer"], c.setting["optimizer"]) for c in gp}) == 24
+    configs = resolve(large, [cells[0], cells[-1]], tmp_path)
+    for cfg in configs:
+        assert cfg.batch_size == 64 and cfg.steps * cfg.n_dis == 200_000 and cfg.loss == "ns"
+    assert (configs[0].arch, configs[0].g_kernel, configs[0].d_kernel) == ("sndcgan", 4, 4)
+    assert {(c.lr_d, *c.betas_d, c.n_dis) for c in resolve(large, cells[:60:5], tmp_path)} == {
+        (lr, *betas) for lr in (2e-4, 1e-4, 1e-3)
+        for betas in ((0.5, 0.9, 5), (0.5, 0.999, 1), (0.5, 0.999, 5), (0.9, 0.999, 5))}
+    # Chen et al. 2019 Sec. 3.2: 2 losses x 2 architectures x (3 SN + 6 GP settings) = 36, each with bn and sbn
+    selfmod = load_study("selfmod")
+    cells = expand(selfmod)
+    assert len(cells) == 36 * 2 * 5 and (selfmod.pairs, selfmod.tuned) == ("gen_norm", ["optimizer"])
+    (cfg,) = resolve(selfmod, [cells[-1]], tmp_path)
+    assert (cfg.gen_norm, cfg.steps, cfg.batch_size, cfg.lr_g, cfg.sbn_hidden) == ("sbn", 100_000, 64, 2e-4, 32)
 
 
 # SAN paper, Appendix E, the table of Fig. 16: setting -> (alpha, beta1, beta2, n_dis)
@@ -117,7 +141,7 @@ def test_selfmod_and_san_vs_sn_validate_once_their_fields_exist(tmp_path):
 
     if "gen_norm" not in field_types(UncondConfig):
         pytest.skip("the uncond recipe has no gen_norm field on this branch yet")
-    for name in ("selfmod", "san_vs_sn"):
+    for name in ("selfmod-cpu", "san_vs_sn-cpu"):
         study = load_study(name)
         cells = expand(study)
         assert len(resolve(study, cells, tmp_path)) == len(cells)
@@ -310,6 +334,46 @@ def test_paired_counts_medians_and_report_files(tmp_path):
     assert {tuple(s.labels.values()): s.median for s in best.settings}[("sn", "ns")] == 31
 
 
+def test_top_models_rank_setting_medians_not_single_seeds(tmp_path):
+    # Kurach et al.: the FID distribution of the top 5% of models, a model scored by the median of its 5 seeds
+    results = load_results(synthetic_study(tmp_path))
+    top = top_models(results, fraction=0.5)
+    assert top["loss"]["ns"] == [29.0]  # san's median (28, 29, 31), not its single best seed 28
+    assert top["norm"]["sn"] == [21.0, 32.0]  # the best half of sn's three medians (21, 32, inf)
+
+
+def test_unpaired_comparison_tunes_each_model_first(tmp_path):
+    # Chen et al. Sec. 3.2 (Tables 2-3): each model (all but the optimizer settings; GP's lambda values are one
+    # model) at its best median, then self-modulation against the baseline model by model
+    out = tmp_path / "unpaired"
+    study = parse_study({"recipe": "uncond", "seeds": [0], "pairs": "gen_norm", "tuned": ["optimizer"], "grid": {
+        "gen_norm": ["bn", "sbn"],
+        "regularizer": [{"label": "sn", "norm": "sn"}, {"label": "gp1", "model": "gp", "penalty_weight": 1.0},
+                        {"label": "gp10", "model": "gp", "penalty_weight": 10.0}],
+        "optimizer": [{"label": "o1", "n_dis": 1}, {"label": "o2", "n_dis": 2}]}}, "unpaired")
+    (out / "cells").mkdir(parents=True)
+    (out / "study.toml").write_text(study.to_toml())
+    fids = {("bn", "sn", "o1"): 20, ("bn", "sn", "o2"): 30, ("sbn", "sn", "o1"): 25, ("sbn", "sn", "o2"): 18,
+            ("bn", "gp1", "o1"): 40, ("bn", "gp1", "o2"): 41, ("bn", "gp10", "o1"): 35, ("bn", "gp10", "o2"): 50,
+            ("sbn", "gp1", "o1"): 39, ("sbn", "gp1", "o2"): 36, ("sbn", "gp10", "o1"): 60, ("sbn", "gp10", "o2"): 38}
+    for (norm, reg, opt), fid in fids.items():
+        name = f"{norm}-{reg}-{opt}"
+        record = {"cell": name, "setting": {"gen_norm": norm, "regularizer": reg, "optimizer": opt}, "seed": 0,
+                  "score": "fid", "better": "min", "status": "ok", "final": fid, "best": fid}
+        (out / "cells" / name).mkdir()
+        (out / "cells" / name / CELL_FILE).write_text(json.dumps(record))
+    results = load_results(out)
+    (unpaired,) = unpaired_comparisons(results)
+    rows = {row["regularizer"]: (row["bn"], row["sbn"]) for row in unpaired.rows}
+    assert rows == {"sn": (20, 18), "gp": (35, 36)}  # best over o1, o2 (and over lambda for gp)
+    assert (unpaired.wins_a, unpaired.wins_b) == (1, 1)
+    (paired,) = paired_comparisons(results)
+    assert (paired.wins_a, paired.wins_b) == (2, 4)  # setting by setting: sbn better in 4 of 6
+    report = write_report(out, draws=10)
+    assert report.unpaired and (out / "report" / "unpaired.csv").read_text().splitlines()[1] == \
+        "gen_norm,bn,sbn,1,1,0,2,1"
+
+
 # ---- bad inputs -----------------------------------------------------------------------------------------
 def assert_error(result, fragment):
     assert result.exit_code == 1, result.output
@@ -329,7 +393,7 @@ def test_bad_study_inputs_are_one_sentence_and_exit_1(tmp_path, cli):
     bad.write_text('recipe = "uncond"\n[grid\nnorm = ["sn"]\n')
     assert_error(cli("study", bad, "--out", tmp_path / "o"), "is not valid TOML")
     assert_error(cli("study", "nosuchstudy", "--out", tmp_path / "o"),
-                 "'nosuchstudy' is neither a study file nor a built-in study (largescale")
+                 "'nosuchstudy' is neither a study file nor a built-in study (")
     assert_error(cli("study", tmp_path / "missing.toml", "--out", tmp_path / "o"), "does not exist")
     value = write_study(tmp_path / "value.toml", 'norm = ["sn", "bogus"]', base=TINY)
     assert_error(cli("study", value, "--out", tmp_path / "o"), "Unknown critic norm 'bogus'; choose one of none, sn")

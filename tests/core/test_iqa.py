@@ -111,8 +111,9 @@ def empty_hub(tmp_path, monkeypatch):
 
 
 def test_lpips_without_backbone_weights_is_a_clear_error(empty_hub):
+    metric = iqa.LPIPSMetric("alex")  # the weights are looked for at the first comparison
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth.*--lpips-weights"):
-        iqa.LPIPSMetric("alex")
+        metric(*_pair(shape=(64, 64, 3))[2:])
 
 
 ALEXNET_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3), 10: (256, 256, 3)}
@@ -132,7 +133,7 @@ def test_lpips_runs_on_a_given_backbone_file(empty_hub):
     assert metric(tp, tg) > 0
     torch.save({"unrelated": torch.zeros(1)}, file)
     with pytest.raises(MissingWeightsError, match="not the torchvision backbone"):
-        iqa.LPIPSMetric("alex", file)
+        iqa.LPIPSMetric("alex", file).model
 
 
 def test_vgg_loss_without_weights_says_how_to_provide_them(empty_hub):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ("gancli.train", "gancli.nn", "gancli.data", "gancli.objectives", "gancli.metrics")
-ABOVE_CORE = ("recipes", "gancli.api", "gancli.runs", "gancli.cli")
-# what the CLI may import: the API and run folders, the studies, the base modules and its own UI (and the package's
-# face, for its version)
-CLI_ALLOWED = ("gancli.api", "gancli.runs", "gancli.study", "gancli.study_report", "gancli.config", "gancli.errors",
-               "gancli.paths", "gancli.device", "gancli.cli")
+ABOVE_CORE = ("recipes", "gancli.api", "gancli.runs", "gancli.cli", "gancli.serve")
+# what the CLI may import: the API and run folders, the studies, the page server (a client of the API like them), the
+# base modules and its own UI (and the package's face, for its version)
+CLI_ALLOWED = ("gancli.api", "gancli.runs", "gancli.study", "gancli.study_report", "gancli.serve", "gancli.config",
+               "gancli.errors", "gancli.paths", "gancli.device", "gancli.cli")
 
 
 def module_name(path: Path) -> str:
@@ -89,6 +89,13 @@ def test_the_cli_imports_only_the_api_runs_studies_base_modules_and_its_ui():
                    if within(module, ("gancli.cli",)) for target in targets
                    if target != "gancli" and not within(target, CLI_ALLOWED))
     assert not wrong, "the CLI reaches past the API:\n" + "\n".join(wrong)
+
+
+def test_the_page_server_opens_runs_only_through_the_api():
+    wrong = sorted(f"{module} imports {target}" for module, targets in graph(type_only=True).items()
+                   if within(module, ("gancli.serve",))
+                   for target in targets if within(target, ("gancli.runs", "recipes", "gancli.cli", "gancli.study")))
+    assert not wrong, "gancli serve reaches past the API:\n" + "\n".join(wrong)
 
 
 def test_recipes_do_not_open_runs_or_reach_the_cli():

@@ -1,5 +1,6 @@
 """Critic normalizations checked against brute-force operator norms on small sizes."""
 
+import copy
 import functools
 import json
 import math
@@ -554,3 +555,25 @@ def test_a_bad_san_mode_is_one_line_and_exit_1(cli, tmp_path):
     assert result.exit_code == 1
     text = " ".join(result.output.split())
     assert "Error: 'san_mode' must be one of project, reparam, got 'inplace'." in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("name,mode", [("sn", "project"), ("san", "project"), ("san", "reparam"),
+                                       ("sn-exact", "project"), ("wn", "project"), ("none", "project")])
+def test_plain_critic_state_is_the_critic_a_normalized_one_computes_with(name, mode):
+    """--init-from hands a critic from one normalization to another through the plain critic it computes with."""
+    from gancli.nn.norms import plain_critic_state
+
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(4, 2, 3, 2, 1), nn.Flatten(),
+                           nn.Linear(2 * 4 * 4, 1))
+    plain = copy.deepcopy(critic)
+    apply_critic_norm(critic, name, mode=mode)
+    x = torch.randn(2, 3, 8, 8)
+    critic.train()(x)  # SN's power step, SAN's first projection
+    plain.load_state_dict(plain_critic_state(critic))
+    assert set(plain.state_dict()) == {"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"}
+    if name in ("san", "sn-exact"):  # their convs pad cyclically: so must the plain critic that stands for them
+        for conv in (plain[0], plain[2]):
+            conv.padding_mode = "circular"
+    with torch.no_grad():
+        torch.testing.assert_close(plain.eval()(x), critic.eval()(x))

@@ -1,5 +1,7 @@
 """Losses against their formulas; penalties against closed forms on linear and quadratic critics."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -18,6 +20,8 @@ from gancli.objectives import (
     l2_penalty,
     ls_d_loss,
     ls_g_loss,
+    ls_sigmoid_d_loss,
+    ls_sigmoid_g_loss,
     minimax_d_loss,
     minimax_g_loss,
     ns_d_loss,
@@ -49,6 +53,8 @@ EXPECTED = {
     "hinge": ((1 - REAL).clamp(min=0).mean() + (1 + FAKE).clamp(min=0).mean(), -FAKE.mean()),
     "wgan": (FAKE.mean() - REAL.mean(), -FAKE.mean()),
     "ls": (0.5 * ((REAL - 1) ** 2).mean() + 0.5 * (FAKE**2).mean(), 0.5 * ((FAKE - 1) ** 2).mean()),
+    "ls-sigmoid": (0.5 * ((sig(REAL) - 1) ** 2).mean() + 0.5 * (sig(FAKE) ** 2).mean(),
+                   0.5 * ((sig(FAKE) - 1) ** 2).mean()),
     "ra": (
         0.5 * (bce_real(REAL - FAKE.mean()) + bce_fake(FAKE - REAL.mean())),
         0.5 * (bce_real(FAKE - REAL.mean()) + bce_fake(REAL - FAKE.mean())),
@@ -71,9 +77,20 @@ def test_named_functions_are_the_registered_pairs():
         "hinge": (hinge_d_loss, hinge_g_loss),
         "wgan": (wgan_d_loss, wgan_g_loss),
         "ls": (ls_d_loss, ls_g_loss),
+        "ls-sigmoid": (ls_sigmoid_d_loss, ls_sigmoid_g_loss),
         "ra": (ra_d_loss, ra_g_loss),
     }
     assert set(EXPECTED) == set(LOSSES)
+
+
+def test_ls_is_the_study_text_on_raw_output_and_ls_sigmoid_its_code_on_the_sigmoid():
+    """The large-scale study §2.1 writes LS on D(x) ∈ R; compare_gan `gans/loss_lib.py` `least_squares` takes
+    d_real = σ(logits): d = ½(mean((d_real - 1)²) + mean(d_fake²)), g = ½ mean((d_fake - 1)²)."""
+    real, fake = torch.tensor([0.0, 2.0]), torch.tensor([0.0])
+    # raw: ½·mean((-1)², 1²) + ½·0 = 0.5; sigmoid: σ(0) = ½, σ(2) = 0.880797: ½·mean(¼, (1 - 0.880797)²) + ½·¼
+    assert ls_d_loss(real, fake).item() == pytest.approx(0.5)
+    assert ls_sigmoid_d_loss(real, fake).item() == pytest.approx(0.5 * (0.25 + 0.0142093) / 2 + 0.125, rel=1e-5)
+    assert ls_g_loss(fake).item() == pytest.approx(0.5) and ls_sigmoid_g_loss(fake).item() == pytest.approx(0.125)
 
 
 def test_softplus_forms_stay_finite_on_extreme_logits():
@@ -145,19 +162,28 @@ def test_penalties_on_a_quadratic_critic():
     between = alpha * rows + (1 - alpha) * X_FAKE.flatten(1)
     torch.testing.assert_close(got, (between.norm(dim=1) - 1).pow(2).mean())
 
-    # DRAGAN (Kodali et al. §5): x + δ, δ ~ N(0, c·I), c the variance
-    torch.manual_seed(3)
-    got = dragan_penalty(quadratic_critic, X_REAL, c=0.25)
-    torch.manual_seed(3)
-    perturbed = X_REAL + 0.5 * torch.randn_like(X_REAL)
-    torch.testing.assert_close(got, (perturbed.flatten(1).norm(dim=1) - 1).pow(2).mean())
 
 
-def test_dragan_noise_has_variance_c():
-    zeros = torch.zeros(20_000, 1, 1, 1, dtype=torch.float64)
+def test_dragan_is_the_large_scale_studys_perturbation_by_hand(monkeypatch):
+    """compare_gan `gans/penalty_lib.py` dragan_penalty: x̂ = clip(x + std(x)·(U - 0.5)), std over the whole batch
+    (tf.nn.moments over all axes), on our [-1, 1] range; here U = 0.75 everywhere, so x̂ = x + std/4."""
+    x = torch.tensor([[-1.0, 0.0], [0.5, 1.0]], dtype=torch.float64).view(2, 1, 1, 2)  # two images of 2 pixels
+    std = math.sqrt(0.546875)  # mean 1/8; squared deviations 1.265625, .015625, .140625, .765625; sum/4
+    monkeypatch.setattr(torch, "rand_like", lambda t: torch.full_like(t, 0.75))
+    got = dragan_penalty(quadratic_critic, x)  # ∇ of ½||x̂||² is x̂
+    first = math.hypot(-1 + std / 4, std / 4)  # image 1: (-0.815122, 0.184878)
+    second = math.hypot(0.5 + std / 4, 1.0)  # image 2: (0.684878, 1.184878 clipped to 1)
+    assert got.item() == pytest.approx(((first - 1) ** 2 + (second - 1) ** 2) / 2, rel=1e-12)
+    assert got.item() == pytest.approx(0.0359585, abs=1e-7)
+
+
+def test_dragan_noise_is_uniform_within_half_the_batch_std():
+    x = torch.linspace(-0.5, 0.5, 20_000, dtype=torch.float64).view(-1, 1, 1, 1)
     seen = []
-    dragan_penalty(lambda x: seen.append(x.detach()) or x.flatten(1).sum(1), zeros, c=4.0)
-    assert abs(seen[0].var().item() - 4.0) < 0.15 and abs(seen[0].mean().item()) < 0.05
+    dragan_penalty(lambda v: seen.append(v.detach()) or v.flatten(1).sum(1), x)
+    delta, std = (seen[0] - x).flatten(), x.std(correction=0).item()
+    assert delta.abs().max() <= std / 2 and delta.abs().max() > 0.49 * std
+    assert delta.var().item() == pytest.approx(std**2 / 12, rel=0.05)  # the variance of std·(U - ½)
 
 
 def test_l2_penalty_is_the_mean_over_layers_of_half_squared_norms():

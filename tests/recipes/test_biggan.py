@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 from PIL import Image
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from gancli import api
 from gancli.errors import ConfigError, DataError
 from gancli.nn.attention import SelfAttention
 from gancli.nn.latent import truncated_normal
 from gancli.objectives import orthogonal_regularization
-from recipes.biggan import CLASS_EMBEDDINGS, BigGAN
+from recipes.biggan import CLASS_EMBEDDINGS, BigGAN, BigGANConfig
 from recipes.biggan_nets import D_PLANS, G_PLANS, Critic, Generator
 
 TINY = ["--ch", "2", "--z-dim", "16", "--batch-size", "4", "--steps", "2", "--log-every", "1", "--sample-every", "0",
@@ -49,14 +52,14 @@ def test_table4_plan_and_hierarchical_z_at_128px():
 
 
 @pytest.mark.parametrize("shared_dim, hier, gen_norm, cond_dim", [
-    (8, True, "cbn", 8 + 4), (8, False, "cbn", 8), (0, True, "cbn", 10 + 4), (8, True, "self-mod", 4),
+    (8, True, "cbn", 8 + 4), (8, False, "cbn", 8), (0, False, "cbn", 10), (8, True, "self-mod", 4),
 ])
 def test_conditioning_shapes(shared_dim, hier, gen_norm, cond_dim):
     G = Generator(32, ch=2, z_dim=16, num_classes=10, shared_dim=shared_dim, hier=hier, attention=16,
                   gen_norm=gen_norm)
     bn = G.blocks[0].bn1
     first = bn.gain if gen_norm == "cbn" else bn.hidden
-    assert first.in_features == cond_dim
+    assert (first.num_embeddings if shared_dim == 0 else first.in_features) == cond_dim
     assert (G.shared is not None) == (shared_dim > 0) if gen_norm == "cbn" else hasattr(G, "compose")
     z, y = torch.randn(3, 16), torch.tensor([0, 5, 9])
     assert G(z, y).shape == (3, 3, 32, 32)
@@ -115,6 +118,54 @@ def test_orthogonal_regularization_is_eq3_without_the_diagonal():
     assert orthogonal_regularization(rows).item() < 1e-9  # eq. 3 leaves the filters' norms free
 
 
+class _LargestOutput(TorchDispatchMode):
+    """Records the largest tensor any op produces while active."""
+
+    largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        sizes = [t.numel() for t in tree_leaves(out) if torch.is_tensor(t)]
+        self.largest = max([self.largest, *sizes])
+        return out
+
+
+def test_orthogonal_regularization_uses_the_smaller_gram_matrix():
+    # issue 27: ||W Wᵀ ⊙ (1 - I)||² = ||Wᵀ W||²_F - Σᵢ ||wᵢ||⁴; the 128 px dense layer (BigGAN Table 4 (a): z chunk
+    # 20 → 4·4·16·ch, ch 96) must not build its 24576² Gram matrix (2.4 GB in float32)
+    torch.manual_seed(0)
+    for shape in ((7, 3), (3, 7), (5, 5)):
+        w = torch.randn(shape, dtype=torch.float64)
+        direct = ((w @ w.T) * (1 - torch.eye(shape[0], dtype=torch.float64))).pow(2).sum()
+        layer = nn.Linear(shape[1], shape[0], bias=False).double()
+        with torch.no_grad():
+            layer.weight.copy_(w)
+        assert torch.allclose(orthogonal_regularization(layer), direct, rtol=1e-10)
+    dense = nn.Linear(20, 4 * 4 * 16 * 96, bias=False)
+    nn.init.orthogonal_(dense.weight)
+    with _LargestOutput() as watch:
+        value = orthogonal_regularization(dense)
+    assert watch.largest <= dense.weight.numel()  # nothing bigger than W itself
+    w = dense.weight.detach().double()
+    direct = sum(((w[i:i + 2048] @ w.T).pow(2).sum() - w[i:i + 2048].pow(2).sum(1).pow(2).sum()).item()
+                 for i in range(0, len(w), 2048))  # the direct form, W Wᵀ a band of rows at a time
+    assert value.item() == pytest.approx(direct, rel=1e-4)
+
+
+def test_orthogonal_regularization_is_added_once_per_g_step(cli, tmp_path, monkeypatch):
+    # BigGAN-PyTorch train_fns.py: utils.ortho runs once after the G accumulations, not per micro-batch
+    import recipes.biggan as biggan
+
+    calls = []
+    real = biggan.orthogonal_regularization
+    monkeypatch.setattr(biggan, "orthogonal_regularization", lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = cli("train", "biggan", *TINY, "--grad-accum", "3", "--set", "ortho_reg=1e-4", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 2  # two steps, three micro-batches each
+    logs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("G/ortho" in record for record in logs)
+
+
 def test_orthogonal_regularization_leaves_out_the_shared_embedding():
     G = Generator(32, ch=2, z_dim=16, num_classes=10, shared_dim=8, attention=0)
     with torch.no_grad():
@@ -124,7 +175,8 @@ def test_orthogonal_regularization_leaves_out_the_shared_embedding():
 
 
 def test_standing_statistics_make_a_sample_independent_of_its_batch():
-    cfg = api.make_config("biggan", out="unused", ch=2, z_dim=16, resolution=32, attention=16, num_classes=10,
+    cfg = api.make_config("biggan", out="unused", ch=2, z_dim=16, resolution=32, g_attention=16, d_attention=16,
+                          num_classes=10,
                           standing_passes=5, batch_size=8)
     recipe = BigGAN(cfg)
     G = recipe.build_models()["G"]
@@ -138,23 +190,103 @@ def test_standing_statistics_make_a_sample_independent_of_its_batch():
     assert torch.allclose(alone, in_batch, atol=1e-5)
 
 
+def test_truncated_sampling_re_estimates_standing_statistics_at_its_threshold():
+    # BigGAN-PyTorch sample.py: with --accumulate_stats, standing statistics are re-accumulated at each point of the
+    # truncation curve, with the truncated z
+    cfg = api.make_config("biggan", out="unused", ch=2, z_dim=16, resolution=32, g_attention=0, d_attention=0,
+                          num_classes=10, standing_passes=4, batch_size=8)
+    recipe = BigGAN(cfg)
+    G = recipe.build_models()["G"]
+    recipe.finalize_generator(G)
+    plain = G.out_bn.running_var.clone()
+    recipe.sample(G, 4, torch.Generator().manual_seed(0), truncation=0.5)
+    assert G.standing_truncation == 0.5
+    truncated = G.out_bn.running_var.clone()
+    assert not torch.allclose(truncated, plain)
+    recipe.finalize_generator(G, 0.5)  # the same passes, drawn the same way
+    assert torch.equal(G.out_bn.running_var, truncated)
+    recipe.sample(G, 4, torch.Generator().manual_seed(0))  # back to untruncated z: back to the plain statistics
+    assert torch.allclose(G.out_bn.running_var, plain)
+    cfg.truncated_standing_stats = False
+    recipe.sample(G, 4, torch.Generator().manual_seed(0), truncation=0.5)
+    assert G.standing_truncation is None
+
+
+def test_256px_layout_moves_only_g_attention_up():
+    # Table 5: an extra 16×16 ResBlock in each network; G's non-local block at 128×128, D's still at 64×64
+    cfg = api.make_config("biggan", preset="biggan-256", out="unused", num_classes=3, ch=4)
+    models = BigGAN(cfg).build_models()
+    G, D = models["G"], models["D"]
+    assert (G.slots, G.chunk) == (7, 20)  # z 140: one chunk for the dense layer, one per up-block
+    g_at = [i for i, b in enumerate(G.blocks) if isinstance(b, SelfAttention)]
+    d_at = [i for i, b in enumerate(D.blocks) if isinstance(b, SelfAttention)]
+    assert g_at == [5] and d_at == [2]  # after G's 5th up-block (8, 16, 32, 64, 128 px), after D's 2nd (128, 64 px)
+    assert len(G_PLANS[256]) == 6 and len(D_PLANS[256]) == 7
+
+
+def test_the_critic_spectral_norm_takes_the_configured_epsilon():
+    # App. C: ε raised to 1e-4 in BN and in SN, in both networks
+    from gancli.nn import apply_config_norm
+
+    cfg = api.make_config("biggan", out="unused", ch=2, z_dim=16, num_classes=10)
+    models = BigGAN(cfg).build_models()
+    D = apply_config_norm(models["D"], cfg)
+    assert D.blocks[0].conv1.parametrizations.weight[0].eps == cfg.sn_eps
+    assert models["G"].blocks[0].conv1.parametrizations.weight[0].eps == cfg.sn_eps
+    assert models["G"].blocks[0].bn1.norm.eps == cfg.bn_eps
+
+
 # ---- presets ---------------------------------------------------------------------------------------------------
 PAPER = {  # BigGAN App. B-C and Table 1 row 7 (128 px)
     "loss": "hinge", "lr_g": 5e-5, "lr_d": 2e-4, "betas_g": [0.0, 0.999], "betas_d": [0.0, 0.999], "n_dis": 2,
     "ortho_reg": 1e-4, "ema": True, "ema_decay": 0.9999, "init": "ortho", "norm": "sn", "g_spectral_norm": True,
-    "shared_dim": 128, "hier": True, "ch": 96, "z_dim": 120, "resolution": 128, "attention": 64, "gen_norm": "cbn",
+    "shared_dim": 128, "hier": True, "ch": 96, "z_dim": 120, "resolution": 128, "g_attention": 64, "d_attention": 64,
+    "gen_norm": "cbn", "bn_eps": 1e-4, "sn_eps": 1e-4,  # App. C: "We increase ε from the default to 1e-4 in BN and SN"
+    "eval_n": 50_000,  # BigGAN-PyTorch utils.py --num_inception_images default (the paper's 50k samples)
+    "truncated_standing_stats": True,  # BigGAN-PyTorch sample.py --accumulate_stats at each truncation
+    "on_collapse": "warn",  # §4 / App. F: the paper's runs were stopped by hand at collapse, not by a detector
+}
+BIGGAN_256 = {**PAPER, "resolution": 256, "z_dim": 140, "g_attention": 128, "d_attention": 64}  # Table 5, App. B
+BIGGAN_PYTORCH_IMAGENET = {  # BigGAN-PyTorch scripts/launch_BigGAN_bs256x8.sh (its published ImageNet 128 model)
+    **PAPER, "n_dis": 1, "lr_g": 1e-4, "lr_d": 4e-4, "ortho_reg": 0.0, "bn_eps": 1e-5, "sn_eps": 1e-6,
+    "truncated_standing_stats": False,  # sample_BigGAN_bs256x8.sh: --G_eval_mode without --accumulate_stats
 }
 BIGGAN_PYTORCH_CIFAR = {  # BigGAN-PyTorch launch_cifar_ema.sh and its defaults
     "data": "cifar10:train", "resolution": 32, "ch": 64, "batch_size": 50, "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4,
     "betas_g": [0.0, 0.999], "betas_d": [0.0, 0.999], "ema": True, "ema_decay": 0.9999, "ema_start": 1000,
-    "ortho_reg": 0.0, "attention": 0, "init": "N02", "shared_dim": 0, "hier": False, "z_dim": 128, "norm": "sn",
+    "ortho_reg": 0.0, "g_attention": 0, "d_attention": 0, "init": "N02", "shared_dim": 0, "hier": False, "z_dim": 128,
+    "norm": "sn",
     "loss": "hinge", "steps": 500 * 50_000 // (50 * 4),  # 500 epochs, each iteration takes 4 batches of 50
+    "bn_eps": 1e-5, "sn_eps": 1e-8,  # utils.py's --BN_eps / --SN_eps defaults (the script sets neither)
+    "eval_n": 50_000,  # utils.py --num_inception_images
 }
 SAN_BIGGAN = {**BIGGAN_PYTORCH_CIFAR, "norm": "san", "betas_g": [0.5, 0.999], "betas_d": [0.5, 0.999]}  # SAN §4.1
 
 
+@pytest.mark.parametrize("preset", ["biggan-pytorch-cifar", "san-biggan"])
+def test_cifar_presets_use_plain_per_class_cbn_tables(preset):
+    # BigGAN-PyTorch BigGAN.py: without G_shared, ccbn's gain and bias are nn.Embedding, never SN'd ("for some reason
+    # applying SN to G's embedding seems to randomly cripple G"); the class is not concatenated with z (no hier)
+    from torch.nn.utils import parametrize
+
+    from gancli.nn.modulation import ClassTable
+
+    cfg = api.make_config("biggan", preset=preset, num_classes=10)
+    G = BigGAN(cfg).build_plain_generator()
+    tables = [m for m in G.modules() if isinstance(m, ClassTable)]
+    assert len(tables) == 2 * 2 * 3  # gain and bias of both BNs of the three blocks
+    assert not any(parametrize.is_parametrized(t) for t in tables) and G.shared is None
+    assert parametrize.is_parametrized(G.blocks[0].conv1, "weight")  # the convs keep G's SN
+    y = torch.tensor([2, 7])
+    bn = G.blocks[0].bn1
+    assert torch.equal(bn.gain(G.class_code(y)), bn.gain.weight[y])  # a one-hot code reads its class's row exactly
+    with pytest.raises(ConfigError, match="'hier' needs a shared class embedding"):
+        BigGAN(api.make_config("biggan", preset=preset, num_classes=10, sets={"hier": True}))
+
+
 @pytest.mark.parametrize("preset, table", [(None, PAPER), ("biggan-pytorch-cifar", BIGGAN_PYTORCH_CIFAR),
-                                           ("san-biggan", SAN_BIGGAN)])
+                                           ("san-biggan", SAN_BIGGAN), ("biggan-256", BIGGAN_256),
+                                           ("biggan-pytorch-imagenet", BIGGAN_PYTORCH_IMAGENET)])
 def test_presets_equal_their_papers(preset, table):
     cfg = api.make_config("biggan", preset=preset, data=None if preset else "imagenet:/x", out="unused")
     assert {key: getattr(cfg, key) for key in table} == table
@@ -195,7 +327,8 @@ def test_imagenet_folder_errors(tmp_path):
 def test_empty_class_folder_through_the_cli(cli, tmp_path):
     _write_image(tmp_path / "data" / "cat" / "a.png", (8, 8), (0, 0, 0))
     (tmp_path / "data" / "dog").mkdir()
-    result = cli("train", "biggan", "--data", f"imagenet:{tmp_path / 'data'}", *TINY, "--out", tmp_path / "run")
+    result = cli("train", "biggan", "--data", f"imagenet:{tmp_path / 'data'}", *TINY, "--g-attention", "0",
+                 "--d-attention", "0", "--out", tmp_path / "run")
     assert result.exit_code == 1
     assert "contains no images" in result.output and "Traceback" not in result.output
 
@@ -258,6 +391,8 @@ def test_eval_truncation_writes_curve_and_table(cli, tiny_run, tmp_path):
     for row in report["thresholds"]:
         assert {"fid", "is", "precision", "recall"} <= row.keys() and 0 <= row["precision"] <= 1
     assert report["features"].startswith("builtin")
+    assert report["standing_statistics"] == "standing statistics over 2 passes, re-estimated on the truncated z at each " \
+                                           "threshold"  # BigGAN-PyTorch sample.py --accumulate_stats
     assert json.loads((tmp_path / "t" / "truncation.json").read_text())["thresholds"] == report["thresholds"]
     with Image.open(tmp_path / "t" / "truncation.png") as plot:
         assert plot.size[0] > 400
@@ -314,6 +449,33 @@ def test_collapse_of_sigma_stops_and_names_the_last_good_checkpoint(tmp_path):
     assert records[-1]["collapse"] == ["sigma/G.dense"] and (tmp_path / "run" / "spectra.png").is_file()
 
 
+def test_telemetry_tracks_the_top_three_singular_values(tmp_path):
+    # BigGAN §4: "We found the top three singular values of each weight matrix to be the most informative"
+    from gancli.train.telemetry import lower_singular_values
+
+    torch.manual_seed(0)
+    plain, bases = nn.Linear(20, 10), {}
+    for _ in range(60):
+        values = lower_singular_values(plain, bases)
+    assert torch.allclose(values, torch.linalg.svdvals(plain.weight.detach())[1:3], rtol=1e-3)
+    assert torch.equal(lower_singular_values(nn.Linear(2, 5), {})[1:], torch.zeros(1))  # rank 2: σ₂ is 0
+    trainer = _trainer(tmp_path)
+    _steady(trainer, 1)
+    record = json.loads((tmp_path / "run" / "telemetry.jsonl").read_text().splitlines()[-1])
+    for name in ("G.dense", "D.linear"):
+        assert record[f"sigma/{name}"] >= record[f"sigma1/{name}"] * 0.99 >= record[f"sigma2/{name}"] * 0.98
+
+
+def test_the_paper_setting_logs_a_collapse_and_trains_on(tmp_path):
+    trainer = _trainer(tmp_path, on_collapse="warn")  # the paper's default: its runs were stopped by hand
+    _steady(trainer, 12)
+    with torch.no_grad():
+        trainer.models["G"].dense.parametrizations.weight.original.mul_(10)
+    _steady(trainer, 1)
+    records = [json.loads(line) for line in (tmp_path / "run" / "telemetry.jsonl").read_text().splitlines()]
+    assert records[-1]["collapse"] == ["sigma/G.dense"] and trainer.step == 13
+
+
 def test_collapse_of_the_d_loss_rolls_back_at_a_lower_learning_rate(tmp_path):
     trainer = _trainer(tmp_path, on_collapse="rollback", lr_g=4e-4, lr_d=2e-4)
     _steady(trainer, 12, loss=0.02)  # near 0, as BigGAN's D loss gets
@@ -357,11 +519,14 @@ def test_collapse_through_the_cli_is_one_sentence_and_exit_1(cli, tmp_path, monk
     (["--resolution", "48"], "'resolution' must be one of 32, 64, 128, 256"),
     (["--gen-norm", "adain"], "'gen_norm' must be one of cbn, self-mod"),
     (["--init", "kaiming"], "'init' must be one of ortho, N02, xavier"),
-    (["--attention", "12"], "'attention' must be 0 or a resolution G passes through (8, 16, 32)"),
+    (["--g-attention", "12"], "'g_attention' must be 0 or a resolution G passes through (8, 16, 32)"),
+    (["--d-attention", "32"], "'d_attention' must be 0 or a resolution D passes through (8, 16)"),
+    (["--ch", "1"], "'g_attention' = 16 has 4 × ch = 4 channels; it needs 8 (raise 'ch' to 2)"),
     (["--z-dim", "3"], "'z_dim' must give each of the 4 hierarchical chunks one entry"),
     (["--on-collapse", "panic"], "'on_collapse' must be one of stop, rollback, warn"),
     (["--collapse-factor", "1"], "'collapse_factor' must be greater than 1"),
-    (["--data", "imagenet:/nowhere", "--eval-every", "5"], "needs 'eval_reference'"),
+    (["--data", "imagenet:/nowhere", "--eval-every", "5", "--g-attention", "0", "--d-attention", "0"],
+     "needs 'eval_reference'"),
 ])
 def test_bad_biggan_config(cli, tmp_path, args, fragment):
     result = cli("train", "biggan", *TINY, *args, "--out", tmp_path / "run")
@@ -371,7 +536,8 @@ def test_bad_biggan_config(cli, tmp_path, args, fragment):
 
 def test_data_without_class_labels_is_refused(cli, tmp_path):
     _write_image(tmp_path / "flat" / "a.png", (8, 8), (0, 0, 0))
-    result = cli("train", "biggan", *TINY, "--data", f"folder:{tmp_path / 'flat'}", "--out", tmp_path / "run")
+    result = cli("train", "biggan", *TINY, "--data", f"folder:{tmp_path / 'flat'}", "--g-attention", "0",
+                 "--d-attention", "0", "--out", tmp_path / "run")
     assert result.exit_code == 1 and "has no class labels; BigGAN is class-conditional" in result.output
 
 
@@ -382,3 +548,20 @@ def test_training_time_evaluation_of_a_sync_bn_generator_runs_on_a_plain_copy():
     G = nn.SyncBatchNorm.convert_sync_batchnorm(recipe.build_models()["G"])  # as under torchrun on GPUs
     scores = recipe.evaluate(G.eval())
     assert scores["fid"] > 0 and scores["is"] >= 1 and scores["features"].startswith("builtin")
+
+
+def test_a_run_folder_from_before_the_attention_split_and_eps_fields_opens_as_it_was_trained(tmp_path):
+    """Old config.toml files have one `attention` and no ε fields: they open with both attentions set from it and
+    torch's BN / spectral-norm ε (1e-5, 1e-12) that such runs were trained with."""
+    import tomli_w
+
+    from gancli.runs import open_run
+
+    cfg = dataclasses.asdict(BigGANConfig(resolution=32, ch=4, z_dim=64))
+    for key in ("g_attention", "d_attention", "bn_eps", "sn_eps"):
+        cfg.pop(key)
+    cfg["attention"] = 16
+    (tmp_path / "config.toml").write_text(tomli_w.dumps({"config": cfg}))
+    run = open_run(tmp_path)
+    assert (run.cfg.g_attention, run.cfg.d_attention) == (16, 16)
+    assert (run.cfg.bn_eps, run.cfg.sn_eps) == (1e-5, 1e-12)

@@ -10,13 +10,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch.nn.utils import parametrize
 
 from gancli.data.scenes import BuiltinScenes, colourize
-from gancli.data.segmentation import ADE20K, Cityscapes, ids_from_colours, instance_edges, open_segmentation
-from gancli.errors import DataError
+from gancli.data.segmentation import (
+    ADE20K,
+    Cityscapes,
+    ids_from_colours,
+    instance_edges,
+    open_segmentation,
+)
+from gancli.errors import ConfigError, DataError
 from gancli.metrics.judges.segmentation import SegmentationScore
 from gancli.nn import apply_critic_norm
-from recipes.spade_nets import SPADE, MultiScaleCritic, SPADEGenerator, feature_matching_loss
+from recipes.spade_nets import (
+    SPADE,
+    MultiScaleCritic,
+    SPADEGenerator,
+    feature_matching_loss,
+)
 
 TINY = ["--image-size", "32,32", "--ngf", "4", "--spade-hidden", "4", "--ndf", "4", "--z-dim", "4",
         "--batch-size", "2", "--steps", "2", "--log-every", "1", "--sample-every", "0", "--eval-every", "0",
@@ -59,7 +71,12 @@ def test_generator_shapes_and_upsampling_modes():
         G = SPADEGenerator(3, size, ngf=1, hidden=2, upsampling=upsampling)
         out = G(onehot(torch.randint(0, 3, (2, *size)), 3))
         assert out.shape == (2, 3, *size) and out.abs().max() <= 1
-    assert SPADEGenerator(3, (256, 512), ngf=1, hidden=1).n_up == 5  # SPADE's: Cityscapes starts at 16×8
+    # NVlabs/SPADE generator.py compute_latent_vector_size: Cityscapes (crop 512, aspect 2, "more") starts at 4×8,
+    # ADE20K and COCO (crop 256, "normal") at 8×8
+    cityscapes = SPADEGenerator(3, (256, 512), ngf=1, hidden=1, upsampling="more")
+    assert (cityscapes.n_up, cityscapes.sh, cityscapes.sw) == (6, 4, 8)
+    ade20k = SPADEGenerator(3, (256, 256), ngf=1, hidden=1)
+    assert (ade20k.n_up, ade20k.sh, ade20k.sw) == (5, 8, 8)
     G = SPADEGenerator(3, (32, 64), ngf=1, hidden=2)
     assert G.n_up == 3  # small images start at 4×8, not 1×2, where eval-mode batch norm breaks down
     assert G(onehot(torch.zeros(1, 64, 96, dtype=torch.long), 3)).shape == (1, 3, 64, 96)  # any multiple of 32
@@ -82,6 +99,18 @@ def test_multiscale_critic_shapes_under_every_norm(norm):
             h, w = (h // 2 + 1, w // 2 + 1) if stride == 2 else (h + 1, w + 1)
             sizes.append((h, w))
         assert [tuple(f.shape[1:]) for f in scale] == [(c, *s) for c, s in zip((4, 8, 16, 32, 1), sizes)]
+
+
+@pytest.mark.parametrize("norm", ["sn", "san"])
+def test_critic_norm_leaves_the_first_and_last_conv_of_each_scale_plain(norm):
+    # NVlabs/SPADE models/networks/discriminator.py (NLayerDiscriminator): norm_layer wraps only the middle convs
+    D = apply_critic_norm(MultiScaleCritic(5, ndf=4, n_layers=4, num_d=2), norm, ratio=0.25, gain=1.3, mode="reparam")
+    for scale in D.scales:
+        convs = [block[0] for block in scale.blocks]
+        normalized = [parametrize.is_parametrized(conv, "weight") for conv in convs]
+        assert normalized == [False, True, True, True, False]
+        if norm == "san":  # SAN's circular padding (SAN §4.2) covers the plain convs too
+            assert all(conv.padding_mode == "circular" for conv in convs)
 
 
 def test_feature_matching_is_l1_of_intermediate_features_over_scales():
@@ -359,11 +388,16 @@ def test_presets_equal_the_papers():
     paper = {"norm": "san", "norm_ratio": 0.25, "norm_gain": 1.3, "betas_g": [0.5, 0.9], "betas_d": [0.5, 0.9],
              "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "lambda_feat": 10.0, "lambda_vgg": 10.0,
              "lambda_kld": 0.05, "ndf": 64, "n_layers_d": 4, "num_d": 2, "ngf": 64, "image_size": [256, 512],
-             "instance_edges": True, "perceptual": "vgg19", "d_instance_norm": True}
+             "instance_edges": True, "perceptual": "vgg19", "d_instance_norm": True,
+             "num_upsampling_layers": "more"}  # NVlabs/SPADE data/cityscapes_dataset.py forces "more" (G from 4×8)
     assert {k: getattr(san, k) for k in paper} == paper
     original = api.make_config("spade", preset="original", data="cityscapes:/nowhere")
-    assert (original.norm, original.betas_g, original.betas_d, original.d_instance_norm) == (
-        "sn", [0.0, 0.9], [0.0, 0.9], True)
+    assert (original.norm, original.betas_g, original.betas_d, original.d_instance_norm,
+            original.num_upsampling_layers) == ("sn", [0.0, 0.9], [0.0, 0.9], True, "more")
+    # NVlabs/SPADE data/ade20k_dataset.py and coco_dataset.py: crop 256 (aspect 1), instance maps for COCO only
+    for name, edges in (("ade20k", False), ("coco", True)):
+        cfg = api.make_config("spade", preset=name, data="ade20k:/nowhere")
+        assert (cfg.image_size, cfg.instance_edges, cfg.num_upsampling_layers) == ([256, 256], edges, "normal")
 
 
 def test_colour_maps_with_shared_colours_take_the_lowest_id():
@@ -390,3 +424,94 @@ def test_vgg19_loss_weighs_five_relu_layers(tmp_path):
     torch.testing.assert_close(value.detach(), expected)
     value.backward()
     assert fake.grad.abs().sum() > 0 and loss(real, real).item() == 0
+    # SPADE models/networks/loss.py VGGLoss and architecture.py VGG19: [-1, 1] images straight in, no ImageNet
+    # mean/std (relu1_1 is VGG19's first conv + ReLU of the image as given)
+    torch.testing.assert_close(taps[1][0], torch.relu(features[0](real)))
+
+
+def test_spade_initialization_is_xavier_normal_gain_002():
+    # SPADE options/base_options.py --init_type xavier --init_variance 0.02; models/networks/base_network.py
+    # init_weights: xavier_normal_(gain=0.02) on every Conv/Linear weight, biases 0 (under SN: the raw weight)
+    from gancli import api
+    from recipes.spade import Spade
+
+    cfg = api.make_config("spade", out="unused", label_nc=8, ngf=8, spade_hidden=16, ndf=16)
+    models = Spade(cfg).build_models()
+    G, D = models["G"], models["D"]
+    for net in (G, D):
+        for name, layer in net.named_modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                assert layer.bias is None or not layer.bias.any(), name
+    raw = G.head_0.conv_0.parametrizations.weight.original  # a 128 → 128 3×3 conv under SN
+    fan_in, fan_out = raw.shape[1] * raw[0, 0].numel(), raw.shape[0] * raw[0, 0].numel()
+    assert raw.std().item() == pytest.approx(0.02 * (2 / (fan_in + fan_out)) ** 0.5, rel=0.1)
+    widest = max((m for m in D.modules() if isinstance(m, torch.nn.Conv2d)), key=lambda m: m.weight.numel())
+    fan_in, fan_out = widest.weight.shape[1] * 16, widest.weight.shape[0] * 16
+    assert widest.weight.std().item() == pytest.approx(0.02 * (2 / (fan_in + fan_out)) ** 0.5, rel=0.1)
+
+
+def test_ade20k_training_crops_as_spade(tmp_path):
+    # SPADE data/ade20k_dataset.py: resize_and_crop, load_size 286 when training (256 when testing), crop 256, flip
+    from gancli import api
+    from recipes.spade import Spade
+
+    cfg = api.make_config("spade", preset="ade20k", data="ade20k:/nowhere")
+    assert (cfg.load_size, cfg.image_size, cfg.flip) == (286, [256, 256], True)
+    root = make_ade20k(tmp_path / "ade")
+    cfg = api.make_config("spade", data=f"ade20k:{root}", out="unused", image_size=[32, 32], load_size=40,
+                          perceptual="none")
+    dataset = Spade(cfg).build_dataset()
+    crops = [dataset[(0, seed)] for seed in range(12)]
+    assert all(c["image"].shape == (3, 32, 32) and c["label"].shape == (32, 32) for c in crops)
+    assert torch.equal(dataset[(0, 3)]["image"], crops[3]["image"])  # the key's seed decides
+    assert len({c["label"].sum().item() for c in crops}) > 1  # the label boundary moves with the crop
+    whole = Spade(cfg).validation()[0][0]
+    assert whole.shape == (3, 32, 32)  # validation maps: resized to image_size, no crop
+    with pytest.raises(ConfigError, match="'load_size' must be 0 or at least the crop 32"):
+        Spade(api.make_config("spade", data=f"ade20k:{root}", out="unused", image_size=[32, 32], load_size=8))
+
+
+CITYSCAPES_TRAIN_IDS = {  # cityscapesScripts helpers/labels.py: label id -> trainId of the 19 evaluated classes
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13, 27: 14,
+    28: 15, 31: 16, 32: 17, 33: 18,
+}
+
+
+def test_cityscapes_miou_is_on_the_19_train_ids():
+    from gancli.metrics.judges.miou import IGNORE, on_scored_classes
+
+    scored = Cityscapes.scored_labels
+    assert {label: train for train, label in enumerate(scored)} == CITYSCAPES_TRAIN_IDS
+    labels = torch.tensor([[[0, 7, 26, 34], [3, 33, 9, 24]]])  # void ids 0, 34, 3, 9 are ignored
+    perfect = F.one_hot(labels, 35).permute(0, 3, 1, 2).float()
+    predicted, truth = on_scored_classes(perfect, labels, scored)
+    assert truth.tolist() == [[[IGNORE, 0, 13, IGNORE], [IGNORE, 18, IGNORE, 11]]]
+    score = SegmentationScore(19, IGNORE)
+    score.add(predicted, truth)
+    assert score.result() == {"miou": 1.0, "pixel_accuracy": 1.0}
+    nineteen = F.one_hot(truth.clamp(max=18), 19).permute(0, 3, 1, 2).float()  # a 19-class segmenter's logits
+    assert torch.equal(on_scored_classes(nineteen, labels, scored)[0][truth != IGNORE], truth[truth != IGNORE])
+
+
+def test_spade_evaluates_cityscapes_with_a_19_class_segmenter(tmp_path):
+    import torchvision
+
+    from gancli import api
+    from gancli.metrics.judges.segmentation import load_torchvision_segmenter
+    from recipes.spade import Spade
+
+    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                                        num_classes=19)
+    torch.save(model.state_dict(), tmp_path / "seg19.pth")
+    with pytest.raises(ConfigError, match="predict 19 classes, but the data has 35 label ids; give weights of a 35-"):
+        load_torchvision_segmenter(tmp_path / "seg19.pth", "lraspp_mobilenet_v3_large", 35)
+    root = make_cityscapes(tmp_path / "cs")
+    options = dict(out="unused", image_size=[32, 64], ngf=4, spade_hidden=4, ndf=4, perceptual="none",
+                   seg_weights=str(tmp_path / "seg19.pth"), seg_arch="lraspp_mobilenet_v3_large", eval_n=2,
+                   eval_features="inception", num_upsampling_layers="normal")
+    recipe = Spade(api.make_config("spade", data=f"cityscapes:{root}", **options))
+    scores = recipe.evaluate(recipe.build_models()["G"].eval())
+    assert scores["miou_classes"] == "19 train ids of cityscapes:val" and 0 <= scores["miou_real"] <= 1
+    labelled = Spade(api.make_config("spade", data=f"cityscapes:{root}", miou_ids="label", **options))
+    with pytest.raises(Exception, match="give weights of a 35-class"):
+        labelled.judges()

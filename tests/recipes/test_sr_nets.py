@@ -65,3 +65,20 @@ def test_critic_takes_every_norm(norm):
 def test_critic_rejects_sizes_it_cannot_halve_four_times():
     with pytest.raises(ValueError):
         SRCritic(40)
+
+
+def test_basicsr_x2_rrdbnet_unshuffles_its_input_and_takes_any_size():
+    G = RRDBNet(scale=2, features=8, n_blocks=1, growth=4, unshuffle=2, unit=True)
+    assert G.head.in_channels == 12 and len(G.up_convs) == 2  # BasicSR's ×2: unshuffled by 2, then ×4
+    assert G(torch.zeros(1, 3, 7, 9)).shape == (1, 3, 14, 18)  # odd sides: reflect-padded, the output cropped
+
+
+def test_sangan_generator_is_g_srgan():
+    G = SRResNetGenerator(scale=4, sangan=True)
+    assert G.head.kernel_size == G.to_rgb.kernel_size == (5, 5)
+    assert all(block.conv1.bias is None and block.conv2.bias is None for block in G.blocks)
+    x = torch.rand(1, 3, 6, 5) * 2 - 1
+    with torch.no_grad():  # with the residual path silenced, what is left is the bilinear (not bicubic) skip
+        for p in G.to_rgb.parameters():
+            p.zero_()
+        torch.testing.assert_close(G(x), torch.nn.functional.interpolate(x, scale_factor=4, mode="bilinear"))

@@ -87,7 +87,7 @@ def test_presets_build_their_papers_networks():
     san = SuperResolution(_preset("san-paper"))
     assert isinstance(build_critic(san.cfg), SRCritic)
     assert isinstance(san.build_models()["G"], SRResNetGenerator)
-    esrgan = SuperResolution(apply_overrides(_preset("esrgan"), {"n_blocks": 1, "hr_size": 32}, "test"))
+    esrgan = SuperResolution(apply_overrides(_preset("esrgan"), {"n_blocks": 1, "hr_size": 64}, "test"))
     models = esrgan.build_models()
     assert isinstance(models["G"], RRDBNet) and isinstance(models["D"], VGGStyleCritic)
     pretrain = SuperResolution(_preset("pretrain-esrgan"))
@@ -182,8 +182,8 @@ def test_vgg128_critic_layer_plan_and_parameter_count():
 
 @pytest.mark.parametrize("norm", ["san", "sn", "none"])
 def test_vgg128_critic_takes_every_norm(norm):
-    D = apply_critic_norm(VGGStyleCritic(32), norm)
-    out = D(torch.rand(2, 3, 32, 32))
+    D = apply_critic_norm(VGGStyleCritic(64), norm)
+    out = D(torch.rand(2, 3, 64, 64))
     assert out.shape == (2,) and torch.isfinite(out).all()
     assert sum(isinstance(m, nn.BatchNorm2d) for m in D.modules()) == 9  # batch norm stays under any norm
     if norm == "san":
@@ -193,6 +193,14 @@ def test_vgg128_critic_takes_every_norm(norm):
 def test_vgg128_critic_rejects_sizes_it_cannot_halve_five_times():
     with pytest.raises(ValueError):
         VGGStyleCritic(48)
+
+
+def test_vgg128_critic_smallest_side_is_the_one_its_strides_bring_to_2x2():
+    """BasicSR's VGGStyleDiscriminator: five stride-2 convs (32×), batch norm after each conv but the first."""
+    assert VGGStyleCritic.smallest_side() == 64
+    VGGStyleCritic(64)(torch.rand(1, 3, 64, 64))  # 2×2 at the last batch norm: one image is enough
+    with pytest.raises(ValueError, match="at least 64"):
+        VGGStyleCritic(32)
 
 
 # ---- augmentation ---------------------------------------------------------------------------------

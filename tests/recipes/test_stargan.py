@@ -44,23 +44,27 @@ def tiny_run(tmp_path_factory):
     return api.train(cfg).path
 
 
-@pytest.fixture
-def celeba(tmp_path):
-    """A 30-image CelebA folder in its exact layout: 178×218 JPEGs, count line, 40 names, ±1 columns, CRLF."""
-    root = tmp_path / "celeba"
+def celeba_tree(root, count: int):
+    """A CelebA folder in its exact layout: 178×218 JPEGs, count line, 40 names, ±1 columns, CRLF."""
     (root / CELEBA_IMAGES).mkdir(parents=True)
     gen = torch.Generator().manual_seed(0)
     rows = []
-    for i in range(30):
+    for i in range(count):
         name = f"{i + 1:06d}.jpg"
         image = Image.new("RGB", (178, 218), (0, 0, 255))  # blue rows above and below the 178 px centre square
         image.paste((200, 40 + 6 * i, 40), (0, 20, 178, 198))
         image.save(root / CELEBA_IMAGES / name, quality=95)
         values = (torch.rand(40, generator=gen) < 0.5).long() * 2 - 1
         rows.append(name + " " + " ".join(f"{v:2d}" for v in values.tolist()))
-    text = "30\r\n" + " ".join(CELEBA_NAMES) + " \r\n" + "\r\n".join(rows) + "\r\n"
+    text = f"{count}\r\n" + " ".join(CELEBA_NAMES) + " \r\n" + "\r\n".join(rows) + "\r\n"
     (root / CELEBA_FILE).write_text(text)
     return root
+
+
+@pytest.fixture
+def celeba(tmp_path):
+    """A 30-image CelebA folder in its exact layout."""
+    return celeba_tree(tmp_path / "celeba", 30)
 
 
 # ---- model pieces ------------------------------------------------------------------------------
@@ -83,6 +87,12 @@ def test_critic_heads_real_fake_patch_and_one_logit_per_attribute():
     assert D.attributes.kernel_size == (2, 2)  # the 2×2 map left at 128 px
     params = sum(p.numel() for p in D.parameters())
     assert 24.5e6 < params < 25.5e6  # SAN App. G: "only 25M (in contrast to the 44M of StarGAN)"
+    stargan = StarGANCritic(5, resolution=128, width=64, n_layers=6, kernel=4)  # yunjey/stargan model.py
+    assert all(conv.padding_mode == "zeros" and conv.kernel_size == (4, 4) and conv.padding == (1, 1)
+               for conv in stargan.features if isinstance(conv, torch.nn.Conv2d))
+    assert stargan.real_fake.kernel_size == (3, 3) and stargan.attributes.kernel_size == (2, 2)  # 128 / 64
+    assert 44.5e6 < sum(p.numel() for p in stargan.parameters()) < 45e6  # "the 44M of StarGAN"
+    assert StarGANCritic(5, resolution=256, kernel=4).attributes.kernel_size == (4, 4)
     small = StarGANCritic(6, resolution=32, width=8, n_layers=3)
     real_fake, classes = small(torch.randn(2, 3, 32, 32))
     assert real_fake.shape == (2, 16) and classes.shape == (2, 6)
@@ -105,7 +115,31 @@ def test_cycle_term_is_l1_of_the_round_trip_to_the_original_attributes():
     assert not torch.equal(targets, batch["label"])  # the targets really are other images' attributes
 
 
-def test_class_loss_is_bce_over_binary_attributes_and_softmax_over_each_one_hot_group():
+def test_class_loss_is_stargans_bce_over_every_attribute_rows_without_a_hair_colour_included():
+    """yunjey/stargan solver.py `classification_loss` (CelebA): BCE(logit, target, sum) / batch over every selected
+    attribute; D on the real labels, G on the targets (the real labels permuted over the batch, `train`)."""
+    from recipes.stargan import StarGAN
+
+    recipe = StarGAN(StarGANConfig(**{k: v for k, v in TINY.items() if k != "device"}))
+    models = recipe.build_models()
+    image = torch.rand(4, 3, 32, 32) * 2 - 1
+    label = torch.tensor([[0.0, 0, 0, 1, 0, 1], [1, 1, 0, 0, 1, 0], [0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]])
+    batch = {"image": image, "label": label}  # rows 1 and 4: no colour, row 2: two colours
+    _, logs = recipe.d_step(models, batch)
+    with torch.no_grad():
+        expected = F.binary_cross_entropy_with_logits(models["D"](image)[1], label, reduction="sum") / 4
+    assert logs["D/cls"].item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.manual_seed(5)
+    _, logs = recipe.g_step(models, batch)
+    torch.manual_seed(5)
+    targets = label[torch.randperm(4)]
+    with torch.no_grad():
+        logits = models["D"](models["G"](image, targets))[1]
+    expected = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / 4
+    assert logs["G/cls"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_judges_class_loss_takes_one_hot_groups_as_softmax_groups():
     logits = torch.tensor([[2.0, -1.0, 0.5, 1.5, -0.5], [0.0, 1.0, 3.0, -2.0, 0.7], [1.0, 1.0, 1.0, 0.3, 0.2]])
     labels = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0, 1.0]])
     groups = [[0, 1, 2]]  # e.g. hair colour; row 3 has two members set, so its group term is left out
@@ -114,9 +148,10 @@ def test_class_loss_is_bce_over_binary_attributes_and_softmax_over_each_one_hot_
           + F.cross_entropy(logits[1:2, :3], torch.tensor([2]), reduction="sum")) / 3
     assert attribute_classification_loss(logits, labels, groups).item() == pytest.approx((bce + ce).item(), rel=1e-6)
     all_binary = F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") / 3  # StarGAN's form
-    assert attribute_classification_loss(logits, labels, []).item() == pytest.approx(all_binary.item(), rel=1e-6)
+    assert attribute_classification_loss(logits, labels).item() == pytest.approx(all_binary.item(), rel=1e-6)
     decided = decide_attributes(logits, groups)
     assert decided.tolist() == [[1, 0, 0, 1, 0], [0, 0, 1, 0, 1], [1, 0, 0, 1, 1]]  # one member per group
+    assert decide_attributes(logits).tolist() == [[1, 0, 1, 1, 0], [0, 1, 1, 0, 1], [1, 1, 1, 1, 1]]  # by sign
 
 
 def test_setting_one_member_of_a_group_clears_the_others():
@@ -134,7 +169,10 @@ def test_presets_equal_the_papers():
     assert (san.resolution, san.g_width, san.g_blocks, san.d_width, san.d_layers) == (128, 64, 6, 64, 6)
     assert san.lr_schedule == "linear" and san.lr_decay_start == pytest.approx(10 / 15)  # 10 epochs, decay over 5
     assert san.steps == 15 * 200_599 // 16 and san.test_size == 2000
-    original = PRESETS["original"]  # StarGAN: WGAN-GP 10, n_critic 5, Adam 1e-4 (0.5, 0.999)
+    assert san.critic == "table7"
+    # StarGAN (yunjey/stargan model.py and solver.py): its own critic, WGAN-GP 10, n_critic 5, Adam 1e-4 (0.5, 0.999)
+    original = PRESETS["original"]
+    assert original["critic"] == "stargan"
     assert (original["loss"], original["penalty"], original["penalty_weight"], original["norm"]) == ("wgan", "gp", 10.0,
                                                                                                      "none")
     assert (original["n_dis"], original["betas_g"], original["betas_d"], original["lr_g"]) == (5, [0.5, 0.999],
@@ -210,22 +248,75 @@ def test_translate_a_combination_and_a_grid(tiny_run, tmp_path, cli):
     assert (tmp_path / "cli" / files[0].with_suffix(".png").name).is_file()
 
 
-def test_evaluation_scores_accuracy_and_per_domain_distance(tiny_run, tmp_path, monkeypatch):
+def test_evaluation_is_san_app_g_every_test_image_to_each_target_domain(tiny_run, tmp_path, monkeypatch):
+    """SAN App. G: "the 2K test images [...] translating each image to one of five domains" (StarGAN's test targets)
+    and the FID "between the translated images and the training images in the target domain"."""
     import gancli.metrics.judges.attribute_classifier as judges
+    from gancli.metrics.generative.scores import fid_from_stats
+    from gancli.metrics.generative.stats import FeatureStats
 
     monkeypatch.setenv("GANCLI_CACHE", str(tmp_path / "cache"))
     tiny_judge = judges.builtin_judge
     monkeypatch.setattr(judges, "builtin_judge", lambda *a, **k: tiny_judge(*a, **{**k, "n_train": 64, "steps": 4}))
     run = api.open_run(tiny_run)
-    run.recipe.cfg.eval_n, run.recipe.cfg.eval_ref = 24, 40
-    scores = run.recipe.evaluate(run.load_generator())
+    recipe, G = run.recipe, run.load_generator()
+    recipe.cfg.eval_n, recipe.cfg.eval_ref = 24, 40
+    scores = recipe.evaluate(G)
     domains = ["Red=1", "Green=1", "Blue=1", "Large=1", "Large=0", "Dark_Background=1", "Dark_Background=0"]
     assert sorted(scores["fd"]) == sorted(domains) and sorted(scores["acc"]) == sorted(domains)
     assert 0 <= scores["attr_acc"] <= 1 and 0 <= scores["keep_acc"] <= 1 and scores["fd_mean"] > 0
     assert "builtin attribute images" in scores["judge"] and scores["features"].startswith("judge")
+    assert "24 test images" in scores["protocol"] and "120 translations" in scores["protocol"]  # 24 × 5 targets
+    assert "Red=1: 24" in scores["protocol"]  # every test image, those already red included
+
+    test, train, judge = recipe.open_split("test"), recipe.open_split("train"), recipe.judge()
+    images, sources = torch.stack([test.image(i) for i in range(24)]), test.labels()[:24]
+    reference = torch.stack([train.image(i) for i in range(40)])[train.labels()[:40, 3] == 0]  # Large=0, first 40
+    targets = sources.clone()
+    targets[:, 3] = 1 - targets[:, 3]  # Large flipped: those that become small are the Large=0 translations
+    fakes = recipe.translate_batch(G, images[targets[:, 3] == 0], targets[targets[:, 3] == 0])
+
+    def stats(found):
+        acc = FeatureStats()
+        acc.update(found)
+        return acc.mu(), acc.sigma()
+
+    expected = fid_from_stats(*stats(judge(fakes)[1]), *stats(judge(reference)[1]))
+    assert scores["fd"]["Large=0"] == pytest.approx(expected, rel=1e-4)
+    assert len(list((tmp_path / "cache" / "stats").glob("*.npz"))) == len(domains)  # one cached reference each
+    again = api.open_run(tiny_run).recipe  # as in a new process: the domain references come from the cache
+    again.cfg.eval_n, again.cfg.eval_ref = 24, 40
+    assert again.evaluate(G)["fd"] == pytest.approx(scores["fd"], rel=1e-6)
+
+
+def test_test_targets_are_stargans_create_labels(tiny_run):
+    """yunjey/stargan solver.py `create_labels`: a hair colour set and the other colours cleared; any other
+    attribute flipped, the rest (hair colours included) as the source has them."""
+    recipe = api.open_run(tiny_run).recipe  # Red, Green, Blue (one-hot group), Large, Dark_Background
+    sources = torch.tensor([[0.0, 0, 0, 1, 0], [1, 1, 0, 0, 1]])  # no colour; two colours
+    targets = dict(recipe.test_targets(sources))
+    assert targets["Red"].tolist() == [[1, 0, 0, 1, 0], [1, 0, 0, 0, 1]]
+    assert targets["Blue"].tolist() == [[0, 0, 1, 1, 0], [0, 0, 1, 0, 1]]
+    assert targets["Large"].tolist() == [[0, 0, 0, 0, 0], [1, 1, 0, 1, 1]]
+    assert list(targets) == recipe.names
 
 
 # ---- bad input ---------------------------------------------------------------------------------
+def test_a_celeba_tree_of_12_images_trains_on_11_and_says_its_test_split_is_1(cli, tmp_path, caplog):
+    """All 12 are among StarGAN's first 2,000 after its shuffle; the test split shrinks to a tenth, and says so."""
+    root = celeba_tree(tmp_path / "c12", 12)
+    result = cli("train", "stargan", "--data", f"celeba:{root}", "--out", tmp_path / "r", "--steps", "2",
+                 *TINY_FLAGS, "--sample-every", "2")
+    assert result.exit_code == 0, result.output
+    assert "12 images, so the test split is their first tenth after StarGAN's fixed shuffle (1, not test_size 2000) " \
+           "and the other 11 train" in caplog.text
+    assert (tmp_path / "r" / "samples").is_dir() and any((tmp_path / "r" / "samples").iterdir())
+    tiny = celeba_tree(tmp_path / "c9", 9)  # a tenth of 9 is 0: no test split, refused before training
+    result = cli("train", "stargan", "--data", f"celeba:{tiny}", "--out", tmp_path / "r9", *TINY_FLAGS)
+    assert_error(result, "lists 9 images, too few for a test split")
+    assert not (tmp_path / "r9" / "config.toml").exists()
+
+
 def test_unknown_attribute_name_lists_the_valid_ones(cli, tmp_path):
     result = cli("train", "stargan", "--out", tmp_path / "r", "--steps", "1", *TINY_FLAGS, "--attrs", "Red,Purple")
     assert_error(result, "Unknown attribute 'Purple'", "Red, Green, Blue, Large, Dark_Background, Square")

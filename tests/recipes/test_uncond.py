@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gancli import api
+from gancli.errors import ConfigError
 from gancli.nn import CRITIC_NORMS, apply_critic_norm, count_critic_updates, mark_critic_updated
 from gancli.objectives import PENALTIES
 from gancli.train import checkpoint as ckpt
@@ -26,7 +27,8 @@ PAPERS = {
     "adagan-cifar": ("adagan", 32, "ns", 2e-4, (0.5, 0.999), 1, 64, 100_000,
                      {"norm": "sn", "adaconv_blocks": 4, "k_adaptive": 3, "adagan_channels": 128}),
     # large-scale study: ResNet19 at 128 px, NS loss, SN, setting (2e-4, 0.5, 0.999, 1), 100k critic updates
-    "resnet19-celeba128": ("resnet19", 128, "ns", 2e-4, (0.5, 0.999), 1, 64, 100_000, {"norm": "sn"}),
+    # §4 "Metrics": FID of 3K test vs 3K generated images on CELEBA-HQ-128
+    "resnet19-celeba128": ("resnet19", 128, "ns", 2e-4, (0.5, 0.999), 1, 64, 100_000, {"norm": "sn", "eval_n": 3000}),
 }
 STUDY = {"study-a": (2e-4, (0.5, 0.999), 1), "study-b": (1e-4, (0.5, 0.9), 5), "study-c": (2e-4, (0.5, 0.999), 5)}
 
@@ -44,11 +46,22 @@ def test_preset_equals_its_paper(preset, tmp_path):
 
 @pytest.mark.parametrize("preset", list(STUDY))
 def test_study_presets_compose_with_an_architecture(preset, tmp_path):
+    # large-scale study §2: "100K [critic updates] for LSUN-BEDROOM and CELEBA-HQ-128, and 200K for CIFAR10"
     lr, betas, n_dis = STUDY[preset]
-    cfg = api.make_config("uncond", preset=preset, out=str(tmp_path), arch="resnet19", resolution=128)
-    assert (cfg.arch, cfg.resolution, cfg.lr_g, cfg.lr_d, tuple(cfg.betas_g), cfg.n_dis, cfg.batch_size) == (
-        "resnet19", 128, lr, lr, betas, n_dis, 64)
-    assert cfg.steps * cfg.n_dis == 100_000 and (cfg.loss, cfg.norm) == ("ns", "sn")
+    cfg = api.make_config("uncond", preset=preset, out=str(tmp_path), arch="resnet19")
+    assert (cfg.arch, cfg.resolution, cfg.lr_g, cfg.lr_d, tuple(cfg.betas_g), cfg.n_dis, cfg.batch_size, cfg.data) == (
+        "resnet19", 32, lr, lr, betas, n_dis, 64, "cifar10:train")
+    assert cfg.steps * cfg.n_dis == 200_000 and (cfg.loss, cfg.norm) == ("ns", "sn")
+    big = api.make_config("uncond", preset=f"{preset}-128", out=str(tmp_path), arch="resnet19", data="/celeba")
+    assert (big.resolution, big.steps * big.n_dis, big.lr_d, big.n_dis) == (128, 100_000, lr, n_dis)
+
+
+def test_resnet19_celeba128_asks_for_the_held_out_test_images(tmp_path):
+    cfg = api.make_config("uncond", preset="resnet19-celeba128", out=str(tmp_path), data="/celeba", eval_every=10)
+    with pytest.raises(ConfigError, match="set eval_reference to the 3,000 CelebA-HQ-128 test images"):
+        Uncond(cfg)
+    cfg.eval_reference = "/celeba-test"
+    Uncond(cfg)
 
 
 def test_quick_stays_the_offline_default(tmp_path):
@@ -125,6 +138,23 @@ def test_sample_and_eval_take_truncation_for_an_uncond_run(cli, tmp_path, tiny_u
     assert result.exit_code == 1 and "Error: --truncation must be a positive threshold, got -1" in result.output
 
 
+def test_init_from_carries_g_and_the_critic_from_sn_to_san(cli, tmp_path, tiny_uncond, caplog):
+    import logging
+
+    from gancli.train import checkpoint as ckpt
+
+    assert cli("train", "uncond", "--steps", "1", "--norm", "sn", "--out", tmp_path / "a", *tiny_uncond).exit_code == 0
+    i = tiny_uncond.index("--width")
+    others = tiny_uncond[:i] + tiny_uncond[i + 2:]  # no --width: the quick preset's 0.25 would not fit run a
+    with caplog.at_level(logging.WARNING, logger="gancli.train"):
+        result = cli("train", "uncond", "--steps", "1", "--norm", "san", "--init-from", tmp_path / "a",
+                     "--out", tmp_path / "b", *others)
+    assert result.exit_code == 0, result.output
+    assert "Initialised G and D from" in caplog.text
+    assert api.open_run(tmp_path / "b").cfg.width == 0.125  # the network's shape came with the run
+    assert ckpt.step_dirs(tmp_path / "b")
+
+
 def test_cifar10_fid_reference_is_the_10k_test_set(monkeypatch):
     """The large-scale study's protocol: FID of 10k generated images against the 10k CIFAR-10 test images."""
     seen = {}
@@ -155,7 +185,6 @@ def test_cifar10_fid_reference_is_the_10k_test_set(monkeypatch):
     (["--arch", "adagan", "--k-adaptive", "4"], "'k_adaptive' must be 3 or 5 (the AdaGAN paper's), got 4."),
     (["--d-pool", "max"], "'d_pool' must be avg (SAN Tables 5-6) or sum (Miyato et al.), got 'max'."),
     (["--penalty", "clip", "--clip-value", "0"], "'clip_value' must be a positive number, got 0.0."),
-    (["--dragan-c", "0"], "'dragan_c' must be a positive noise variance, got 0.0."),
     (["--norm", "gn"], "Unknown critic normalization 'gn'; choose one of: none, sn, san, sn-exact, wn, bn, ln."),
 ])
 def test_bad_uncond_input_is_one_line_and_exit_1(cli, tmp_path, args, message):
@@ -175,3 +204,17 @@ def test_quick_preset_critic_follows_its_measurement_and_norm_san_is_the_papers(
         assert (paper.norm, paper.norm_gain, paper.steps, paper.width) == ("san", 0.0, 1200, 0.25)  # eq. 9: g 1
     assert api.make_config("uncond", out="-", norm="sn").norm_gain == 0.0
     assert api.make_config("uncond", preset="san-cifar", out="-").norm_gain == 0.0
+
+
+def test_a_run_saved_with_the_retired_dragan_c_still_opens(tmp_path):
+    """dragan_c (Kodali et al.'s noise variance) left with the large-scale study's DRAGAN; old runs hold it."""
+    from gancli.config import save_toml
+    from gancli.runs import open_run
+
+    cfg = api.make_config("uncond", out=str(tmp_path / "old"), sets={"penalty": "dragan"})
+    (tmp_path / "old").mkdir()
+    save_toml(cfg, tmp_path / "old" / "config.toml")
+    path = tmp_path / "old" / "config.toml"
+    path.write_text(path.read_text().replace('penalty = "dragan"', 'penalty = "dragan"\ndragan_c = 10.0'))
+    assert "dragan_c" in path.read_text()
+    assert open_run(tmp_path / "old").cfg.penalty == "dragan"

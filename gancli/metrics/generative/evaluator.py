@@ -92,7 +92,7 @@ def _check_count(value: int | None, flag: str) -> None:
 
 @dataclass
 class Evaluator:
-    """A loaded feature network plus the options of an evaluation; reusable across many evaluations."""
+    """A feature network (loaded on first use) plus the options of an evaluation; reusable across many evaluations."""
 
     features: str = "inception"
     weights: str | Path | None = None
@@ -113,11 +113,14 @@ class Evaluator:
     last_sources: tuple = ()  # (fake or images, real) sources of the last evaluation
 
     def __post_init__(self):
-        from gancli.metrics.generative.features import load_feature_net
+        from gancli.metrics.generative.features import FEATURE_NETS, PRECISIONS
 
+        if self.features not in FEATURE_NETS:
+            raise ConfigError(f"--features must be one of {', '.join(FEATURE_NETS)}, got '{self.features}'.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
         self.device = resolve_device(self.device)
-        self.net = load_feature_net(self.features, self.weights, self.device, self.precision, self.engine,
-                                    self.download)
+        self._net = None
         if self.batch_size is None:
             self.batch_size = 500 if self.device.type == "cuda" else 50
         if self.batch_size < 1:
@@ -126,10 +129,22 @@ class Evaluator:
             self.workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
         if self.workers < 0:
             raise ConfigError(f"--workers must be 0 or more, got {self.workers}.")
-        if not self.net.official and self.on_info:
-            self.on_info(f"warning: weights '{self.net.weights_path}' are not the official {self.net.name} file "
-                         f"(sha256 {self.net.weights_hash[:8]}, expected {self.net.weights_spec.sha256_prefix}…); "
-                         f"scores are not comparable with published numbers.")
+
+    @property
+    def net(self):
+        """The feature network, loaded on first use: the sources' specs are checked (a missing folder is an error)
+        before any weights are looked for or fetched."""
+        if self._net is None:
+            from gancli.metrics.generative.features import load_feature_net
+
+            self._net = load_feature_net(self.features, self.weights, self.device, self.precision, self.engine,
+                                         self.download)
+            if not self._net.official and self.on_info:
+                self.on_info(f"warning: weights '{self._net.weights_path}' are not the official {self._net.name} "
+                             f"file (sha256 {self._net.weights_hash[:8]}, expected "
+                             f"{self._net.weights_spec.sha256_prefix}…); scores are not comparable with published "
+                             f"numbers.")
+        return self._net
 
     # ---- sources and statistics --------------------------------------------------------------
     def open(self, spec: str, *, n: int | None = None, **run_options) -> Source:
@@ -211,9 +226,6 @@ class Evaluator:
         for metric in metrics:
             if metric not in METRICS:
                 raise ConfigError(f"Unknown metric '{metric}'; use one of {', '.join(METRICS)}.")
-        if "is" in metrics and not self.net.logits_layer:
-            raise ConfigError(f"The Inception Score needs class logits, which {self.net.name} does not give; use "
-                              f"--features inception.")
         _check_count(n, "--n")
         _check_count(n_real, "--n-real")
         from gancli.metrics.generative.scores import FID_METHODS
@@ -224,6 +236,9 @@ class Evaluator:
             raise ConfigError(f"{NAMES[next(m for m in metrics if m != 'is')]} needs --real SPEC.")
         fake_source = self.open(fake, n=n, checkpoint=checkpoint, ema=ema, truncation=truncation, seed=seed)
         real_source = self.open(real, n=n_real) if needs_real else None
+        if "is" in metrics and not self.net.logits_layer:
+            raise ConfigError(f"The Inception Score needs class logits, which {self.net.name} does not give; use "
+                              f"--features inception.")
         for role, source in (("fake", fake_source), ("real", real_source)):
             if source is not None and source.n < 2:
                 raise DataError(f"{NAMES[metrics[0]]} needs at least 2 {role} images, and '{source.spec}' gives "

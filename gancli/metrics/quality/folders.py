@@ -136,3 +136,39 @@ def score_images(metric: str, pred: Path, gt: Path | None = None, *, crop_border
     values = [v for _, v in rows]
     return {"metric": metric, "convention": convention, "rows": rows, "notes": notes,
             "mean": sum(values) / len(values) if values else float("nan"), "count": len(rows)}
+
+
+def score_iqa(metric: str, pred: Path, gt: Path | None = None, *, crop_border: int = 0, y_channel: bool | None = None,
+              weights: Path | None = None, device: torch.device | str = "cpu", on_image: OnImage | None = None,
+              on_total: Callable[[int], None] | None = None) -> dict:
+    """Any metric of `eval iqa` (pyiqa's, gancli's niqe, PI) of every image in a folder; full-reference metrics
+    against gt, paired by file name: {metric, convention, rows: [(name, value)], notes, mean, count, lower_better}."""
+    from gancli.errors import ConfigError
+    from gancli.metrics.quality import pyiqa_metrics
+
+    pyiqa_name, mode = pyiqa_metrics.resolve(metric)
+    if mode == "FR" and gt is None:
+        raise ConfigError(f"'{metric}' is a full-reference metric; give --gt DIR with the ground-truth images.")
+    if mode == "NR" and gt is not None:
+        raise ConfigError(f"'{metric}' is a no-reference metric; leave out --gt.")
+    if pyiqa_name is None and metric == "niqe":
+        return score_images("niqe", pred, crop_border=crop_border, y_channel=y_channel is not False,
+                            on_image=on_image, on_total=on_total) | {"lower_better": True}
+    if pyiqa_name is None:  # pi
+        if y_channel is False:
+            raise ConfigError("PI is defined on the Y channel (the PIRM scripts); leave out --rgb.")
+        scorer = pyiqa_metrics.PerceptualIndex(crop_border, weights=weights)
+        lower_better = True
+    else:
+        scorer = pyiqa_metrics.PyiqaMetric(pyiqa_name, y_channel=y_channel, crop_border=crop_border, weights=weights,
+                                           device=device)
+        lower_better = scorer.lower_better
+    notes: list[str] = []
+    if mode == "FR":
+        rows, notes = score_pairs(pred, gt, scorer, on_image, on_total)
+    else:
+        rows = score_folder(pred, scorer, on_image, on_total)
+    values = [v for _, v in rows]
+    return {"metric": metric, "convention": scorer.protocol(), "rows": rows, "notes": notes,
+            "mean": sum(values) / len(values) if values else float("nan"), "count": len(rows),
+            "lower_better": lower_better}

@@ -280,17 +280,30 @@ def torchvision_weights_file(filename: str, path: str | Path | None = None) -> P
 
 
 class LPIPSMetric:
-    """LPIPS v0.1 (Zhang et al. 2018) with the `lpips` package's linear heads; lower is more similar."""
+    """LPIPS v0.1 (Zhang et al. 2018) with the `lpips` package's linear heads; lower is more similar.
+
+    The backbone weights are loaded at the first comparison, so that missing image folders are reported first.
+    """
 
     def __init__(self, net: str = "alex", weights: str | Path | None = None, device: str | torch.device = "cpu"):
         if net not in LPIPS_BACKBONES:
             raise DataError(f"LPIPS backbone must be one of {', '.join(LPIPS_BACKBONES)}, not '{net}'.")
-        filename = LPIPS_BACKBONES[net]
-        file = torchvision_weights_file(filename, weights)
+        self.net, self.weights, self.device = net, weights, torch.device(device)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    def _load(self):
+        filename = LPIPS_BACKBONES[self.net]
+        file = torchvision_weights_file(filename, self.weights)
         if file is None or not file.is_file():
             where = f"'{file}'" if file else f"the torch hub cache ({Path(torch.hub.get_dir()) / 'checkpoints'})"
             raise MissingWeightsError(
-                f"LPIPS needs torchvision's ImageNet {net} weights '{filename}', not found in {where}; "
+                f"LPIPS needs torchvision's ImageNet {self.net} weights '{filename}', not found in {where}; "
                 f"copy the file there or pass --lpips-weights PATH.")
         try:
             import lpips
@@ -302,10 +315,9 @@ class LPIPSMetric:
 
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+            model = lpips.LPIPS(net=self.net, pnet_rand=True, verbose=False)
         _load_backbone(model, file)
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
+        return model.to(self.device).eval()
 
     @torch.no_grad()
     def __call__(self, pred, gt, crop_border: int = 0) -> float:
